@@ -1,0 +1,526 @@
+/* HS256 access tokens through libjwt 1.10. A process-wide key set (one
+ * signing key plus older keys still accepted) is picked by the `kid` header.
+ * Expiry is checked here; revocation (denylist) and roles are left to callers. */
+#include "auth/auth.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KID_MAX 64
+#define TOKEN_MAX 4096 /* anything longer is not one of ours */
+#define HEAD_MAX 512   /* encoded header segment */
+#define SIG_LEN 43     /* base64url of a 32-byte HMAC-SHA256 */
+
+typedef struct {
+    char kid[KID_MAX + 1];
+    unsigned char *secret;
+    size_t len;
+} key;
+
+/* keys[0] signs; every key verifies. Written only by init/cleanup. */
+static pthread_rwlock_t keys_lock = PTHREAD_RWLOCK_INITIALIZER;
+static key *keys;
+static size_t nkeys;
+
+/* ---- key set --------------------------------------------------------- */
+
+/* A kid goes into JSON unescaped, so keep it to [A-Za-z0-9._-]{1,64}. */
+static int kid_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > KID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void keys_free(key *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (set[i].secret != NULL)
+            explicit_bzero(set[i].secret, set[i].len);
+        free(set[i].secret);
+    }
+    free(set);
+}
+
+/* Appends (kid, secret) to set[*n]; 0, TK_EINVAL or TK_ENOMEM. */
+static int key_add(key *set, size_t *n, const char *kid, size_t kidlen, const char *secret,
+                   size_t len)
+{
+    if (!kid_ok(kid, kidlen) || len == 0 || len > INT_MAX)
+        return TK_EINVAL;
+    for (size_t i = 0; i < *n; i++) {
+        if (strlen(set[i].kid) == kidlen && memcmp(set[i].kid, kid, kidlen) == 0)
+            return TK_EINVAL; /* two keys under one kid would be ambiguous */
+    }
+    set[*n].secret = malloc(len);
+    if (set[*n].secret == NULL)
+        return TK_ENOMEM;
+    memcpy(set[*n].secret, secret, len);
+    set[*n].len = len;
+    memcpy(set[*n].kid, kid, kidlen);
+    set[*n].kid[kidlen] = '\0';
+    (*n)++;
+    return 0;
+}
+
+/* Also accepts being called again: the new set replaces the old one. */
+int tk_auth_keys_init(const char *kid, const char *secret, const char *previous)
+{
+    key *set = NULL;
+    size_t n = 0;
+    size_t cap = 1;
+    int rc = TK_EINVAL;
+
+    if (kid == NULL || secret == NULL)
+        goto fail;
+    if (previous != NULL && previous[0] != '\0') {
+        cap++;
+        for (const char *p = previous; *p != '\0'; p++)
+            cap += (*p == ',');
+    }
+    set = calloc(cap, sizeof(*set));
+    if (set == NULL) {
+        rc = TK_ENOMEM;
+        goto fail;
+    }
+    rc = key_add(set, &n, kid, strlen(kid), secret, strlen(secret));
+    if (rc != 0)
+        goto fail;
+    if (previous != NULL && previous[0] != '\0') {
+        const char *p = previous;
+        for (;;) {
+            const char *end = strchr(p, ',');
+            if (end == NULL)
+                end = p + strlen(p);
+            const char *colon = memchr(p, ':', (size_t)(end - p));
+            if (colon == NULL) {
+                rc = TK_EINVAL;
+                goto fail;
+            }
+            rc = key_add(set, &n, p, (size_t)(colon - p), colon + 1, (size_t)(end - colon - 1));
+            if (rc != 0)
+                goto fail;
+            if (*end == '\0')
+                break;
+            p = end + 1; /* a trailing comma leaves an empty entry: EINVAL */
+        }
+    }
+
+    pthread_rwlock_wrlock(&keys_lock);
+    key *old = keys;
+    size_t nold = nkeys;
+    keys = set;
+    nkeys = n;
+    pthread_rwlock_unlock(&keys_lock);
+    keys_free(old, nold);
+    return 0;
+fail:
+    if (set != NULL)
+        keys_free(set, n);
+    return rc;
+}
+
+void tk_auth_keys_cleanup(void)
+{
+    pthread_rwlock_wrlock(&keys_lock);
+    key *old = keys;
+    size_t nold = nkeys;
+    keys = NULL;
+    nkeys = 0;
+    pthread_rwlock_unlock(&keys_lock);
+    if (old != NULL)
+        keys_free(old, nold);
+}
+
+/* Caller holds keys_lock. */
+static const key *key_find(const char *kid)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        if (strcmp(keys[i].kid, kid) == 0)
+            return &keys[i];
+    }
+    return NULL;
+}
+
+/* ---- header pre-parse ------------------------------------------------ */
+/* libjwt 1.10 wants the key before it has read the header, so the header is
+ * read here first, strictly: a flat JSON object with "alg" and "kid" exactly
+ * once. What libjwt later makes of it is cross-checked against this. */
+
+static int b64url_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes unpadded base64url; returns the length or -1. out holds n*3/4. */
+static long b64url_decode(const char *in, size_t n, unsigned char *out)
+{
+    unsigned long acc = 0;
+    int bits = 0;
+    long len = 0;
+
+    if (n % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_val((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6 | (unsigned long)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[len++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if ((acc & ((1ul << bits) - 1)) != 0)
+        return -1; /* non-canonical trailing bits */
+    return len;
+}
+
+typedef struct {
+    const char *p;
+    const char *end;
+} cur;
+
+static void ws(cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads a JSON string. With out, decodes it (ASCII only, < cap bytes). */
+static int jstr(cur *c, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    if (c->p >= c->end || *c->p != '"')
+        return -1;
+    c->p++;
+    while (c->p < c->end) {
+        unsigned ch = (unsigned char)*c->p++;
+        if (ch == '"') {
+            if (out != NULL)
+                out[n] = '\0';
+            return 0;
+        }
+        if (ch < 0x20)
+            return -1;
+        if (ch == '\\') {
+            if (c->p >= c->end)
+                return -1;
+            char e = *c->p++;
+            switch (e) {
+            case '"':
+            case '\\':
+            case '/':
+                ch = (unsigned char)e;
+                break;
+            case 'b':
+                ch = '\b';
+                break;
+            case 'f':
+                ch = '\f';
+                break;
+            case 'n':
+                ch = '\n';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case 't':
+                ch = '\t';
+                break;
+            case 'u':
+                if (c->end - c->p < 4)
+                    return -1;
+                ch = 0;
+                for (int i = 0; i < 4; i++) {
+                    int h = hexval(*c->p++);
+                    if (h < 0)
+                        return -1;
+                    ch = ch << 4 | (unsigned)h;
+                }
+                break;
+            default:
+                return -1;
+            }
+        }
+        if (out != NULL) {
+            if (ch == 0 || ch >= 0x80 || n + 1 >= cap)
+                return -1;
+            out[n++] = (char)ch;
+        }
+    }
+    return -1;
+}
+
+/* Skips a scalar value; objects and arrays have no place in our header. */
+static int jskip(cur *c)
+{
+    const char *start = c->p;
+
+    if (c->p < c->end && *c->p == '"')
+        return jstr(c, NULL, 0);
+    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || (*c->p >= 'a' && *c->p <= 'z') ||
+                             *c->p == '-' || *c->p == '+' || *c->p == '.' || *c->p == 'E'))
+        c->p++;
+    return c->p > start ? 0 : -1;
+}
+
+/* Is the raw (unescaped) string at c->p exactly "name"? */
+static int jkey_is(const cur *c, const char *name)
+{
+    size_t n = strlen(name);
+    return c->end - c->p >= (long)n + 2 && c->p[0] == '"' && memcmp(c->p + 1, name, n) == 0 &&
+           c->p[n + 1] == '"';
+}
+
+static int head_parse(const char *json, size_t len, char *alg, size_t alen, char *kid, size_t klen)
+{
+    cur c = {json, json + len};
+    int seen_alg = 0;
+    int seen_kid = 0;
+
+    ws(&c);
+    if (c.p >= c.end || *c.p++ != '{')
+        return -1;
+    ws(&c);
+    if (c.p < c.end && *c.p == '}') {
+        c.p++;
+        goto end;
+    }
+    for (;;) {
+        int is_alg;
+        int is_kid;
+        ws(&c);
+        is_alg = jkey_is(&c, "alg");
+        is_kid = jkey_is(&c, "kid");
+        if (jstr(&c, NULL, 0) != 0)
+            return -1;
+        ws(&c);
+        if (c.p >= c.end || *c.p++ != ':')
+            return -1;
+        ws(&c);
+        if (is_alg) {
+            if (seen_alg++ || jstr(&c, alg, alen) != 0)
+                return -1;
+        } else if (is_kid) {
+            if (seen_kid++ || jstr(&c, kid, klen) != 0)
+                return -1;
+        } else if (jskip(&c) != 0) {
+            return -1;
+        }
+        ws(&c);
+        if (c.p >= c.end)
+            return -1;
+        if (*c.p == ',') {
+            c.p++;
+            continue;
+        }
+        if (*c.p++ != '}')
+            return -1;
+        break;
+    }
+end:
+    ws(&c);
+    return (c.p == c.end && seen_alg && seen_kid) ? 0 : -1;
+}
+
+/* Checks the token's shape (three base64url segments, a 43-char signature)
+ * and reads the header: alg must be "HS256"; the kid goes to kid[]. */
+static int head_kid(const char *token, char kid[KID_MAX + 1])
+{
+    unsigned char json[HEAD_MAX * 3 / 4 + 1];
+    char alg[16];
+    const char *dot[2] = {NULL, NULL};
+    size_t ndots = 0;
+    size_t len = strnlen(token, TOKEN_MAX + 1);
+    long jlen;
+
+    if (len > TOKEN_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (token[i] == '.') {
+            if (ndots == 2)
+                return -1;
+            dot[ndots++] = token + i;
+        } else if (b64url_val((unsigned char)token[i]) < 0) {
+            return -1;
+        }
+    }
+    if (ndots != 2 || dot[0] == token || dot[1] == dot[0] + 1 ||
+        token + len - dot[1] - 1 != SIG_LEN)
+        return -1;
+    if ((size_t)(dot[0] - token) > HEAD_MAX)
+        return -1;
+    jlen = b64url_decode(token, (size_t)(dot[0] - token), json);
+    if (jlen <= 0)
+        return -1;
+    if (head_parse((const char *)json, (size_t)jlen, alg, sizeof(alg), kid, KID_MAX + 1) != 0)
+        return -1;
+    if (strcmp(alg, "HS256") != 0 || !kid_ok(kid, strlen(kid)))
+        return -1;
+    return 0;
+}
+
+/* ---- sign / verify --------------------------------------------------- */
+
+/* Copies a non-empty string that fits (with its NUL) into dst[cap]. */
+static int field_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n;
+
+    if (src == NULL)
+        return -1;
+    n = strnlen(src, cap);
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int grant_int(jwt_t *jwt, const char *name, int64_t *out)
+{
+    long v;
+
+    errno = 0;
+    v = jwt_get_grant_int(jwt, name);
+    if (errno != 0 || v <= 0)
+        return -1; /* missing, or not a positive integer (libjwt gives 0) */
+    *out = v;
+    return 0;
+}
+
+int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ttl, char **token,
+                     tk_auth_claims *claims)
+{
+    tk_auth_claims c;
+    jwt_t *jwt = NULL;
+    char *out = NULL;
+    int locked = 0;
+    int rc = TK_EINVAL;
+    int64_t now = (int64_t)time(NULL);
+
+    memset(&c, 0, sizeof(c));
+    if (token == NULL)
+        goto fail;
+    *token = NULL;
+    if (field_copy(c.sub, sizeof(c.sub), sub) != 0 ||
+        field_copy(c.role, sizeof(c.role), role) != 0 || ttl <= 0 || ttl > LONG_MAX - now)
+        goto fail;
+    c.iat = now;
+    c.exp = now + ttl;
+    rc = tk_auth_uuid_v4(c.jti, sizeof(c.jti));
+    if (rc != 0)
+        goto fail;
+
+    rc = TK_ENOMEM;
+    if (jwt_new(&jwt) != 0)
+        goto fail;
+    pthread_rwlock_rdlock(&keys_lock);
+    locked = 1;
+    if (nkeys == 0) {
+        rc = TK_EINVAL; /* tk_auth_keys_init was not called */
+        goto fail;
+    }
+    /* jwt_set_alg copies the key, so the lock can go right after. */
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, keys[0].secret, (int)keys[0].len) != 0 ||
+        jwt_add_header(jwt, "kid", keys[0].kid) != 0)
+        goto fail;
+    pthread_rwlock_unlock(&keys_lock);
+    locked = 0;
+    if (jwt_add_grant(jwt, "sub", c.sub) != 0 || jwt_add_grant(jwt, "role", c.role) != 0 ||
+        jwt_add_grant(jwt, "jti", c.jti) != 0 || jwt_add_grant_int(jwt, "iat", (long)c.iat) != 0 ||
+        jwt_add_grant_int(jwt, "exp", (long)c.exp) != 0)
+        goto fail;
+    out = jwt_encode_str(jwt); /* plain malloc in 1.10: free() works */
+    if (out == NULL)
+        goto fail;
+    *token = out;
+    if (claims != NULL)
+        *claims = c;
+    rc = 0;
+fail:
+    if (locked)
+        pthread_rwlock_unlock(&keys_lock);
+    jwt_free(jwt);
+    return rc;
+}
+
+int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims)
+{
+    char kid[KID_MAX + 1];
+    tk_auth_claims c;
+    jwt_t *jwt = NULL;
+    const key *k;
+    const char *hkid;
+    int locked = 0;
+    int rc = TK_EAUTH;
+
+    memset(&c, 0, sizeof(c));
+    if (claims != NULL)
+        memset(claims, 0, sizeof(*claims));
+    if (token == NULL || head_kid(token, kid) != 0)
+        goto fail;
+    pthread_rwlock_rdlock(&keys_lock);
+    locked = 1;
+    k = key_find(kid);
+    if (k == NULL)
+        goto fail;
+    if (jwt_decode(&jwt, token, k->secret, (int)k->len) != 0)
+        goto fail;
+    pthread_rwlock_unlock(&keys_lock);
+    locked = 0;
+
+    /* Trust libjwt's reading of the header only where it agrees with ours. */
+    hkid = jwt_get_header(jwt, "kid");
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256 || hkid == NULL || strcmp(hkid, kid) != 0)
+        goto fail;
+    if (field_copy(c.sub, sizeof(c.sub), jwt_get_grant(jwt, "sub")) != 0 ||
+        field_copy(c.role, sizeof(c.role), jwt_get_grant(jwt, "role")) != 0 ||
+        field_copy(c.jti, sizeof(c.jti), jwt_get_grant(jwt, "jti")) != 0 ||
+        grant_int(jwt, "iat", &c.iat) != 0 || grant_int(jwt, "exp", &c.exp) != 0)
+        goto fail;
+    if (c.exp <= now || c.iat > c.exp)
+        goto fail;
+    if (claims != NULL)
+        *claims = c;
+    rc = 0;
+fail:
+    if (locked)
+        pthread_rwlock_unlock(&keys_lock);
+    jwt_free(jwt);
+    return rc;
+}

@@ -1,0 +1,131 @@
+/* Random bytes (getrandom(2)), base64url tokens, v4 UUIDs, SHA-256 hex
+ * (OpenSSL EVP) and constant-time comparison. Storage of tokens (hashed) is
+ * the database layer's business. */
+#include "auth/auth.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define TOKEN_BYTES 32
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char hexdig[] = "0123456789abcdef";
+
+int tk_auth_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    if (buf == NULL && n > 0)
+        return TK_EINVAL;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return TK_EIO;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Encodes n bytes as unpadded base64url into out (room for 4*ceil(n/3)+1). */
+static void b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t i = 0;
+
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        *out++ = b64url[v >> 18 & 63];
+        *out++ = b64url[v >> 12 & 63];
+        *out++ = b64url[v >> 6 & 63];
+        *out++ = b64url[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned)in[i] << 16;
+        *out++ = b64url[v >> 18 & 63];
+        *out++ = b64url[v >> 12 & 63];
+    } else if (n - i == 2) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
+        *out++ = b64url[v >> 18 & 63];
+        *out++ = b64url[v >> 12 & 63];
+        *out++ = b64url[v >> 6 & 63];
+    }
+    *out = '\0';
+}
+
+int tk_auth_random_token(char *out, size_t outlen)
+{
+    unsigned char raw[TOKEN_BYTES];
+    int rc;
+
+    if (out == NULL || outlen <= TK_AUTH_TOKEN_LEN)
+        return TK_EINVAL;
+    rc = tk_auth_random_bytes(raw, sizeof(raw));
+    if (rc != 0)
+        goto fail;
+    b64url_encode(raw, sizeof(raw), out);
+fail:
+    explicit_bzero(raw, sizeof(raw));
+    return rc;
+}
+
+int tk_auth_uuid_v4(char *out, size_t outlen)
+{
+    unsigned char b[16];
+    char *p = out;
+    int rc;
+
+    if (out == NULL || outlen <= TK_AUTH_UUID_LEN)
+        return TK_EINVAL;
+    rc = tk_auth_random_bytes(b, sizeof(b));
+    if (rc != 0)
+        return rc;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hexdig[b[i] >> 4];
+        *p++ = hexdig[b[i] & 15];
+    }
+    *p = '\0';
+    return 0;
+}
+
+/* When EVP_Digest fails (allocation) or data is NULL with len > 0, out is
+ * left as the empty string. */
+void tk_auth_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const unsigned char empty[1];
+
+    out[0] = '\0';
+    if (data == NULL && len > 0)
+        return;
+    if (data == NULL)
+        data = empty; /* EVP wants a pointer even for len 0 */
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return;
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hexdig[md[i] >> 4];
+        out[2 * i + 1] = hexdig[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int tk_auth_ct_equal(const void *a, const void *b, size_t n)
+{
+    const volatile unsigned char *x = a;
+    const volatile unsigned char *y = b;
+    unsigned char diff = 0;
+
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(x[i] ^ y[i]);
+    /* Map 0 -> 1 and 1..255 -> 0 without a data-dependent branch. */
+    return (int)(1 & (((unsigned)diff - 1) >> 8));
+}

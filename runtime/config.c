@@ -1,0 +1,233 @@
+/* Environment parsing: defaults, range checks, one clear error per bad value. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth.h"
+#include "obs/log.h"
+
+static int get_int(const char *name, long long def, long long min, long long max, long long *out,
+                   char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        *out = def;
+        return TK_OK;
+    }
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        tk_errf(err, errlen, "%s must be an integer between %lld and %lld (got \"%s\")", name,
+                min, max, v);
+        return TK_ECONFIG;
+    }
+    *out = n;
+    return TK_OK;
+}
+
+static int get_str(const char *name, const char *def, char **out)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        v = def;
+    if (v == NULL) {
+        *out = NULL;
+        return TK_OK;
+    }
+    *out = strdup(v);
+    return *out ? TK_OK : TK_ENOMEM;
+}
+
+static int get_bool(const char *name, int *out, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (v == NULL || *v == '\0')
+        return TK_OK;
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
+        !strcasecmp(v, "yes")) {
+        *out = 1;
+        return TK_OK;
+    }
+    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
+        !strcasecmp(v, "no"))
+        return TK_OK;
+    tk_errf(err, errlen, "%s must be on/off, true/false or 1/0 (got \"%s\")", name, v);
+    return TK_ECONFIG;
+}
+
+int tk_config_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || s[0] == '-')
+        return TK_EINVAL;
+    unsigned long long mul = 1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "b"))
+        mul = 1;
+    else if (!strcasecmp(end, "kb") || !strcasecmp(end, "k"))
+        mul = 1024;
+    else if (!strcasecmp(end, "mb") || !strcasecmp(end, "m"))
+        mul = 1024 * 1024;
+    else
+        return TK_EINVAL;
+    if (n == 0 || n > (1ULL << 30) / mul)
+        return TK_EINVAL;
+    *out = (size_t)(n * mul);
+    return TK_OK;
+}
+
+#define INT_VAR(field, name, def, min, max)                                                        \
+    do {                                                                                           \
+        long long v_;                                                                              \
+        rc = get_int(name, def, min, max, &v_, err, errlen);                                       \
+        if (rc)                                                                                    \
+            goto fail;                                                                             \
+        cfg->field = v_;                                                       \
+    } while (0)
+
+#define STR_VAR(field, name, def)                                                                  \
+    do {                                                                                           \
+        rc = get_str(name, def, &cfg->field);                                                      \
+        if (rc)                                                                                    \
+            goto fail;                                                                             \
+    } while (0)
+
+int tk_config_load(tk_config *cfg, char *err, size_t errlen)
+{
+    int rc;
+    memset(cfg, 0, sizeof *cfg);
+
+    const char *env = getenv("TASKAPI_ENV");
+    cfg->production = env && strcmp(env, "production") == 0;
+
+    INT_VAR(port, "PORT", 8080, 1, 65535);
+    INT_VAR(workers, "WORKERS", 16, 1, 1024);
+    STR_VAR(database_url, "DATABASE_URL", NULL);
+    INT_VAR(db_pool_size, "DB_POOL_SIZE", 20, 1, 1000);
+    INT_VAR(db_pool_timeout_ms, "DB_POOL_TIMEOUT_MS", 5000, 10, 600000);
+    STR_VAR(redis_url, "REDIS_URL", NULL);
+    STR_VAR(jwt_key_id, "JWT_KEY_ID", "k1");
+    STR_VAR(jwt_previous_keys, "JWT_PREVIOUS_KEYS", NULL);
+    INT_VAR(access_token_ttl, "ACCESS_TOKEN_TTL", 900, 10, 86400);
+    INT_VAR(refresh_token_ttl, "REFRESH_TOKEN_TTL", 30 * 86400, 60, 365LL * 86400);
+    STR_VAR(cors_origins, "CORS_ORIGINS", NULL);
+    STR_VAR(smtp_url, "SMTP_URL", NULL);
+    STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
+    STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
+    STR_VAR(plugins_dir, "PLUGINS_DIR", "plugins");
+    STR_VAR(migrations_dir, "MIGRATIONS_DIR", "migrations");
+    INT_VAR(ws_port, "WS_PORT", 8081, 1, 65535);
+    INT_VAR(rate_limit_per_min, "RATE_LIMIT_PER_MIN", 100, 1, 2000000000);
+    INT_VAR(auth_rate_limit_per_min, "AUTH_RATE_LIMIT_PER_MIN", 10, 1, 2000000000);
+    INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);
+    INT_VAR(job_poll_ms, "JOB_POLL_MS", 500, 10, 60000);
+    rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
+    if (rc)
+        goto fail;
+
+    const char *bl = getenv("BODY_LIMIT");
+    cfg->body_limit = 1024 * 1024;
+    if (bl && *bl && tk_config_parse_size(bl, &cfg->body_limit) != TK_OK) {
+        tk_errf(err, errlen, "BODY_LIMIT must be a size such as 1048576, 512kb or 1mb (got \"%s\")",
+                bl);
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+
+    const char *ll = getenv("LOG_LEVEL");
+    tk_log_level lvl = TK_LOG_INFO;
+    if (ll && *ll && tk_log_level_parse(ll, &lvl) != TK_OK) {
+        tk_errf(err, errlen, "LOG_LEVEL must be debug, info, warn or error (got \"%s\")", ll);
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+    cfg->log_level = (int)lvl;
+    const char *lf = getenv("LOG_FORMAT");
+    if (lf && *lf && strcmp(lf, "json") && strcmp(lf, "text")) {
+        tk_errf(err, errlen, "LOG_FORMAT must be json or text (got \"%s\")", lf);
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+    cfg->log_json = lf && strcmp(lf, "json") == 0;
+
+    char base[64];
+    snprintf(base, sizeof base, "http://localhost:%d", cfg->port);
+    STR_VAR(app_base_url, "APP_BASE_URL", base);
+    size_t bl_len = strlen(cfg->app_base_url);
+    while (bl_len > 0 && cfg->app_base_url[bl_len - 1] == '/')
+        cfg->app_base_url[--bl_len] = '\0';
+
+    const char *secret = getenv("JWT_SECRET");
+    if (secret && *secret) {
+        if (strlen(secret) < 16) {
+            tk_errf(err, errlen, "JWT_SECRET must be at least 16 characters");
+            rc = TK_ECONFIG;
+            goto fail;
+        }
+        cfg->jwt_secret = strdup(secret);
+    } else if (cfg->production) {
+        tk_errf(err, errlen, "JWT_SECRET is required when TASKAPI_ENV=production");
+        rc = TK_ECONFIG;
+        goto fail;
+    } else {
+        cfg->jwt_secret = malloc(TK_AUTH_TOKEN_LEN + 1);
+        if (cfg->jwt_secret &&
+            tk_auth_random_token(cfg->jwt_secret, TK_AUTH_TOKEN_LEN + 1) != TK_OK) {
+            tk_errf(err, errlen, "JWT_SECRET: could not generate a random secret");
+            rc = TK_EIO;
+            goto fail;
+        }
+        cfg->jwt_secret_generated = 1;
+    }
+    if (cfg->jwt_secret == NULL) {
+        rc = TK_ENOMEM;
+        goto fail;
+    }
+    return TK_OK;
+fail:
+    if (rc == TK_ENOMEM)
+        tk_errf(err, errlen, "out of memory reading the configuration");
+    tk_config_cleanup(cfg);
+    return rc;
+}
+
+void tk_config_cleanup(tk_config *cfg)
+{
+    char **strs[] = {&cfg->database_url, &cfg->redis_url,   &cfg->jwt_secret,
+                     &cfg->jwt_key_id,   &cfg->jwt_previous_keys, &cfg->cors_origins,
+                     &cfg->smtp_url,     &cfg->mail_from,   &cfg->app_base_url,
+                     &cfg->scripts_dir,  &cfg->plugins_dir, &cfg->migrations_dir};
+    for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
+        free(*strs[i]);
+        *strs[i] = NULL;
+    }
+}
+
+int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
+{
+    if (cfg->cors_origins == NULL || origin == NULL || *origin == '\0')
+        return 0;
+    size_t olen = strlen(origin);
+    const char *p = cfg->cors_origins;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        while (end > start && isspace((unsigned char)end[-1]))
+            end--;
+        if ((size_t)(end - start) == olen && strncmp(start, origin, olen) == 0)
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,686 @@
+/* libmicrohttpd front end and the Lua worker pool.
+ *
+ * One MHD polling thread parses requests. For each request the access
+ * handler is called (1) with the headers, (2) with each body chunk and (3)
+ * once the body is complete; at (3) the C checks run and either a response
+ * is queued at once or the connection is suspended and the request queued
+ * for a worker. The worker builds the response and resumes the connection;
+ * MHD then calls the handler again (4), which queues the response. */
+#include "http/server.h"
+
+#include <lauxlib.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "http/router.h"
+#include "lua/bindings.h"
+#include "lua/vm.h"
+#include "obs/log.h"
+
+typedef struct {
+    char *name, *value;
+} kv;
+
+typedef struct {
+    kv *items;
+    int n, cap;
+} kv_list;
+
+typedef struct tk_req {
+    tk_server *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char *path;
+    char rid[132];
+    char *body;
+    size_t body_len, body_cap;
+    int too_large;
+    int queued;  /* handed to a worker; waiting for its response */
+    int started; /* the first call of the access handler is done */
+    struct MHD_Response *resp;
+    unsigned status;
+    tk_route_match match;
+    tk_auth_claims claims;
+    int has_user;
+    kv_list headers, query;
+    char *origin;
+    struct timespec t0;
+    struct tk_req *next;
+} tk_req;
+
+typedef struct {
+    tk_server *srv;
+    int id;
+    pthread_t thread;
+    tk_lua_vm *vm;
+} worker;
+
+struct tk_server {
+    const tk_config *cfg;
+    tk_db_pool *pool;
+    struct MHD_Daemon *daemon;
+    tk_router *router;
+    worker *workers;
+    int nworkers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tk_req *head, *tail;
+    int stopping;
+    atomic_int in_flight;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void kv_list_free(kv_list *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->items[i].name);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+static int kv_list_add(kv_list *l, const char *name, const char *value)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        kv *ni = realloc(l->items, (size_t)cap * sizeof *ni);
+        if (ni == NULL)
+            return TK_ENOMEM;
+        l->items = ni;
+        l->cap = cap;
+    }
+    char *n = strdup(name), *v = strdup(value ? value : "");
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return TK_ENOMEM;
+    }
+    l->items[l->n].name = n;
+    l->items[l->n].value = v;
+    l->n++;
+    return TK_OK;
+}
+
+static const char *kv_get(const kv_list *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcasecmp(l->items[i].name, name) == 0)
+            return l->items[i].value;
+    return NULL;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    tk_req *r = cls;
+    if (kv_list_add(&r->headers, key, value) != TK_OK)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    tk_req *r = cls;
+    if (kv_list_add(&r->query, key, value) != TK_OK)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+static void req_free(tk_req *r)
+{
+    if (r == NULL)
+        return;
+    free(r->path);
+    free(r->body);
+    free(r->origin);
+    kv_list_free(&r->headers);
+    kv_list_free(&r->query);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    free(r);
+}
+
+static int rid_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return n >= 1 && n <= 128;
+}
+
+static const char *const security_headers[][2] = {
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Strict-Transport-Security", "max-age=15552000; includeSubDomains"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cross-Origin-Opener-Policy", "same-origin"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"X-DNS-Prefetch-Control", "off"},
+    {"X-Permitted-Cross-Domain-Policies", "none"},
+};
+
+/* Adds the headers every answer carries. */
+static void add_common_headers(tk_req *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++)
+        MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    if (r->origin && tk_config_origin_allowed(r->srv->cfg, r->origin)) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, ETag, Location, RateLimit-Limit, "
+                                "RateLimit-Remaining, RateLimit-Reset, Retry-After, "
+                                "Idempotent-Replayed");
+    }
+    if (r->srv->cfg->cors_origins)
+        MHD_add_response_header(resp, "Vary", "Origin");
+}
+
+/* Builds a response owning a copy of body. Never NULL unless out of memory. */
+static struct MHD_Response *make_response(tk_req *r, const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL)
+        return NULL;
+    if (len > 0)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json; charset=utf-8");
+    add_common_headers(r, resp);
+    return resp;
+}
+
+static void set_error(tk_req *r, unsigned status, const char *code, const char *message)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                     message);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    r->resp = make_response(r, body, (size_t)n);
+    r->status = status;
+}
+
+static enum MHD_Result queue(tk_req *r)
+{
+    if (r->resp == NULL)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    return MHD_queue_response(r->conn, r->status, r->resp);
+}
+
+/* ---- the worker side ---------------------------------------------------- */
+
+static void push_kv_table(lua_State *L, const kv_list *l, int lower)
+{
+    lua_createtable(L, 0, l->n);
+    for (int i = 0; i < l->n; i++) {
+        if (lower) {
+            char name[128];
+            size_t k = 0;
+            for (; l->items[i].name[k] && k < sizeof name - 1; k++) {
+                char c = l->items[i].name[k];
+                name[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            name[k] = '\0';
+            lua_pushstring(L, name);
+        } else {
+            lua_pushstring(L, l->items[i].name);
+        }
+        lua_pushstring(L, l->items[i].value);
+        lua_rawset(L, -3);
+    }
+}
+
+/* Pushes the request table the dispatcher gets. */
+static void push_request(lua_State *L, tk_req *r, int worker_id)
+{
+    lua_createtable(L, 0, 14);
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, r->match.pattern);
+    lua_setfield(L, -2, "pattern");
+    lua_pushstring(L, r->rid);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, worker_id);
+    lua_setfield(L, -2, "worker");
+    lua_createtable(L, 0, r->match.nparams);
+    for (int i = 0; i < r->match.nparams; i++) {
+        lua_pushstring(L, r->match.values[i]);
+        lua_setfield(L, -2, r->match.names[i]);
+    }
+    lua_setfield(L, -2, "params");
+    push_kv_table(L, &r->query, 0);
+    lua_setfield(L, -2, "query");
+    push_kv_table(L, &r->headers, 1);
+    lua_setfield(L, -2, "headers");
+    if (r->body_len > 0) {
+        lua_pushlstring(L, r->body, r->body_len);
+        lua_setfield(L, -2, "body_raw");
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        char ip[64] = "";
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+        lua_pushstring(L, ip);
+        lua_setfield(L, -2, "ip");
+    }
+    if (r->has_user) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, r->claims.sub);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, r->claims.role);
+        lua_setfield(L, -2, "role");
+        lua_pushstring(L, r->claims.jti);
+        lua_setfield(L, -2, "jti");
+        lua_pushinteger(L, (lua_Integer)r->claims.exp);
+        lua_setfield(L, -2, "exp");
+        lua_setfield(L, -2, "user");
+    }
+}
+
+/* Runs the dispatcher for r on this worker's VM and stores the response. */
+static void run_request(worker *w, tk_req *r)
+{
+    lua_State *L = tk_lua_vm_state(w->vm);
+    tk_lua_ctx *ctx = tk_lua_vm_ctx(w->vm);
+    ctx->request_id = r->rid;
+    ctx->queries = 0;
+    lua_settop(L, 0);
+    tk_lua_vm_push_dispatch(w->vm);       /* +1 dispatch */
+    lua_pushinteger(L, r->match.id);      /* +1 route index */
+    push_request(L, r, w->id);            /* +1 request */
+    int st = lua_pcall(L, 2, 3, 0);       /* -3 +3 status, body, headers */
+    if (st != LUA_OK) {
+        tk_log(TK_LOG_ERROR, r->rid, "dispatcher failed: %s", lua_tostring(L, -1));
+        set_error(r, 500, "internal", "internal server error");
+        goto done;
+    }
+    lua_Integer status = lua_tointeger(L, 1);
+    if (status < 100 || status > 599) {
+        tk_log(TK_LOG_ERROR, r->rid, "dispatcher returned a bad status");
+        set_error(r, 500, "internal", "internal server error");
+        goto done;
+    }
+    size_t len = 0;
+    const char *body = lua_tolstring(L, 2, &len);
+    if (body == NULL || status == 204 || status == 304)
+        len = 0;
+    r->resp = make_response(r, body ? body : "", len);
+    r->status = (unsigned)status;
+    if (r->resp && lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+                if (strcasecmp(k, "content-type") == 0)
+                    MHD_del_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                            "application/json; charset=utf-8");
+                MHD_add_response_header(r->resp, k, v);
+            }
+            lua_pop(L, 1);
+        }
+    }
+done:
+    lua_settop(L, 0);
+    ctx->request_id = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    tk_server *s = w->srv;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        tk_req *r = s->head;
+        if (r == NULL) { /* stopping and nothing left */
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        s->head = r->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_request(w, r);
+        MHD_resume_connection(r->conn);
+    }
+    return NULL;
+}
+
+static void enqueue(tk_server *s, tk_req *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = r;
+    else
+        s->head = r;
+    s->tail = r;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the MHD side ------------------------------------------------------- */
+
+static int content_type_json(const char *ct)
+{
+    if (ct == NULL)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Verifies the bearer token. Returns 0 with the claims, or an error text. */
+static const char *check_auth(tk_req *r)
+{
+    const char *h = kv_get(&r->headers, "Authorization");
+    if (h == NULL)
+        return "missing access token";
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return "malformed Authorization header";
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    time_t now = time(NULL);
+    if (tk_auth_jwt_verify(tok, (int64_t)now, &r->claims) != TK_OK)
+        return "invalid or expired access token";
+    if (tk_auth_deny_check(r->claims.jti, (int64_t)now))
+        return "access token has been revoked";
+    r->has_user = 1;
+    return NULL;
+}
+
+/* The C checks before Lua. Returns 1 when a response is set (answer now),
+ * 0 when the request goes to a worker. */
+static int precheck(tk_server *s, tk_req *r)
+{
+    if (r->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body is larger than %zu bytes", s->cfg->body_limit);
+        set_error(r, 413, "payload_too_large", msg);
+        return 1;
+    }
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        r->status = 204;
+        if (r->resp == NULL)
+            return 1;
+        add_common_headers(r, r->resp);
+        if (r->origin && tk_config_origin_allowed(s->cfg, r->origin)) {
+            MHD_add_response_header(r->resp, "Access-Control-Allow-Methods",
+                                    "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS");
+            MHD_add_response_header(r->resp, "Access-Control-Allow-Headers",
+                                    "Authorization, Content-Type, If-Match, Idempotency-Key, "
+                                    "X-Request-Id");
+            MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
+        }
+        return 1;
+    }
+    char allow[256];
+    int m = tk_router_match(s->router, r->method, r->path, &r->match, allow, sizeof allow);
+    if (m == TK_ENOTFOUND) {
+        set_error(r, 404, "not_found", "no such resource");
+        return 1;
+    }
+    if (m == 1) {
+        set_error(r, 405, "method_not_allowed", "method not allowed on this resource");
+        if (r->resp)
+            MHD_add_response_header(r->resp, "Allow", allow);
+        return 1;
+    }
+    if (r->body_len > 0 && !content_type_json(kv_get(&r->headers, "Content-Type"))) {
+        set_error(r, 415, "unsupported_media_type", "request body must be application/json");
+        return 1;
+    }
+    int auth = r->match.flags;
+    int has_header = kv_get(&r->headers, "Authorization") != NULL;
+    if (auth == TK_ROUTE_AUTH_REQUIRED || (auth == TK_ROUTE_AUTH_OPTIONAL && has_header)) {
+        const char *why = check_auth(r);
+        if (why != NULL) {
+            set_error(r, 401, "unauthorized", why);
+            if (r->resp)
+                MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    tk_server *s = cls;
+    tk_req *r = *con_cls;
+
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = s;
+        r->conn = conn;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        r->path = strdup(url);
+        if (r->path == NULL)
+            return MHD_NO;
+        if (MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r) < 0)
+            return MHD_NO;
+        const char *rid = kv_get(&r->headers, "X-Request-Id");
+        if (rid && rid_ok(rid)) {
+            snprintf(r->rid, sizeof r->rid, "%s", rid);
+        } else if (tk_auth_uuid_v4(r->rid, sizeof r->rid) != TK_OK) {
+            snprintf(r->rid, sizeof r->rid, "unknown");
+        }
+        const char *origin = kv_get(&r->headers, "Origin");
+        if (origin)
+            r->origin = strdup(origin);
+        const char *cl = kv_get(&r->headers, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->cfg->body_limit)
+            r->too_large = 1;
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->body_len + n > s->cfg->body_limit) {
+            r->too_large = 1;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 4096;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (nb == NULL)
+                return MHD_NO;
+            r->body = nb;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+        return MHD_YES;
+    }
+
+    if (r->queued) /* (4): the worker resumed us */
+        return queue(r);
+
+    if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, r) < 0)
+        return MHD_NO;
+    if (precheck(s, r))
+        return queue(r);
+
+    r->queued = 1;
+    atomic_fetch_add(&s->in_flight, 1);
+    MHD_suspend_connection(conn);
+    enqueue(s, r);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    tk_server *s = cls;
+    tk_req *r = *con_cls;
+    if (r == NULL)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    tk_log(TK_LOG_INFO, r->rid, "%s %s %u %.1fms%s", r->method, r->path, r->status, ms,
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    if (r->queued)
+        atomic_fetch_sub(&s->in_flight, 1);
+    req_free(r);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    tk_log(TK_LOG_DEBUG, NULL, "http: %s", msg);
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, char *err,
+                    size_t errlen)
+{
+    int rc = TK_ENOMEM;
+    tk_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return TK_ENOMEM;
+    s->cfg = cfg;
+    s->pool = pool;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->workers = calloc((size_t)cfg->workers, sizeof *s->workers);
+    if (s->workers == NULL || tk_router_new(&s->router) != TK_OK)
+        goto fail;
+
+    for (int i = 0; i < cfg->workers; i++) {
+        worker *w = &s->workers[i];
+        w->srv = s;
+        w->id = i + 1;
+        rc = tk_lua_vm_new(cfg, pool, w->id, &w->vm, err, errlen);
+        if (rc != TK_OK)
+            goto fail;
+        if (i == 0) {
+            rc = tk_lua_vm_build_router(w->vm, s->router, err, errlen);
+            if (rc != TK_OK)
+                goto fail;
+        } else if (tk_lua_vm_route_count(w->vm) != tk_router_count(s->router)) {
+            tk_errf(err, errlen, "worker %d loaded a different route table", w->id);
+            rc = TK_ELUA;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            tk_errf(err, errlen, "cannot start worker threads");
+            s->stopping = 1;
+            pthread_cond_broadcast(&s->cv);
+            for (int k = 0; k < i; k++)
+                pthread_join(s->workers[k].thread, NULL);
+            s->nworkers = 0;
+            rc = TK_EIO;
+            goto fail;
+        }
+        s->nworkers = i + 1;
+    }
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        tk_errf(err, errlen, "cannot listen on port %d (in use?)", cfg->port);
+        rc = TK_EIO;
+        goto fail;
+    }
+    *out = s;
+    return TK_OK;
+fail:
+    if (rc == TK_ENOMEM)
+        tk_errf(err, errlen, "out of memory starting the server");
+    tk_server_stop(s);
+    return rc;
+}
+
+void tk_server_stop(tk_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon) {
+        /* Stop accepting, then let in-flight requests finish and be sent. */
+        MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+        (void)ls;
+        for (int i = 0; i < 300 && atomic_load(&s->in_flight) > 0; i++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    if (s->workers) {
+        for (int i = 0; i < s->cfg->workers; i++)
+            tk_lua_vm_free(s->workers[i].vm);
+        free(s->workers);
+    }
+    tk_router_free(s->router);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,24 @@
+/* The HTTP server: libmicrohttpd reads requests on its own thread, does the
+ * cheap checks in C (request id, body size, content type, CORS preflight,
+ * route match, JWT), then suspends the connection and hands the request to
+ * a pool of Lua worker threads; a worker runs the route's handler in its own
+ * VM and resumes the connection with the response. */
+#ifndef TK_HTTP_SERVER_H
+#define TK_HTTP_SERVER_H
+
+#include "common.h"
+#include "config.h"
+#include "db/pool.h"
+
+typedef struct tk_server tk_server;
+
+/* Loads the scripts (one VM per worker), builds the route table and starts
+ * listening on cfg->port. Borrows cfg and pool until tk_server_stop. */
+int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, char *err,
+                    size_t errlen) TK_WUR;
+
+/* Stops accepting, lets running requests finish, answers the queued ones,
+ * then frees everything. */
+void tk_server_stop(tk_server *s);
+
+#endif

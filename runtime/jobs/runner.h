@@ -1,0 +1,24 @@
+/* Durable background jobs: rows of the `jobs` table taken one at a time with
+ * FOR UPDATE SKIP LOCKED inside a transaction, so a job is either done and
+ * committed or still pending after a crash (at-least-once). Email jobs are
+ * written to the log until SMTP delivery lands. Failed jobs are retried with
+ * exponential backoff up to max_attempts. */
+#ifndef TK_JOBS_RUNNER_H
+#define TK_JOBS_RUNNER_H
+
+#include "common.h"
+#include "config.h"
+#include "db/pool.h"
+
+typedef struct tk_jobs tk_jobs;
+
+/* Starts the runner thread. Borrows cfg and pool until tk_jobs_stop. */
+int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out) TK_WUR;
+
+/* Stops the thread after the job in hand (if any) is finished. */
+void tk_jobs_stop(tk_jobs *j);
+
+/* Runs due jobs until none is left; returns how many ran (for tests). */
+int tk_jobs_run_due(const tk_config *cfg, tk_db_pool *pool);
+
+#endif

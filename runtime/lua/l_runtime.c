@@ -1,0 +1,184 @@
+/* tk.runtime: facts about the running server for scripts.
+ *   runtime.config()       -> table of the non-secret configuration
+ *   runtime.where(level)   -> "file:line" of a caller (for route tables)
+ *   runtime.list_dir(rel)  -> sorted *.lua names under SCRIPTS_DIR/rel
+ *   runtime.worker()       -> worker number (0 in check mode)
+ *   runtime.request_id()   -> id of the request being served, or nil
+ *   runtime.uptime()       -> seconds since start
+ *   runtime.now_ms()       -> wall clock in milliseconds
+ *   runtime.emit(room, event, json) -> hands an event to the realtime layer
+ *   runtime.traceback(msg [, level]) -> msg with a stack traceback
+ *   runtime.array_mt       -> the metatable that marks JSON arrays
+ *   runtime.version        -> the server version */
+#include <dirent.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "lua/bindings.h"
+#include "lua/vm.h"
+#include "obs/log.h"
+
+static time_t started_at;
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v == NULL)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_runtime_config(lua_State *L)
+{
+    const tk_config *c = tk_lua_ctx_get(L)->cfg;
+    lua_createtable(L, 0, 16);
+    set_int(L, "port", c->port);
+    set_int(L, "workers", c->workers);
+    set_int(L, "access_token_ttl", c->access_token_ttl);
+    set_int(L, "refresh_token_ttl", c->refresh_token_ttl);
+    set_int(L, "body_limit", (lua_Integer)c->body_limit);
+    set_str(L, "app_base_url", c->app_base_url);
+    set_str(L, "mail_from", c->mail_from);
+    set_int(L, "ws_port", c->ws_port);
+    set_int(L, "rate_limit_per_min", c->rate_limit_per_min);
+    set_int(L, "auth_rate_limit_per_min", c->auth_rate_limit_per_min);
+    set_int(L, "bcrypt_cost", c->bcrypt_cost);
+    lua_pushboolean(L, c->require_verified_email);
+    lua_setfield(L, -2, "require_verified_email");
+    lua_pushboolean(L, c->redis_url != NULL);
+    lua_setfield(L, -2, "redis");
+    lua_pushboolean(L, c->production);
+    lua_setfield(L, -2, "production");
+    return 1;
+}
+
+static int l_runtime_where(lua_State *L)
+{
+    int level = (int)luaL_optinteger(L, 1, 2);
+    lua_Debug ar;
+    if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "Sl", &ar) || ar.currentline < 0) {
+        lua_pushliteral(L, "?");
+        return 1;
+    }
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int l_runtime_list_dir(lua_State *L)
+{
+    const char *rel = luaL_checkstring(L, 1);
+    if (strstr(rel, "..") != NULL || rel[0] == '/')
+        return luaL_argerror(L, 1, "must be a path inside the scripts directory");
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    lua_pushfstring(L, "%s/%s", ctx->cfg->scripts_dir, rel); /* +1 */
+    DIR *d = opendir(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_newtable(L); /* +1 result */
+    if (d == NULL)
+        return 1;
+    char *names[512];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < (int)TK_ARRAY_LEN(names)) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && e->d_name[0] != '.' && strcmp(e->d_name + len - 4, ".lua") == 0) {
+            names[n] = strdup(e->d_name);
+            if (names[n] != NULL)
+                n++;
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        free(names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_runtime_traceback(lua_State *L)
+{
+    const char *msg = luaL_optstring(L, 1, "");
+    luaL_traceback(L, L, msg, (int)luaL_optinteger(L, 2, 1));
+    return 1;
+}
+
+static int l_runtime_worker(lua_State *L)
+{
+    lua_pushinteger(L, tk_lua_ctx_get(L)->worker_id);
+    return 1;
+}
+
+static int l_runtime_request_id(lua_State *L)
+{
+    const char *rid = tk_lua_ctx_get(L)->request_id;
+    if (rid)
+        lua_pushstring(L, rid);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int l_runtime_uptime(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)(time(NULL) - started_at));
+    return 1;
+}
+
+static int l_runtime_now_ms(lua_State *L)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    lua_pushinteger(L, (lua_Integer)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    return 1;
+}
+
+/* Until the realtime layer lands, delivered events go to the debug log. */
+static int l_runtime_emit(lua_State *L)
+{
+    const char *room = luaL_checkstring(L, 1);
+    const char *event = luaL_checkstring(L, 2);
+    size_t len;
+    luaL_checklstring(L, 3, &len);
+    tk_log(TK_LOG_DEBUG, tk_lua_ctx_get(L)->request_id, "event %s to %s (%zu bytes)", event,
+           room, len);
+    return 0;
+}
+
+int tk_lua_open_runtime(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"config", l_runtime_config},
+                                   {"where", l_runtime_where},
+                                   {"list_dir", l_runtime_list_dir},
+                                   {"worker", l_runtime_worker},
+                                   {"request_id", l_runtime_request_id},
+                                   {"uptime", l_runtime_uptime},
+                                   {"now_ms", l_runtime_now_ms},
+                                   {"emit", l_runtime_emit},
+                                   {"traceback", l_runtime_traceback},
+                                   {NULL, NULL}};
+    if (started_at == 0)
+        started_at = time(NULL);
+    luaL_newlib(L, fns);
+    luaL_getmetatable(L, TK_JSON_ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+    lua_pushstring(L, TASKAPI_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
+

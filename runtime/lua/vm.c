@@ -1,0 +1,450 @@
+/* VM creation, the sandbox and the script loader. Scripts see only the
+ * functions listed below and the runtime's own modules; they are loaded
+ * as text (never bytecode) with chunk names that carry file:line. */
+#include "lua/vm.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/bindings.h"
+#include "obs/log.h"
+
+#define VM_MEM_LIMIT (256u * 1024 * 1024) /* per VM; a script that needs more is a bug */
+
+struct tk_lua_vm {
+    lua_State *L;
+    tk_lua_ctx ctx;
+    size_t mem_used;
+    int app_ref;
+    int dispatch_ref;
+    int nroutes;
+};
+
+static const char CTX_KEY = 'c';
+
+tk_lua_ctx *tk_lua_ctx_get(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY); /* +1 ctx */
+    tk_lua_ctx *ctx = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ctx;
+}
+
+/* Allocator with a hard cap per VM, so a runaway script fails with "not
+ * enough memory" instead of taking the process down. */
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    tk_lua_vm *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        vm->mem_used -= old;
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > old && vm->mem_used + (nsize - old) > VM_MEM_LIMIT)
+        return NULL;
+    void *np = realloc(ptr, nsize);
+    if (np != NULL)
+        vm->mem_used = vm->mem_used - old + nsize;
+    return np;
+}
+
+/* ---- the loader ------------------------------------------------------- */
+
+/* Reads a whole file; returns malloc'd text (caller frees) or NULL. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) != 0)
+        goto done;
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
+        goto done;
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL)
+        goto done;
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+        goto done;
+    }
+    buf[n] = '\0';
+    *len = (size_t)n;
+done:
+    fclose(f);
+    return buf;
+}
+
+/* Loads `path` as a text chunk named "@path". Pushes the function, or
+ * returns an error status with the message pushed (like luaL_loadfile). */
+static int load_script(lua_State *L, const char *path)
+{
+    size_t len = 0;
+    char *src = read_file(path, &len);
+    if (src == NULL) {
+        lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno)); /* +1 msg */
+        return LUA_ERRFILE;
+    }
+    lua_pushfstring(L, "@%s", path); /* +1 chunk name */
+    int st = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t"); /* +1 fn or msg */
+    free(src);
+    lua_remove(L, -2); /* -1 chunk name */
+    return st;
+}
+
+static int module_name_ok(const char *name)
+{
+    if (*name == '\0' || *name == '.')
+        return 0;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-' || (c == '.' && p[1] != '.' && p[1] != '\0');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* require(name): the runtime's modules first, then SCRIPTS_DIR/<name>.lua
+ * or SCRIPTS_DIR/<name>/init.lua. Upvalue 1: the loaded table. */
+static int l_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, lua_upvalueindex(1), name); /* +1 cached */
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_pop(L, 1);
+    lua_getfield(L, lua_upvalueindex(2), name); /* +1 preload fn */
+    if (lua_isfunction(L, -1)) {
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1); /* +1 module */
+    } else {
+        lua_pop(L, 1);
+        if (!module_name_ok(name))
+            return luaL_error(L, "module '%s' not found: bad module name", name);
+        tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *p = name; *p; p++)
+            luaL_addchar(&b, *p == '.' ? '/' : *p);
+        luaL_pushresult(&b); /* +1 relative path */
+        const char *rel = lua_tostring(L, -1);
+        lua_pushfstring(L, "%s/%s.lua", ctx->cfg->scripts_dir, rel); /* +1 path */
+        FILE *f = fopen(lua_tostring(L, -1), "r");
+        if (f == NULL) {
+            lua_pop(L, 1);
+            lua_pushfstring(L, "%s/%s/init.lua", ctx->cfg->scripts_dir, rel); /* +1 path */
+            f = fopen(lua_tostring(L, -1), "r");
+            if (f == NULL)
+                return luaL_error(L, "module '%s' not found in %s", name, ctx->cfg->scripts_dir);
+        }
+        fclose(f);
+        if (load_script(L, lua_tostring(L, -1)) != LUA_OK) /* +1 fn or msg */
+            return lua_error(L);
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1); /* -fn +1 module */
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, lua_upvalueindex(1), name); /* loaded[name] = module */
+    return 1;
+}
+
+/* load(chunk [, name [, mode [, env]]]) for text only: bytecode could break
+ * out of the sandbox. */
+static int l_load_text(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---- the sandbox ------------------------------------------------------- */
+
+static const char *const base_allowed[] = {
+    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print", "rawequal",
+    "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
+    "xpcall", "_G", "_VERSION", "collectgarbage", "table", "string", "math", "utf8", "coroutine",
+    "os", NULL};
+
+static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (strcmp(*list, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Removes from table at `idx` every string key not in `allowed`. */
+static void keep_only(lua_State *L, int idx, const char *const *allowed)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L); /* +1 doomed keys */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && !in_list(allowed, lua_tostring(L, -1))) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+        }
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_pushnil(L);
+        lua_rawset(L, idx);
+    }
+    lua_pop(L, 1); /* -1 doomed keys */
+}
+
+static int l_print(lua_State *L)
+{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    tk_log(TK_LOG_INFO, ctx->request_id, "print: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+static void open_sandbox(lua_State *L)
+{
+    luaL_requiref(L, "_G", luaopen_base, 1);
+    luaL_requiref(L, "table", luaopen_table, 1);
+    luaL_requiref(L, "string", luaopen_string, 1);
+    luaL_requiref(L, "math", luaopen_math, 1);
+    luaL_requiref(L, "utf8", luaopen_utf8, 1);
+    luaL_requiref(L, "coroutine", luaopen_coroutine, 1);
+    luaL_requiref(L, "os", luaopen_os, 1);
+    lua_pop(L, 7);
+
+    lua_pushglobaltable(L); /* +1 _G */
+    keep_only(L, -1, base_allowed);
+    lua_pushcfunction(L, l_load_text);
+    lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_print);
+    lua_setfield(L, -2, "print");
+    lua_getfield(L, -1, "os"); /* +1 os */
+    keep_only(L, -1, os_allowed);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "string"); /* +1 string */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+
+    /* require, with its loaded and preload tables. */
+    lua_newtable(L); /* +1 loaded */
+    lua_newtable(L); /* +1 preload */
+    tk_lua_preload_bindings(L, lua_gettop(L));
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    lua_pushcclosure(L, l_require, 2); /* -2 +1 require */
+    lua_setfield(L, -2, "require");
+    lua_pop(L, 1); /* -1 _G */
+}
+
+/* ---- the app ----------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
+                  char *err, size_t errlen)
+{
+    tk_lua_vm *vm = calloc(1, sizeof *vm);
+    if (vm == NULL)
+        return TK_ENOMEM;
+    vm->ctx.worker_id = worker_id;
+    vm->ctx.cfg = cfg;
+    vm->ctx.pool = pool;
+    vm->ctx.after_commit_ref = LUA_NOREF;
+    vm->app_ref = vm->dispatch_ref = LUA_NOREF;
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (vm->L == NULL) {
+        free(vm);
+        return TK_ENOMEM;
+    }
+    lua_State *L = vm->L;
+    lua_pushlightuserdata(L, &vm->ctx);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+    luaL_newmetatable(L, TK_JSON_ARRAY_MT); /* +1 */
+    lua_pushstring(L, TK_JSON_ARRAY_MT);
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+    open_sandbox(L);
+
+    int rc = TK_ELUA;
+    lua_pushcfunction(L, traceback); /* +1 handler */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/app.lua", cfg->scripts_dir);
+    if (load_script(L, path) != LUA_OK || lua_pcall(L, 0, 1, -2) != LUA_OK) {
+        tk_errf(err, errlen, "%s", lua_tostring(L, -1));
+        goto fail;
+    }
+    if (!lua_istable(L, -1)) {
+        tk_errf(err, errlen, "%s: must return the app table (got %s)", path,
+                luaL_typename(L, -1));
+        goto fail;
+    }
+    lua_getfield(L, -1, "dispatch"); /* +1 */
+    if (!lua_isfunction(L, -1)) {
+        tk_errf(err, errlen, "%s: the app has no dispatch function", path);
+        goto fail;
+    }
+    vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
+    lua_getfield(L, -1, "routes"); /* +1 */
+    if (!lua_istable(L, -1)) {
+        tk_errf(err, errlen, "%s: the app has no routes table", path);
+        goto fail;
+    }
+    vm->nroutes = (int)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    vm->app_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 app */
+    lua_settop(L, 0);
+    *out = vm;
+    return TK_OK;
+fail:
+    tk_lua_vm_free(vm);
+    return rc;
+}
+
+void tk_lua_vm_free(tk_lua_vm *vm)
+{
+    if (vm == NULL)
+        return;
+    if (vm->L)
+        lua_close(vm->L);
+    free(vm);
+}
+
+lua_State *tk_lua_vm_state(tk_lua_vm *vm)
+{
+    return vm->L;
+}
+
+tk_lua_ctx *tk_lua_vm_ctx(tk_lua_vm *vm)
+{
+    return &vm->ctx;
+}
+
+int tk_lua_vm_route_count(tk_lua_vm *vm)
+{
+    return vm->nroutes;
+}
+
+void tk_lua_vm_push_dispatch(tk_lua_vm *vm)
+{
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->dispatch_ref);
+}
+
+/* Pushes app.routes[i] (1-based). */
+static void push_route(tk_lua_vm *vm, int i)
+{
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->app_ref); /* +1 app */
+    lua_getfield(vm->L, -1, "routes");                  /* +1 routes */
+    lua_rawgeti(vm->L, -1, i);                          /* +1 route */
+    lua_replace(vm->L, -3);
+    lua_pop(vm->L, 1);
+}
+
+static const char *field_str(lua_State *L, const char *name)
+{
+    lua_getfield(L, -1, name);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1); /* the string stays alive in the route table */
+    return s;
+}
+
+int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen)
+{
+    lua_State *L = vm->L;
+    for (int i = 1; i <= vm->nroutes; i++) {
+        push_route(vm, i);
+        const char *method = field_str(L, "method");
+        const char *path = field_str(L, "path");
+        const char *auth = field_str(L, "auth");
+        const char *where = field_str(L, "where");
+        if (!lua_istable(L, -1) || !method || !path) {
+            tk_errf(err, errlen, "%s: route %d needs a method and a path",
+                    where ? where : "app.routes", i);
+            lua_pop(L, 1);
+            return TK_EINVAL;
+        }
+        int flags = TK_ROUTE_AUTH_REQUIRED;
+        if (auth && strcmp(auth, "none") == 0)
+            flags = TK_ROUTE_AUTH_NONE;
+        else if (auth && strcmp(auth, "optional") == 0)
+            flags = TK_ROUTE_AUTH_OPTIONAL;
+        char why[512];
+        int rc = tk_router_add(r, method, path, i, flags, why, sizeof why);
+        if (rc != TK_OK) {
+            tk_errf(err, errlen, "%s: %s", where ? where : "app.routes", why);
+            lua_pop(L, 1);
+            return rc;
+        }
+        lua_pop(L, 1);
+    }
+    return TK_OK;
+}
+
+void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file)
+{
+    FILE *f = file;
+    lua_State *L = vm->L;
+    for (int i = 1; i <= vm->nroutes; i++) {
+        push_route(vm, i);
+        const char *method = field_str(L, "method");
+        const char *path = field_str(L, "path");
+        const char *auth = field_str(L, "auth");
+        const char *where = field_str(L, "where");
+        lua_getfield(L, -1, "body");
+        int has_body = lua_istable(L, -1);
+        lua_getfield(L, -2, "query");
+        int has_query = lua_istable(L, -1);
+        lua_pop(L, 2);
+        fprintf(f, "%-7s %-45s auth=%-8s%s%s  %s\n", method ? method : "?", path ? path : "?",
+                auth ? auth : "required", has_body ? " body" : "", has_query ? " query" : "",
+                where ? where : "");
+        lua_pop(L, 1);
+    }
+}

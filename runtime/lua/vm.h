@@ -1,0 +1,61 @@
+/* Lua VM lifecycle: one lua_State per worker thread, the sandbox (explicit
+ * allow list of standard functions), the script loader (require restricted
+ * to SCRIPTS_DIR, chunks named @scripts/... so errors say file:line), the
+ * runtime bindings (tk.db, tk.auth, tk.log, tk.runtime, cjson) and the app
+ * the scripts return: its route list and its dispatch function. */
+#ifndef TK_LUA_VM_H
+#define TK_LUA_VM_H
+
+#include <lua.h>
+
+#include "common.h"
+#include "config.h"
+#include "db/pool.h"
+#include "http/router.h"
+
+/* Per-VM context the bindings reach through the registry. Owned by the VM. */
+typedef struct tk_lua_ctx {
+    int worker_id;
+    const tk_config *cfg; /* borrowed, outlives the VM */
+    tk_db_pool *pool;     /* borrowed; NULL in `check` mode (no database) */
+    tk_db_conn *tx_conn;  /* the open transaction's connection, or NULL */
+    int after_commit_ref; /* registry ref of the pending after-commit list */
+    const char *request_id; /* of the request being served, or NULL */
+    int queries;          /* SQL round trips of the current request */
+} tk_lua_ctx;
+
+typedef struct tk_lua_vm tk_lua_vm;
+
+/* Route flags carried from the scripts into the C route table. */
+enum { TK_ROUTE_AUTH_NONE = 0, TK_ROUTE_AUTH_REQUIRED = 1, TK_ROUTE_AUTH_OPTIONAL = 2 };
+
+/* Creates a VM, opens the sandbox and the bindings, runs SCRIPTS_DIR/app.lua
+ * and checks what it returns. `pool` may be NULL (check mode: queries fail).
+ * On a script error returns TK_ELUA with "file:line: message" in err. */
+int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
+                  char *err, size_t errlen) TK_WUR;
+void tk_lua_vm_free(tk_lua_vm *vm);
+
+lua_State *tk_lua_vm_state(tk_lua_vm *vm);
+tk_lua_ctx *tk_lua_vm_ctx(tk_lua_vm *vm);
+
+/* Number of routes the app declared. */
+int tk_lua_vm_route_count(tk_lua_vm *vm);
+
+/* Adds the app's routes to `r` (route i gets id i). Returns TK_EINVAL with
+ * "file:line: reason" in err on a malformed or conflicting route. */
+int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen) TK_WUR;
+
+/* Writes the route table (method, pattern, auth, file:line) to out. */
+void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);
+
+/* Pushes the app's dispatch function onto the stack. */
+void tk_lua_vm_push_dispatch(tk_lua_vm *vm);
+
+/* Fetches the context from any lua_State created by tk_lua_vm_new. */
+tk_lua_ctx *tk_lua_ctx_get(lua_State *L);
+
+/* Registry name of the metatable that marks a Lua table as a JSON array. */
+#define TK_JSON_ARRAY_MT "json.array"
+
+#endif

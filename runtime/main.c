@@ -1,0 +1,263 @@
+/* The taskapi command line: serve | migrate [status] | routes | check |
+ * users grant-admin EMAIL | version. Each subcommand reads the same
+ * environment configuration; errors go to stderr as one line. */
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "config.h"
+#include "db/migrate.h"
+#include "db/pool.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "jobs/runner.h"
+#include "lua/vm.h"
+#include "obs/log.h"
+
+static const char USAGE[] =
+    "usage: taskapi <command>\n"
+    "\n"
+    "commands:\n"
+    "  serve                     serve the API on PORT (default 8080)\n"
+    "  migrate                   apply pending migrations from MIGRATIONS_DIR\n"
+    "  migrate status            list migrations and whether each is applied\n"
+    "  routes                    print the route table the scripts define\n"
+    "  check                     load the scripts and report errors (exit 1 on error)\n"
+    "  users grant-admin EMAIL   make an existing user a global admin\n"
+    "  version                   print the version\n"
+    "\n"
+    "Configuration comes from environment variables; see README.md.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "taskapi: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", USAGE);
+    return 2;
+}
+
+static int load_config(tk_config *cfg)
+{
+    char err[512];
+    if (tk_config_load(cfg, err, sizeof err) != TK_OK) {
+        fprintf(stderr, "taskapi: %s\n", err);
+        return -1;
+    }
+    tk_log_init((tk_log_level)cfg->log_level, cfg->log_json);
+    return 0;
+}
+
+static int need_database(const tk_config *cfg)
+{
+    if (cfg->database_url == NULL) {
+        fprintf(stderr, "taskapi: DATABASE_URL is not set\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- serve ---------------------------------------------------------------- */
+
+static int cmd_serve(void)
+{
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    tk_db_pool *pool = NULL;
+    tk_server *srv = NULL;
+    tk_jobs *jobs = NULL;
+    char err[1024];
+    if (need_database(&cfg) != 0)
+        goto out;
+    if (tk_auth_keys_init(cfg.jwt_key_id, cfg.jwt_secret, cfg.jwt_previous_keys) != TK_OK) {
+        fprintf(stderr, "taskapi: JWT_SECRET/JWT_PREVIOUS_KEYS: malformed key list\n");
+        goto out;
+    }
+    if (cfg.jwt_secret_generated)
+        tk_log_warn("JWT_SECRET is not set: using a random secret; tokens will not survive a "
+                    "restart (set JWT_SECRET; required when TASKAPI_ENV=production)");
+
+    /* Every thread inherits this mask; the main thread takes the signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (tk_db_pool_new(cfg.database_url, cfg.db_pool_size, &pool) != TK_OK) {
+        fprintf(stderr, "taskapi: out of memory\n");
+        goto out;
+    }
+    if (tk_server_start(&cfg, pool, &srv, err, sizeof err) != TK_OK) {
+        tk_log_error("cannot start: %s", err);
+        goto out;
+    }
+    if (tk_jobs_start(&cfg, pool, &jobs) != TK_OK) {
+        tk_log_error("cannot start the job runner");
+        goto out;
+    }
+    tk_log_info("taskapi %s listening on http://0.0.0.0:%d (%d workers, pool %d)", TASKAPI_VERSION,
+                cfg.port, cfg.workers, cfg.db_pool_size);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            tk_log_info("SIGHUP: script reload is not available in this version; ignored");
+            continue;
+        }
+        tk_log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    status = 0;
+out:
+    tk_server_stop(srv);
+    tk_jobs_stop(jobs);
+    tk_db_pool_free(pool);
+    tk_auth_keys_cleanup();
+    tk_auth_deny_cleanup();
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
+/* ---- migrate --------------------------------------------------------------- */
+
+static int cmd_migrate(int argc, char **argv)
+{
+    int status_only = 0;
+    if (argc > 2) {
+        if (strcmp(argv[2], "status") != 0)
+            return usage_error("unknown migrate argument '%s'", argv[2]);
+        status_only = 1;
+        if (argc > 3)
+            return usage_error("unexpected argument '%s'", argv[3]);
+    }
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    char err[1024];
+    if (need_database(&cfg) != 0)
+        goto out;
+    int rc = status_only ? tk_db_migrate_status(cfg.database_url, cfg.migrations_dir, stdout,
+                                                err, sizeof err)
+                         : tk_db_migrate_run(cfg.database_url, cfg.migrations_dir, stdout, err,
+                                             sizeof err);
+    if (rc != TK_OK) {
+        fprintf(stderr, "taskapi: migrate: %s\n", err);
+        goto out;
+    }
+    status = 0;
+out:
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
+/* ---- routes / check ------------------------------------------------------------ */
+
+static int cmd_scripts(int print_routes)
+{
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    char err[4096];
+    tk_lua_vm *vm = NULL;
+    tk_router *router = NULL;
+    if (tk_router_new(&router) != TK_OK)
+        goto out;
+    if (tk_lua_vm_new(&cfg, NULL, 0, &vm, err, sizeof err) != TK_OK ||
+        tk_lua_vm_build_router(vm, router, err, sizeof err) != TK_OK) {
+        fprintf(stderr, "taskapi: %s\n", err);
+        goto out;
+    }
+    if (print_routes)
+        tk_lua_vm_print_routes(vm, stdout);
+    else
+        printf("ok: %s: %d routes\n", cfg.scripts_dir, tk_router_count(router));
+    status = 0;
+out:
+    tk_lua_vm_free(vm);
+    tk_router_free(router);
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
+/* ---- users grant-admin -------------------------------------------------------- */
+
+static int cmd_users(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[2], "grant-admin") != 0)
+        return usage_error("unknown users command '%s'", argc < 3 ? "" : argv[2]);
+    if (argc != 4)
+        return usage_error("%s", "users grant-admin needs exactly one EMAIL");
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    PGconn *pg = NULL;
+    PGresult *r = NULL;
+    if (need_database(&cfg) != 0)
+        goto out;
+    pg = PQconnectdb(cfg.database_url);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "taskapi: database unavailable: %s", PQerrorMessage(pg));
+        goto out;
+    }
+    const char *params[1] = {argv[3]};
+    r = PQexecParams(pg,
+                     "UPDATE users SET role = 'admin', updated_at = now() "
+                     "WHERE email = lower(btrim($1)) RETURNING id",
+                     1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "taskapi: %s", PQresultErrorMessage(r));
+        goto out;
+    }
+    if (PQntuples(r) == 0) {
+        fprintf(stderr, "taskapi: no user with email %s\n", argv[3]);
+        goto out;
+    }
+    printf("%s is now a global admin (user %s)\n", argv[3], PQgetvalue(r, 0, 0));
+    status = 0;
+out:
+    PQclear(r);
+    PQfinish(pg);
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("%s", "missing command");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("taskapi %s\n", TASKAPI_VERSION);
+        return 0;
+    }
+    if (cmd[0] == '-')
+        return usage_error("unknown option '%s'", cmd);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
+    if (strcmp(cmd, "users") == 0)
+        return cmd_users(argc, argv);
+    if (argc > 2)
+        return usage_error("unexpected argument '%s'", argv[2]);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve();
+    if (strcmp(cmd, "routes") == 0)
+        return cmd_scripts(1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_scripts(0);
+    return usage_error("unknown command '%s'", cmd);
+}

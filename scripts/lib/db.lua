@@ -1,0 +1,64 @@
+-- The database for handlers: tk.db with failures turned into raised errors,
+-- so a handler reads straight through. A lost database is a 503; a failed
+-- statement is a bug (500, logged with its message, never sent). Use
+-- db.try where a failure is expected (unique violations and the like).
+local tkdb = require "tk.db"
+local errors = require "lib.errors"
+
+local error, select, tostring = error, select, tostring
+
+local M = {}
+
+local function check(rows, n, msg, state, constraint)
+  if rows then
+    return rows, n
+  end
+  if state and state:sub(1, 2) == "08" then
+    errors.unavailable("database unavailable")
+  end
+  error(("database error %s: %s"):format(tostring(state), tostring(msg)), 3)
+  return nil, constraint
+end
+
+--- rows, affected; raises on failure.
+function M.query(sql, ...)
+  return check(tkdb.query(sql, ...))
+end
+
+--- The first row or nil; raises on failure.
+function M.one(sql, ...)
+  local rows = check(tkdb.query(sql, ...))
+  return rows[1]
+end
+
+--- rows, affected | nil, message, sqlstate, constraint. Still raises 503
+--- when the database is unreachable.
+function M.try(sql, ...)
+  local rows, n, state, constraint = tkdb.query(sql, ...)
+  if not rows and state and state:sub(1, 2) == "08" then
+    errors.unavailable("database unavailable")
+  end
+  return rows, n, state, constraint
+end
+
+--- Runs fn(...) in a transaction and returns its results. An error raised
+--- inside rolls back and propagates; a failed commit raises 503/500.
+function M.tx(fn, ...)
+  local function pack(...)
+    return { n = select("#", ...), ... }
+  end
+  local r = pack(tkdb.tx(fn, ...))
+  if r[1] == nil and r.n >= 3 and type(r[3]) == "string" then
+    check(nil, nil, r[2], r[3])
+  end
+  return table.unpack(r, 1, r.n)
+end
+
+M.after_commit = tkdb.after_commit
+M.in_tx = tkdb.in_tx
+M.query_count = tkdb.query_count
+
+M.UNIQUE_VIOLATION = "23505"
+M.FOREIGN_KEY_VIOLATION = "23503"
+
+return M

@@ -1,0 +1,110 @@
+-- The request dispatcher the C runtime calls for every matched route:
+-- parse the JSON body, validate body and query against the route's schemas,
+-- run the handler, and encode its answer (or its error) in the contract's
+-- shape. A handler returns status, body table [, headers table].
+local json = require "lib.json"
+local schema = require "lib.schema"
+local errors = require "lib.errors"
+local log = require "tk.log"
+local runtime = require "tk.runtime"
+
+local xpcall, type, tostring, ipairs, error = xpcall, type, tostring, ipairs, error
+
+local M = {}
+
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true, DELETE = true }
+local EMPTY_OBJECT = { type = "object", properties = {} }
+
+local function respond_error(e)
+  return e.status, json.encode(errors.body(e))
+end
+
+-- Message handler for xpcall: HTTP errors pass through; anything else is a
+-- bug and gets a traceback for the log.
+local function on_error(e)
+  if errors.is(e) then
+    return e
+  end
+  return runtime.traceback(tostring(e), 2)
+end
+
+local function parse_body(route, req)
+  local raw = req.body_raw
+  local body
+  if raw == nil or not raw:find("%S") then
+    body = {}
+  else
+    if not raw:find("^%s*{") then
+      errors.raise(400, "invalid_json", "request body must be a JSON object")
+    end
+    local err
+    body, err = json.decode(raw)
+    if body == nil then
+      errors.raise(400, "invalid_json", "request body is not valid JSON: " .. err)
+    end
+  end
+  local cleaned, details = schema.validate(route.body or EMPTY_OBJECT, body)
+  if not cleaned then
+    errors.validation(details)
+  end
+  return cleaned
+end
+
+local function parse_query(route, req)
+  if not route.query then
+    return req.query
+  end
+  local cleaned, details = schema.validate(route.query, req.query, { coerce = true })
+  if not cleaned then
+    errors.raise(400, "invalid_parameter", "invalid query parameter", details)
+  end
+  return cleaned
+end
+
+local function run(route, req)
+  if BODY_METHODS[req.method] then
+    req.body = parse_body(route, req)
+  end
+  req.query = parse_query(route, req)
+  req.body_raw = nil
+  return route.handler(req)
+end
+
+--- Builds the dispatch function over a list of routes.
+function M.new(routes)
+  return function(index, req)
+    local route = routes[index]
+    local ok, status, body, headers = xpcall(run, on_error, route, req)
+    if not ok then
+      if errors.is(status) then
+        return respond_error(status)
+      end
+      log.error("%s %s: %s", req.method, route.path, status)
+      return 500, json.encode({ error = { code = "internal", message = "internal server error" } })
+    end
+    if type(status) ~= "number" then
+      log.error("%s %s: handler returned no status (%s)", req.method, route.path, route.where)
+      return 500, json.encode({ error = { code = "internal", message = "internal server error" } })
+    end
+    if body == nil or status == 204 then
+      return status, "", headers
+    end
+    return status, json.encode(body), headers
+  end
+end
+
+--- Checks every route's schemas; raises "file:line: reason" on the first bad one.
+function M.check(routes)
+  for _, r in ipairs(routes) do
+    for _, key in ipairs({ "body", "query" }) do
+      if r[key] ~= nil then
+        local ok, err = schema.check(r[key])
+        if not ok then
+          error(("%s: %s schema of %s %s: %s"):format(r.where, key, r.method, r.path, err), 0)
+        end
+      end
+    end
+  end
+end
+
+return M

@@ -1,0 +1,72 @@
+-- Route declarations. A routes file builds a group and returns it:
+--
+--   local route = require "lib.route"
+--   local r = route.group("/api/v1")
+--   r:post("/auth/login", { auth = "none", body = schemas.login }, function(req) ... end)
+--   return r
+--
+-- Options: auth = "required" (default) | "optional" | "none"; body and query
+-- are schemas (lib.schema) checked before the handler runs; summary, tags
+-- and status document the route. The C runtime compiles method + path into
+-- its route table; `where` (file:line of the declaration) is kept for
+-- errors and `taskapi routes`.
+local runtime = require "tk.runtime"
+
+local setmetatable, error, type = setmetatable, error, type
+
+local M = {}
+
+local Group = {}
+Group.__index = Group
+
+local AUTH = { required = true, optional = true, none = true }
+local OPTIONS = {
+  auth = true, body = true, query = true, summary = true, description = true, tags = true,
+  status = true, responses = true,
+}
+
+function M.group(prefix)
+  return setmetatable({ prefix = prefix or "", routes = {} }, Group)
+end
+
+local function add(self, method, path, opts, handler)
+  if type(handler) ~= "function" then
+    error(("route %s %s: handler must be a function"):format(method, path), 3)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not OPTIONS[k] then
+      error(("route %s %s: unknown option '%s'"):format(method, path, k), 3)
+    end
+  end
+  local auth = opts.auth or "required"
+  if not AUTH[auth] then
+    error(("route %s %s: auth must be required, optional or none"):format(method, path), 3)
+  end
+  local r = {
+    method = method,
+    path = self.prefix .. path,
+    auth = auth,
+    body = opts.body,
+    query = opts.query,
+    summary = opts.summary,
+    description = opts.description,
+    tags = opts.tags,
+    status = opts.status,
+    responses = opts.responses,
+    handler = handler,
+    where = runtime.where(3),
+  }
+  self.routes[#self.routes + 1] = r
+  return r
+end
+
+for _, m in ipairs({ "get", "post", "put", "patch", "delete" }) do
+  local method = m:upper()
+  Group[m] = function(self, path, opts, handler)
+    local r = add(self, method, path, opts, handler) -- not a tail call: keeps the caller's line
+    return r
+  end
+end
+
+return M

@@ -1,0 +1,28 @@
+-- Users: the public User shape of API.md §2 and the queries shared by the
+-- auth routes.
+local db = require "lib.db"
+local json = require "lib.json"
+
+local M = {}
+
+M.COLUMNS = "id, email, name, role, avatar_url, email_verified, created_at, updated_at"
+
+--- The User object clients see (never the password hash).
+function M.public(row)
+  return {
+    id = row.id,
+    email = row.email,
+    name = row.name,
+    role = row.role,
+    avatarUrl = json.nullable(row.avatar_url),
+    emailVerified = row.email_verified,
+    createdAt = row.created_at,
+    updatedAt = row.updated_at,
+  }
+end
+
+function M.by_id(id)
+  return db.one("SELECT " .. M.COLUMNS .. " FROM users WHERE id = $1", id)
+end
+
+return M

@@ -1,0 +1,43 @@
+-- Health endpoints for people and orchestrators (API.md §9). No token, not
+-- rate limited. /health/live answers as long as the process serves;
+-- /health and /health/ready check the database (and scripts are loaded, or
+-- this file would not answer).
+local route = require "lib.route"
+local db = require "lib.db"
+local runtime = require "tk.runtime"
+
+local r = route.group("")
+
+local function database_ok()
+  local ok, rows = pcall(db.try, "SELECT 1 AS ok")
+  return ok and rows ~= nil
+end
+
+local function redis_state()
+  -- Redis is not used by this version; the in-process stores stand in.
+  return "disabled"
+end
+
+r:get("/health", { auth = "none", summary = "Overall health with per-dependency checks" }, function()
+  local db_ok = database_ok()
+  local body = {
+    status = db_ok and "ok" or "degraded",
+    checks = { database = db_ok and "ok" or "unavailable", redis = redis_state() },
+    version = runtime.version,
+    uptimeSeconds = runtime.uptime(),
+  }
+  return db_ok and 200 or 503, body
+end)
+
+r:get("/health/live", { auth = "none", summary = "The process is up" }, function()
+  return 200, { status = "ok" }
+end)
+
+r:get("/health/ready", { auth = "none", summary = "Dependencies are up and scripts are loaded" }, function()
+  if not database_ok() then
+    return 503, { status = "unavailable", checks = { database = "unavailable" } }
+  end
+  return 200, { status = "ready", checks = { database = "ok" } }
+end)
+
+return r
