@@ -9,15 +9,21 @@ local error, select, tostring = error, select, tostring
 
 local M = {}
 
-local function check(rows, n, msg, state, constraint)
+local COMMITTED = {} -- first result of a transaction body that ran to the end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+-- tk.db answers rows, affected on success and nil, message, sqlstate on failure.
+local function check(rows, n_or_msg, state)
   if rows then
-    return rows, n
+    return rows, n_or_msg
   end
   if state and state:sub(1, 2) == "08" then
     errors.unavailable("database unavailable")
   end
-  error(("database error %s: %s"):format(tostring(state), tostring(msg)), 3)
-  return nil, constraint
+  error(("database error %s: %s"):format(tostring(state), tostring(n_or_msg)), 3)
 end
 
 --- rows, affected; raises on failure.
@@ -44,14 +50,13 @@ end
 --- Runs fn(...) in a transaction and returns its results. An error raised
 --- inside rolls back and propagates; a failed commit raises 503/500.
 function M.tx(fn, ...)
-  local function pack(...)
-    return { n = select("#", ...), ... }
+  local r = pack(tkdb.tx(function(...)
+    return COMMITTED, fn(...)
+  end, ...))
+  if r[1] ~= COMMITTED then
+    check(nil, r[2], r[3])
   end
-  local r = pack(tkdb.tx(fn, ...))
-  if r[1] == nil and r.n >= 3 and type(r[3]) == "string" then
-    check(nil, nil, r[2], r[3])
-  end
-  return table.unpack(r, 1, r.n)
+  return table.unpack(r, 2, r.n)
 end
 
 M.after_commit = tkdb.after_commit
