@@ -456,8 +456,12 @@ static int apply_one(PGconn *c, const char *dir, const struct mig *m, char *err,
 
     /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK. */
     r = PQexec(c, "COMMIT");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         file_err(err, errlen, m->file, NULL, c, r);
+        goto out;
+    }
+    if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        tk_errf(err, errlen, "%s: the server rolled the transaction back at COMMIT", m->file);
         goto out;
     }
     rc = TK_OK;
