@@ -116,14 +116,14 @@ r:post("/register", { auth = "none", body = S.register, status = 201,
   local b = req.body
   local hash = hash_password(b.password)
   local user = db.tx(function()
-    local rows, _, state = db.try(
+    local rows, msg, state = db.try(
       "INSERT INTO users (email, password_hash, name) VALUES ($1, $2, $3) RETURNING " .. users.COLUMNS,
       b.email, hash, b.name)
     if not rows then
       if state == db.UNIQUE_VIOLATION then
         errors.conflict("email is already registered", "email_taken")
       end
-      error("register: insert failed: " .. tostring(_), 0)
+      error("register: insert failed: " .. tostring(msg), 0)
     end
     local u = rows[1]
     mail.send("verify_email", u, create_one_time(u.id, "verify_email", VERIFY_TTL))
