@@ -132,6 +132,9 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
     if (rc)
         goto fail;
+    rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
+    if (rc)
+        goto fail;
 
     const char *bl = getenv("BODY_LIMIT");
     cfg->body_limit = 1024 * 1024;

@@ -39,6 +39,7 @@ typedef struct {
     int require_verified_email; /* REQUIRE_VERIFIED_EMAIL, off */
     int production;           /* TASKAPI_ENV=production */
     int job_poll_ms;          /* JOB_POLL_MS, 500 */
+    int debug_queries;        /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
 } tk_config;
 
 /* Fills cfg from the environment. On a bad value returns TK_ECONFIG with one

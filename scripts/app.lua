@@ -3,6 +3,8 @@
 -- routes/ is loaded in name order and returns a route group.
 local runtime = require "tk.runtime"
 local dispatch = require "lib.dispatch"
+local openapi = require "lib.openapi"
+local route = require "lib.route"
 
 local routes = {}
 for _, file in ipairs(runtime.list_dir("routes")) do
@@ -15,7 +17,23 @@ for _, file in ipairs(runtime.list_dir("routes")) do
   end
 end
 
+-- The OpenAPI document describes every route above and itself; it is
+-- built once here, from the same schemas that validate requests.
+local doc
+local meta = route.group("/api/v1")
+meta:get("/openapi.json", { auth = "none", summary = "This OpenAPI 3.1 document" }, function()
+  return 200, doc
+end)
+routes[#routes + 1] = meta.routes[1]
+
 dispatch.check(routes)
+
+doc = openapi.build(routes, {
+  title = "Task API",
+  version = runtime.version,
+  description = "The Task Management API served by taskapi. Errors always have the shape "
+    .. "{\"error\": {\"code\", \"message\", \"details\"}}.",
+})
 
 return {
   routes = routes,

@@ -304,6 +304,11 @@ static void push_request(lua_State *L, tk_req *r, int worker_id)
     }
 }
 
+static int s_debug_queries(const worker *w)
+{
+    return w->srv->cfg->debug_queries;
+}
+
 /* Runs the dispatcher for r on this worker's VM and stores the response. */
 static void run_request(worker *w, tk_req *r)
 {
@@ -347,6 +352,11 @@ static void run_request(worker *w, tk_req *r)
         }
     }
 done:
+    if (r->resp && s_debug_queries(w)) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", ctx->queries);
+        MHD_add_response_header(r->resp, "X-Query-Count", n);
+    }
     lua_settop(L, 0);
     ctx->request_id = NULL;
 }

@@ -5,10 +5,11 @@
 local json = require "lib.json"
 local schema = require "lib.schema"
 local errors = require "lib.errors"
+local idempotency = require "lib.idempotency"
 local log = require "tk.log"
 local runtime = require "tk.runtime"
 
-local xpcall, type, tostring, ipairs, error = xpcall, type, tostring, ipairs, error
+local xpcall, pcall, type, tostring, ipairs, error = xpcall, pcall, type, tostring, ipairs, error
 
 local M = {}
 
@@ -70,26 +71,67 @@ local function run(route, req)
   return route.handler(req)
 end
 
+local INTERNAL = json.encode({ error = { code = "internal", message = "internal server error" } })
+
+-- Runs the route and encodes its answer: status, body text, headers.
+local function answer(route, req)
+  local ok, status, body, headers = xpcall(run, on_error, route, req)
+  if not ok then
+    if errors.is(status) then
+      return respond_error(status)
+    end
+    log.error("%s %s: %s", req.method, route.path, status)
+    return 500, INTERNAL
+  end
+  if type(status) ~= "number" then
+    log.error("%s %s: handler returned no status (%s)", req.method, route.path, route.where)
+    return 500, INTERNAL
+  end
+  if body == nil or status == 204 then
+    return status, "", headers
+  end
+  local enc_ok, text = pcall(json.encode, body)
+  if not enc_ok then
+    log.error("%s %s: cannot encode the answer: %s", req.method, route.path, text)
+    return 500, INTERNAL
+  end
+  return status, text, headers
+end
+
+-- POST with Idempotency-Key: replay a stored answer or record this one.
+local function answer_idempotent(route, req, key)
+  local raw = req.body_raw
+  local ok, status, body, headers = xpcall(function()
+    idempotency.check_key(key)
+    return idempotency.begin(req, key, raw)
+  end, on_error)
+  if not ok then
+    if errors.is(status) then
+      return respond_error(status)
+    end
+    log.error("%s %s: idempotency: %s", req.method, route.path, status)
+    return 500, INTERNAL
+  end
+  if status ~= nil then
+    return status, body, headers
+  end
+  status, body, headers = answer(route, req)
+  local stored, err = pcall(idempotency.finish, req, key, status, body, headers)
+  if not stored then
+    log.error("%s %s: cannot store the idempotent answer: %s", req.method, route.path, tostring(err))
+  end
+  return status, body, headers
+end
+
 --- Builds the dispatch function over a list of routes.
 function M.new(routes)
   return function(index, req)
     local route = routes[index]
-    local ok, status, body, headers = xpcall(run, on_error, route, req)
-    if not ok then
-      if errors.is(status) then
-        return respond_error(status)
-      end
-      log.error("%s %s: %s", req.method, route.path, status)
-      return 500, json.encode({ error = { code = "internal", message = "internal server error" } })
+    local key = req.method == "POST" and req.user and req.headers["idempotency-key"]
+    if key then
+      return answer_idempotent(route, req, key)
     end
-    if type(status) ~= "number" then
-      log.error("%s %s: handler returned no status (%s)", req.method, route.path, route.where)
-      return 500, json.encode({ error = { code = "internal", message = "internal server error" } })
-    end
-    if body == nil or status == 204 then
-      return status, "", headers
-    end
-    return status, json.encode(body), headers
+    return answer(route, req)
   end
 end
 

@@ -22,7 +22,7 @@ Group.__index = Group
 local AUTH = { required = true, optional = true, none = true }
 local OPTIONS = {
   auth = true, body = true, query = true, summary = true, description = true, tags = true,
-  status = true, responses = true,
+  status = true, responses = true, errors = true,
 }
 
 function M.group(prefix)
@@ -54,6 +54,7 @@ local function add(self, method, path, opts, handler)
     tags = opts.tags,
     status = opts.status,
     responses = opts.responses,
+    errors = opts.errors,
     handler = handler,
     where = runtime.where(3),
   }
