@@ -129,9 +129,19 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     INT_VAR(auth_rate_limit_per_min, "AUTH_RATE_LIMIT_PER_MIN", 10, 1, 2000000000);
     INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);
     INT_VAR(job_poll_ms, "JOB_POLL_MS", 500, 10, 60000);
+    INT_VAR(lua_instruction_budget, "LUA_INSTRUCTION_BUDGET", 100000000LL, 100000LL,
+            1000000000000LL);
     rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
     if (rc)
         goto fail;
+    STR_VAR(pid_file, "PID_FILE", "var/taskapi.pid");
+    INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
+    cfg->watch_scripts = 1;
+    if (getenv("WATCH_SCRIPTS") && *getenv("WATCH_SCRIPTS")) {
+        rc = get_bool("WATCH_SCRIPTS", &cfg->watch_scripts, err, errlen);
+        if (rc)
+            goto fail;
+    }
     rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
     if (rc)
         goto fail;
@@ -207,7 +217,7 @@ void tk_config_cleanup(tk_config *cfg)
     char **strs[] = {&cfg->database_url, &cfg->redis_url,   &cfg->jwt_secret,
                      &cfg->jwt_key_id,   &cfg->jwt_previous_keys, &cfg->cors_origins,
                      &cfg->smtp_url,     &cfg->mail_from,   &cfg->app_base_url,
-                     &cfg->scripts_dir,  &cfg->plugins_dir, &cfg->migrations_dir};
+                     &cfg->scripts_dir,  &cfg->plugins_dir, &cfg->migrations_dir, &cfg->pid_file};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

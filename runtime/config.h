@@ -39,6 +39,10 @@ typedef struct {
     int require_verified_email; /* REQUIRE_VERIFIED_EMAIL, off */
     int production;           /* TASKAPI_ENV=production */
     int job_poll_ms;          /* JOB_POLL_MS, 500 */
+    long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
+    char *pid_file;           /* PID_FILE, var/taskapi.pid */
+    int watch_scripts;        /* WATCH_SCRIPTS, on: inotify reload */
+    int reload_debounce_ms;   /* RELOAD_DEBOUNCE_MS, 200 */
     int debug_queries;        /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
 } tk_config;
 

@@ -2,7 +2,9 @@
  * users grant-admin EMAIL | version. Each subcommand reads the same
  * environment configuration; errors go to stderr as one line. */
 #include <libpq-fe.h>
+#include <errno.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "http/server.h"
 #include "jobs/runner.h"
 #include "lua/vm.h"
+#include "lua/watch.h"
 #include "obs/log.h"
 
 static const char USAGE[] =
@@ -26,6 +29,7 @@ static const char USAGE[] =
     "  migrate status            list migrations and whether each is applied\n"
     "  routes                    print the route table the scripts define\n"
     "  check                     load the scripts and report errors (exit 1 on error)\n"
+    "  reload                    make the running server reload its scripts (SIGHUP via PID_FILE)\n"
     "  users grant-admin EMAIL   make an existing user a global admin\n"
     "  version                   print the version\n"
     "\n"
@@ -61,6 +65,23 @@ static int need_database(const tk_config *cfg)
 
 /* ---- serve ---------------------------------------------------------------- */
 
+static void reload_from_watch(void *ud)
+{
+    (void)tk_server_reload(ud);
+}
+
+static void write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        tk_log_warn("cannot write PID_FILE %s: %s (taskapi reload will not find this server)", path,
+                    strerror(errno));
+        return;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+}
+
 static int cmd_serve(void)
 {
     tk_config cfg;
@@ -70,6 +91,7 @@ static int cmd_serve(void)
     tk_db_pool *pool = NULL;
     tk_server *srv = NULL;
     tk_jobs *jobs = NULL;
+    tk_watch *watch = NULL;
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
@@ -102,6 +124,13 @@ static int cmd_serve(void)
         tk_log_error("cannot start the job runner");
         goto out;
     }
+    if (cfg.watch_scripts) {
+        const char *dirs[] = {cfg.scripts_dir, cfg.plugins_dir, NULL};
+        if (tk_watch_start(dirs, cfg.reload_debounce_ms, reload_from_watch, srv, &watch) != TK_OK)
+            tk_log_warn("cannot watch %s for changes; reload with SIGHUP or taskapi reload",
+                        cfg.scripts_dir);
+    }
+    write_pid_file(cfg.pid_file);
     tk_log_info("taskapi %s listening on http://0.0.0.0:%d (%d workers, pool %d)", TASKAPI_VERSION,
                 cfg.port, cfg.workers, cfg.db_pool_size);
     for (;;) {
@@ -109,7 +138,8 @@ static int cmd_serve(void)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            tk_log_info("SIGHUP: script reload is not available in this version; ignored");
+            tk_log_info("SIGHUP: reloading scripts");
+            (void)tk_server_reload(srv);
             continue;
         }
         tk_log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -117,8 +147,11 @@ static int cmd_serve(void)
     }
     status = 0;
 out:
+    tk_watch_stop(watch);
     tk_server_stop(srv);
     tk_jobs_stop(jobs);
+    if (status == 0)
+        unlink(cfg.pid_file);
     tk_db_pool_free(pool);
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();
@@ -185,6 +218,33 @@ static int cmd_scripts(int print_routes)
 out:
     tk_lua_vm_free(vm);
     tk_router_free(router);
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+static int cmd_reload(void)
+{
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    FILE *f = fopen(cfg.pid_file, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "taskapi: no running server found in PID_FILE %s\n", cfg.pid_file);
+        goto out;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        fprintf(stderr, "taskapi: cannot signal server %ld: %s\n", pid, strerror(errno));
+        goto out;
+    }
+    printf("asked server %ld to reload its scripts\n", pid);
+    status = 0;
+out:
+    if (f)
+        fclose(f);
     tk_config_cleanup(&cfg);
     return status;
 }
@@ -259,5 +319,7 @@ int main(int argc, char **argv)
         return cmd_scripts(1);
     if (strcmp(cmd, "check") == 0)
         return cmd_scripts(0);
+    if (strcmp(cmd, "reload") == 0)
+        return cmd_reload();
     return usage_error("unknown command '%s'", cmd);
 }

@@ -34,8 +34,23 @@ typedef struct {
     int n, cap;
 } kv_list;
 
+/* A generation: one immutable snapshot of the scripts, the route table
+ * compiled from it and one VM per worker loaded from it. A request holds a
+ * reference from route match to completion, so it runs on the generation
+ * it was matched against; a reload swaps `current` and the old generation
+ * is freed when its last request finishes. */
+typedef struct tk_gen {
+    int id;
+    tk_snapshot *snap;
+    tk_router *router;
+    tk_lua_vm **vms; /* [nworkers] */
+    int nvms;
+    atomic_int refs;
+} tk_gen;
+
 typedef struct tk_req {
     tk_server *srv;
+    tk_gen *gen;
     struct MHD_Connection *conn;
     char method[16];
     char *path;
@@ -60,14 +75,17 @@ typedef struct {
     tk_server *srv;
     int id;
     pthread_t thread;
-    tk_lua_vm *vm;
 } worker;
 
 struct tk_server {
     const tk_config *cfg;
     tk_db_pool *pool;
     struct MHD_Daemon *daemon;
-    tk_router *router;
+    pthread_mutex_t gen_mu;    /* guards current */
+    pthread_mutex_t reload_mu; /* one reload at a time */
+    tk_gen *current;
+    int next_gen_id;
+    atomic_llong reloads, reload_failures;
     worker *workers;
     int nworkers;
     pthread_mutex_t mu;
@@ -76,6 +94,8 @@ struct tk_server {
     int stopping;
     atomic_int in_flight;
 };
+
+static void gen_release(tk_gen *g);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -151,6 +171,7 @@ static void req_free(tk_req *r)
     kv_list_free(&r->query);
     if (r->resp)
         MHD_destroy_response(r->resp);
+    gen_release(r->gen);
     free(r);
 }
 
@@ -225,6 +246,109 @@ static enum MHD_Result queue(tk_req *r)
     if (r->resp == NULL)
         return MHD_NO; /* out of memory: MHD closes the connection */
     return MHD_queue_response(r->conn, r->status, r->resp);
+}
+
+/* ---- generations --------------------------------------------------------- */
+
+static void gen_free(tk_gen *g)
+{
+    if (g == NULL)
+        return;
+    for (int i = 0; i < g->nvms; i++)
+        tk_lua_vm_free(g->vms[i]);
+    free(g->vms);
+    tk_router_free(g->router);
+    tk_snapshot_free(g->snap);
+    free(g);
+}
+
+static tk_gen *gen_acquire(tk_server *s)
+{
+    pthread_mutex_lock(&s->gen_mu);
+    tk_gen *g = s->current;
+    atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&s->gen_mu);
+    return g;
+}
+
+static void gen_release(tk_gen *g)
+{
+    if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1)
+        gen_free(g);
+}
+
+/* Loads a new generation from the scripts on disk: snapshot, one VM per
+ * worker, route table. Nothing is shared with the running generation. */
+static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
+{
+    const tk_config *cfg = s->cfg;
+    tk_gen *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return TK_ENOMEM;
+    int rc = TK_ENOMEM;
+    g->vms = calloc((size_t)cfg->workers, sizeof *g->vms);
+    if (g->vms == NULL || tk_router_new(&g->router) != TK_OK)
+        goto fail;
+    rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &g->snap, err, errlen);
+    if (rc != TK_OK)
+        goto fail;
+    for (int i = 0; i < cfg->workers; i++) {
+        rc = tk_lua_vm_new_from(cfg, s->pool, i + 1, g->snap, &g->vms[i], err, errlen);
+        if (rc != TK_OK)
+            goto fail;
+        g->nvms = i + 1;
+        if (i == 0) {
+            rc = tk_lua_vm_build_router(g->vms[0], g->router, err, errlen);
+            if (rc != TK_OK)
+                goto fail;
+        } else if (tk_lua_vm_route_count(g->vms[i]) != tk_router_count(g->router)) {
+            tk_errf(err, errlen, "worker %d loaded a different route table", i + 1);
+            rc = TK_ELUA;
+            goto fail;
+        }
+    }
+    atomic_init(&g->refs, 1);
+    *out = g;
+    return TK_OK;
+fail:
+    if (rc == TK_ENOMEM)
+        tk_errf(err, errlen, "out of memory loading the scripts");
+    gen_free(g);
+    return rc;
+}
+
+int tk_server_reload(tk_server *s)
+{
+    pthread_mutex_lock(&s->reload_mu);
+    char err[2048];
+    tk_gen *g = NULL;
+    int rc = gen_load(s, &g, err, sizeof err);
+    if (rc != TK_OK) {
+        atomic_fetch_add(&s->reload_failures, 1);
+        tk_log_error("reload failed; still serving generation %d: %s", s->current->id, err);
+        pthread_mutex_unlock(&s->reload_mu);
+        return rc;
+    }
+    g->id = ++s->next_gen_id;
+    pthread_mutex_lock(&s->gen_mu);
+    tk_gen *old = s->current;
+    s->current = g;
+    pthread_mutex_unlock(&s->gen_mu);
+    gen_release(old);
+    atomic_fetch_add(&s->reloads, 1);
+    tk_log_info("reloaded: generation %d, %d files, %d routes", g->id, tk_snapshot_count(g->snap),
+                tk_router_count(g->router));
+    pthread_mutex_unlock(&s->reload_mu);
+    return TK_OK;
+}
+
+void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen)
+{
+    *reloads = atomic_load(&s->reloads);
+    *failures = atomic_load(&s->reload_failures);
+    pthread_mutex_lock(&s->gen_mu);
+    *gen = s->current->id;
+    pthread_mutex_unlock(&s->gen_mu);
 }
 
 /* ---- the worker side ---------------------------------------------------- */
@@ -312,17 +436,25 @@ static int s_debug_queries(const worker *w)
 /* Runs the dispatcher for r on this worker's VM and stores the response. */
 static void run_request(worker *w, tk_req *r)
 {
-    lua_State *L = tk_lua_vm_state(w->vm);
-    tk_lua_ctx *ctx = tk_lua_vm_ctx(w->vm);
+    tk_lua_vm *vm = r->gen->vms[w->id - 1];
+    lua_State *L = tk_lua_vm_state(vm);
+    tk_lua_ctx *ctx = tk_lua_vm_ctx(vm);
     ctx->request_id = r->rid;
     ctx->queries = 0;
+    tk_lua_vm_begin_request(vm);
     lua_settop(L, 0);
-    tk_lua_vm_push_dispatch(w->vm);       /* +1 dispatch */
+    tk_lua_vm_push_dispatch(vm);          /* +1 dispatch */
     lua_pushinteger(L, r->match.id);      /* +1 route index */
     push_request(L, r, w->id);            /* +1 request */
     int st = lua_pcall(L, 2, 3, 0);       /* -3 +3 status, body, headers */
     if (st != LUA_OK) {
         tk_log(TK_LOG_ERROR, r->rid, "dispatcher failed: %s", lua_tostring(L, -1));
+        set_error(r, 500, "internal", "internal server error");
+        goto done;
+    }
+    if (ctx->budget < 0) {
+        /* The handler ran out of instructions but swallowed the error. */
+        tk_log(TK_LOG_ERROR, r->rid, "%s %s: instruction budget exceeded", r->method, r->path);
         set_error(r, 500, "internal", "internal server error");
         goto done;
     }
@@ -459,7 +591,7 @@ static int precheck(tk_server *s, tk_req *r)
         return 1;
     }
     char allow[256];
-    int m = tk_router_match(s->router, r->method, r->path, &r->match, allow, sizeof allow);
+    int m = tk_router_match(r->gen->router, r->method, r->path, &r->match, allow, sizeof allow);
     if (m == TK_ENOTFOUND) {
         set_error(r, 404, "not_found", "no such resource");
         return 1;
@@ -504,6 +636,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         r->srv = s;
         r->conn = conn;
+        r->gen = gen_acquire(s);
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = strdup(url);
@@ -607,27 +740,19 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->gen_mu, NULL);
+    pthread_mutex_init(&s->reload_mu, NULL);
     s->workers = calloc((size_t)cfg->workers, sizeof *s->workers);
-    if (s->workers == NULL || tk_router_new(&s->router) != TK_OK)
+    if (s->workers == NULL)
         goto fail;
-
     for (int i = 0; i < cfg->workers; i++) {
-        worker *w = &s->workers[i];
-        w->srv = s;
-        w->id = i + 1;
-        rc = tk_lua_vm_new(cfg, pool, w->id, &w->vm, err, errlen);
-        if (rc != TK_OK)
-            goto fail;
-        if (i == 0) {
-            rc = tk_lua_vm_build_router(w->vm, s->router, err, errlen);
-            if (rc != TK_OK)
-                goto fail;
-        } else if (tk_lua_vm_route_count(w->vm) != tk_router_count(s->router)) {
-            tk_errf(err, errlen, "worker %d loaded a different route table", w->id);
-            rc = TK_ELUA;
-            goto fail;
-        }
+        s->workers[i].srv = s;
+        s->workers[i].id = i + 1;
     }
+    rc = gen_load(s, &s->current, err, errlen);
+    if (rc != TK_OK)
+        goto fail;
+    s->current->id = ++s->next_gen_id;
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             tk_errf(err, errlen, "cannot start worker threads");
@@ -684,12 +809,10 @@ void tk_server_stop(tk_server *s)
         pthread_join(s->workers[i].thread, NULL);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
-    if (s->workers) {
-        for (int i = 0; i < s->cfg->workers; i++)
-            tk_lua_vm_free(s->workers[i].vm);
-        free(s->workers);
-    }
-    tk_router_free(s->router);
+    free(s->workers);
+    gen_release(s->current);
+    pthread_mutex_destroy(&s->gen_mu);
+    pthread_mutex_destroy(&s->reload_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);

@@ -17,6 +17,15 @@ typedef struct tk_server tk_server;
 int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, char *err,
                     size_t errlen) TK_WUR;
 
+/* Loads the scripts anew (a snapshot checked in fresh VMs) and, if that
+ * works, makes it the generation new requests run on; requests already
+ * running finish on the old one. On any error nothing changes: the error is
+ * logged with file:line and counted. Safe from any thread. */
+int tk_server_reload(tk_server *s);
+
+/* Reload counters and the current generation number. */
+void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen);
+
 /* Stops accepting, lets running requests finish, answers the queued ones,
  * then frees everything. */
 void tk_server_stop(tk_server *s);

@@ -1,7 +1,8 @@
 /* tk.runtime: facts about the running server for scripts.
  *   runtime.config()       -> table of the non-secret configuration
  *   runtime.where(level)   -> "file:line" of a caller (for route tables)
- *   runtime.list_dir(rel)  -> sorted *.lua names under SCRIPTS_DIR/rel
+ *   runtime.list_dir(rel)  -> sorted *.lua names in directory rel of the scripts
+ *   runtime.list_dirs(rel) -> sorted subdirectory names ("plugins" lists PLUGINS_DIR)
  *   runtime.worker()       -> worker number (0 in check mode)
  *   runtime.request_id()   -> id of the request being served, or nil
  *   runtime.uptime()       -> seconds since start
@@ -10,7 +11,6 @@
  *   runtime.traceback(msg [, level]) -> msg with a stack traceback
  *   runtime.array_mt       -> the metatable that marks JSON arrays
  *   runtime.version        -> the server version */
-#include <dirent.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,42 +73,30 @@ static int l_runtime_where(lua_State *L)
     return 1;
 }
 
-static int cmp_str(const void *a, const void *b)
+static void push_name(const char *name, void *ud)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    lua_State *L = ud;
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+static int list(lua_State *L, int dirs)
+{
+    const char *rel = luaL_checkstring(L, 1);
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    lua_newtable(L); /* +1 result */
+    tk_snapshot_list(ctx->snapshot, rel, dirs, push_name, L);
+    return 1;
 }
 
 static int l_runtime_list_dir(lua_State *L)
 {
-    const char *rel = luaL_checkstring(L, 1);
-    if (strstr(rel, "..") != NULL || rel[0] == '/')
-        return luaL_argerror(L, 1, "must be a path inside the scripts directory");
-    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
-    lua_pushfstring(L, "%s/%s", ctx->cfg->scripts_dir, rel); /* +1 */
-    DIR *d = opendir(lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_newtable(L); /* +1 result */
-    if (d == NULL)
-        return 1;
-    char *names[512];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < (int)TK_ARRAY_LEN(names)) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && e->d_name[0] != '.' && strcmp(e->d_name + len - 4, ".lua") == 0) {
-            names[n] = strdup(e->d_name);
-            if (names[n] != NULL)
-                n++;
-        }
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    for (int i = 0; i < n; i++) {
-        lua_pushstring(L, names[i]);
-        free(names[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    return 1;
+    return list(L, 0);
+}
+
+static int l_runtime_list_dirs(lua_State *L)
+{
+    return list(L, 1);
 }
 
 static int l_runtime_traceback(lua_State *L)
@@ -165,6 +153,7 @@ int tk_lua_open_runtime(lua_State *L)
     static const luaL_Reg fns[] = {{"config", l_runtime_config},
                                    {"where", l_runtime_where},
                                    {"list_dir", l_runtime_list_dir},
+                                   {"list_dirs", l_runtime_list_dirs},
                                    {"worker", l_runtime_worker},
                                    {"request_id", l_runtime_request_id},
                                    {"uptime", l_runtime_uptime},

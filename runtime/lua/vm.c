@@ -23,6 +23,7 @@ struct tk_lua_vm {
     int app_ref;
     int dispatch_ref;
     int nroutes;
+    tk_snapshot *owned_snapshot; /* when the VM loaded its own */
 };
 
 static const char CTX_KEY = 'c';
@@ -56,46 +57,22 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- the loader ------------------------------------------------------- */
 
-/* Reads a whole file; returns malloc'd text (caller frees) or NULL. */
-static char *read_file(const char *path, size_t *len)
+/* Loads file `rel` of the VM's snapshot as a text chunk named
+ * "@<display path>". Pushes the function, or returns an error status with the
+ * message pushed (like luaL_loadfile). */
+static int load_script(lua_State *L, const char *rel)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) != 0)
-        goto done;
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
-        goto done;
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL)
-        goto done;
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-        goto done;
-    }
-    buf[n] = '\0';
-    *len = (size_t)n;
-done:
-    fclose(f);
-    return buf;
-}
-
-/* Loads `path` as a text chunk named "@path". Pushes the function, or
- * returns an error status with the message pushed (like luaL_loadfile). */
-static int load_script(lua_State *L, const char *path)
-{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
     size_t len = 0;
-    char *src = read_file(path, &len);
+    const char *src = tk_snapshot_get(ctx->snapshot, rel, &len);
+    char display[4096];
+    tk_snapshot_display(ctx->snapshot, rel, display, sizeof display);
     if (src == NULL) {
-        lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno)); /* +1 msg */
+        lua_pushfstring(L, "cannot read %s: no such file", display); /* +1 msg */
         return LUA_ERRFILE;
     }
-    lua_pushfstring(L, "@%s", path); /* +1 chunk name */
+    lua_pushfstring(L, "@%s", display); /* +1 chunk name */
     int st = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t"); /* +1 fn or msg */
-    free(src);
     lua_remove(L, -2); /* -1 chunk name */
     return st;
 }
@@ -139,16 +116,13 @@ static int l_require(lua_State *L)
             luaL_addchar(&b, *p == '.' ? '/' : *p);
         luaL_pushresult(&b); /* +1 relative path */
         const char *rel = lua_tostring(L, -1);
-        lua_pushfstring(L, "%s/%s.lua", ctx->cfg->scripts_dir, rel); /* +1 path */
-        FILE *f = fopen(lua_tostring(L, -1), "r");
-        if (f == NULL) {
+        lua_pushfstring(L, "%s.lua", rel); /* +1 file */
+        if (tk_snapshot_get(ctx->snapshot, lua_tostring(L, -1), NULL) == NULL) {
             lua_pop(L, 1);
-            lua_pushfstring(L, "%s/%s/init.lua", ctx->cfg->scripts_dir, rel); /* +1 path */
-            f = fopen(lua_tostring(L, -1), "r");
-            if (f == NULL)
+            lua_pushfstring(L, "%s/init.lua", rel); /* +1 file */
+            if (tk_snapshot_get(ctx->snapshot, lua_tostring(L, -1), NULL) == NULL)
                 return luaL_error(L, "module '%s' not found in %s", name, ctx->cfg->scripts_dir);
         }
-        fclose(f);
         if (load_script(L, lua_tostring(L, -1)) != LUA_OK) /* +1 fn or msg */
             return lua_error(L);
         lua_pushstring(L, name);
@@ -277,6 +251,27 @@ static void open_sandbox(lua_State *L)
     lua_pop(L, 1); /* -1 _G */
 }
 
+/* ---- the instruction budget ------------------------------------------------ */
+
+#define HOOK_EVERY 1000
+
+/* Runs every HOOK_EVERY instructions: a handler that loops forever runs out
+ * of budget and fails with an error the dispatcher answers with a 500,
+ * instead of holding its worker. Once exhausted it keeps failing, so a
+ * pcall inside the script cannot swallow it for long. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    if (--ctx->budget < 0)
+        luaL_error(L, "instruction budget exceeded (LUA_INSTRUCTION_BUDGET)");
+}
+
+void tk_lua_vm_begin_request(tk_lua_vm *vm)
+{
+    vm->ctx.budget = vm->ctx.cfg->lua_instruction_budget / HOOK_EVERY;
+}
+
 /* ---- the app ----------------------------------------------------------- */
 
 static int traceback(lua_State *L)
@@ -291,9 +286,26 @@ static int traceback(lua_State *L)
 int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
                   char *err, size_t errlen)
 {
+    tk_snapshot *snap = NULL;
+    int rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &snap, err, errlen);
+    if (rc != TK_OK)
+        return rc;
+    rc = tk_lua_vm_new_from(cfg, pool, worker_id, snap, out, err, errlen);
+    if (rc != TK_OK) {
+        tk_snapshot_free(snap);
+        return rc;
+    }
+    (*out)->owned_snapshot = snap;
+    return TK_OK;
+}
+
+int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
+                       const tk_snapshot *snap, tk_lua_vm **out, char *err, size_t errlen)
+{
     tk_lua_vm *vm = calloc(1, sizeof *vm);
     if (vm == NULL)
         return TK_ENOMEM;
+    vm->ctx.snapshot = snap;
     vm->ctx.worker_id = worker_id;
     vm->ctx.cfg = cfg;
     vm->ctx.pool = pool;
@@ -314,27 +326,29 @@ int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_
     open_sandbox(L);
 
     int rc = TK_ELUA;
+    /* Loading gets ten request budgets: enough for any sane app.lua. */
+    vm->ctx.budget = cfg->lua_instruction_budget / HOOK_EVERY * 10;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* +1 handler */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/app.lua", cfg->scripts_dir);
+    const char *path = "app.lua";
     if (load_script(L, path) != LUA_OK || lua_pcall(L, 0, 1, -2) != LUA_OK) {
         tk_errf(err, errlen, "%s", lua_tostring(L, -1));
         goto fail;
     }
     if (!lua_istable(L, -1)) {
-        tk_errf(err, errlen, "%s: must return the app table (got %s)", path,
+        tk_errf(err, errlen, "%s/%s: must return the app table (got %s)", cfg->scripts_dir, path,
                 luaL_typename(L, -1));
         goto fail;
     }
     lua_getfield(L, -1, "dispatch"); /* +1 */
     if (!lua_isfunction(L, -1)) {
-        tk_errf(err, errlen, "%s: the app has no dispatch function", path);
+        tk_errf(err, errlen, "%s/%s: the app has no dispatch function", cfg->scripts_dir, path);
         goto fail;
     }
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
     lua_getfield(L, -1, "routes"); /* +1 */
     if (!lua_istable(L, -1)) {
-        tk_errf(err, errlen, "%s: the app has no routes table", path);
+        tk_errf(err, errlen, "%s/%s: the app has no routes table", cfg->scripts_dir, path);
         goto fail;
     }
     vm->nroutes = (int)lua_rawlen(L, -1);
@@ -354,6 +368,7 @@ void tk_lua_vm_free(tk_lua_vm *vm)
         return;
     if (vm->L)
         lua_close(vm->L);
+    tk_snapshot_free(vm->owned_snapshot);
     free(vm);
 }
 

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "db/pool.h"
 #include "http/router.h"
+#include "lua/snapshot.h"
 
 /* Per-VM context the bindings reach through the registry. Owned by the VM. */
 typedef struct tk_lua_ctx {
@@ -22,6 +23,8 @@ typedef struct tk_lua_ctx {
     int after_commit_ref; /* registry ref of the pending after-commit list */
     const char *request_id; /* of the request being served, or NULL */
     int queries;          /* SQL round trips of the current request */
+    const tk_snapshot *snapshot; /* the scripts this VM was loaded from (borrowed) */
+    long long budget;     /* instructions left for the current request (in 1000s) */
 } tk_lua_ctx;
 
 typedef struct tk_lua_vm tk_lua_vm;
@@ -29,11 +32,20 @@ typedef struct tk_lua_vm tk_lua_vm;
 /* Route flags carried from the scripts into the C route table. */
 enum { TK_ROUTE_AUTH_NONE = 0, TK_ROUTE_AUTH_REQUIRED = 1, TK_ROUTE_AUTH_OPTIONAL = 2 };
 
-/* Creates a VM, opens the sandbox and the bindings, runs SCRIPTS_DIR/app.lua
- * and checks what it returns. `pool` may be NULL (check mode: queries fail).
- * On a script error returns TK_ELUA with "file:line: message" in err. */
+/* Creates a VM, opens the sandbox and the bindings, runs app.lua from a
+ * fresh snapshot of SCRIPTS_DIR/PLUGINS_DIR (which the VM owns) and checks
+ * what it returns. `pool` may be NULL (check mode: queries fail). On a
+ * script error returns TK_ELUA with "file:line: message" in err. */
 int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
                   char *err, size_t errlen) TK_WUR;
+
+/* The same from `snap`, borrowed: it must outlive the VM. */
+int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
+                       const tk_snapshot *snap, tk_lua_vm **out, char *err,
+                       size_t errlen) TK_WUR;
+
+/* Gives the next request a fresh instruction budget (LUA_INSTRUCTION_BUDGET). */
+void tk_lua_vm_begin_request(tk_lua_vm *vm);
 void tk_lua_vm_free(tk_lua_vm *vm);
 
 lua_State *tk_lua_vm_state(tk_lua_vm *vm);

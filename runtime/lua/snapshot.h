@@ -1,0 +1,39 @@
+/* An immutable in-memory copy of the script trees (SCRIPTS_DIR and
+ * PLUGINS_DIR). A reload reads the files once into a snapshot, checks it in a
+ * scratch VM, and every worker VM of that generation loads from the same
+ * snapshot, so a file edited after the check can never reach a worker. */
+#ifndef TK_LUA_SNAPSHOT_H
+#define TK_LUA_SNAPSHOT_H
+
+#include <stddef.h>
+
+#include "common.h"
+
+typedef struct tk_snapshot tk_snapshot;
+
+/* Reads every *.lua file under scripts_dir (names relative to it, e.g.
+ * "routes/auth.lua") and under plugins_dir (names "plugins/<rel>"; the
+ * directory may be missing or NULL). Copies the directory names. Returns 0,
+ * or TK_EIO with the unreadable path in err, or TK_ENOMEM. Free with
+ * tk_snapshot_free. */
+int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out,
+                     char *err, size_t errlen) TK_WUR;
+void tk_snapshot_free(tk_snapshot *s);
+
+/* The text of file `rel`, or NULL. Borrowed until the snapshot is freed. */
+const char *tk_snapshot_get(const tk_snapshot *s, const char *rel, size_t *len);
+
+/* The path to show in error messages for `rel` (scripts_dir/rel or
+ * plugins_dir/rest) into buf. */
+void tk_snapshot_display(const tk_snapshot *s, const char *rel, char *buf, size_t len);
+
+/* Calls fn(name, ud) in name order for each direct child of directory
+ * `dir` ("" for the top): *.lua files when dirs == 0, subdirectories when
+ * dirs == 1. */
+void tk_snapshot_list(const tk_snapshot *s, const char *dir, int dirs,
+                      void (*fn)(const char *name, void *ud), void *ud);
+
+/* Number of files (for logs). */
+int tk_snapshot_count(const tk_snapshot *s);
+
+#endif
