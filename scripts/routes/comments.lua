@@ -1,0 +1,164 @@
+-- /api/v1 comments (API.md §5): a task's comments oldest first, writing,
+-- editing and deleting them. Mentions are resolved in lib.comments; the
+-- notification policy (policies.notifications) decides who hears about a
+-- comment, inside the same transaction as the change.
+local route = require "lib.route"
+local db = require "lib.db"
+local json = require "lib.json"
+local errors = require "lib.errors"
+local events = require "lib.events"
+local notify = require "lib.notify"
+local cursor = require "lib.cursor"
+local projects = require "lib.projects"
+local comments = require "lib.comments"
+local uuid = require "lib.uuid"
+
+local ipairs, tonumber, type = ipairs, tonumber, type
+
+local r = route.group("/api/v1")
+
+-- ---- schemas ---------------------------------------------------------------
+
+local content = { type = "string", trim = true, minLength = 1, maxLength = 10000,
+  description = "1..10000 characters after trimming; `@<email>` of a project member mentions them" }
+
+local S = {
+  create = { type = "object", required = { "content" }, properties = {
+    content = content,
+    mentions = { type = "array", maxItems = 100, items = { type = "string", format = "uuid" },
+      description = "user ids to mention; users who may not read the project are dropped" },
+  } },
+  update = { type = "object", properties = { content = content } },
+  list = { type = "object", properties = { limit = cursor.LIMIT, cursor = cursor.CURSOR } },
+}
+
+-- ---- helpers ---------------------------------------------------------------
+
+local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- True for a timestamp as the database hands them out ("…T…Z", ms), with a
+-- real calendar date, so a forged cursor cannot reach a failing cast.
+local function valid_time(s)
+  if type(s) ~= "string" then
+    return false
+  end
+  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.%d%d%dZ$")
+  if not y then
+    return false
+  end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if y < 1 or mo < 1 or mo > 12 or d < 1 or d > DAYS[mo] then
+    return false
+  end
+  if mo == 2 and d == 29 and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
+    return false
+  end
+  return tonumber(h) <= 23 and tonumber(mi) <= 59 and tonumber(sec) <= 59
+end
+
+local function decode_cursor(s)
+  local v = cursor.decode(s, 2)
+  if not valid_time(v[1]) or not uuid.valid(v[2]) then
+    errors.raise(400, "invalid_parameter", "invalid cursor",
+      { { field = "cursor", message = "is not a valid cursor" } })
+  end
+  return v
+end
+
+local function comment_not_found()
+  errors.not_found("comment not found")
+end
+
+local function task_not_found()
+  errors.not_found("task not found")
+end
+
+-- ---- routes ----------------------------------------------------------------
+
+r:get("/tasks/:id/comments", { query = S.list, tags = { "comments" },
+  summary = "A task's comments, oldest first" }, function(req)
+  local task = comments.load_task(req.user, req.params.id)
+  if not task then
+    task_not_found()
+  end
+  projects.authorize(req.user, "comment.read", comments.project(task))
+  local q = req.query
+  local after = q.cursor and decode_cursor(q.cursor) or {}
+  local rows = db.query(comments.LIST, task.t_id, after[1], after[2], q.limit + 1)
+  local page, next_cursor = cursor.page(rows, q.limit, function(row)
+    return { row.created_at, row.id }
+  end)
+  local data = json.array({})
+  for i, row in ipairs(page) do
+    data[i] = comments.public(row)
+  end
+  return 200, { data = data, meta = { limit = q.limit, nextCursor = next_cursor } }
+end)
+
+r:post("/tasks/:id/comments", { body = S.create, status = 201, tags = { "comments" },
+  summary = "Comment on a task; mentioned users and the task's people are notified" }, function(req)
+  if not uuid.valid(req.params.id) then
+    task_not_found()
+  end
+  local b = req.body
+  local comment = db.tx(function()
+    local task = comments.load_task(req.user, req.params.id, true)
+    if not task then
+      task_not_found()
+    end
+    projects.authorize(req.user, "comment.create", comments.project(task))
+    local mentions = comments.resolve(task.t_project_id, b.mentions, b.content)
+    local row = db.one(comments.INSERT, task.t_id, req.user.id, b.content, mentions)
+    local c = comments.public(row)
+    events.publish("project:" .. task.t_project_id, "comment:created", { comment = c, taskId = task.t_id })
+    notify.emit("comment.created", { actor = req.user.id, comment = c, task = comments.task(task),
+      mentions = mentions })
+    return c
+  end)
+  return 201, { data = comment }
+end)
+
+r:patch("/comments/:id", { body = S.update, tags = { "comments" },
+  summary = "Edit a comment (its author only); newly mentioned users are notified" }, function(req)
+  if not uuid.valid(req.params.id) then
+    comment_not_found()
+  end
+  local b = req.body
+  local comment = db.tx(function()
+    local old = comments.load(req.user, req.params.id, b.content ~= nil)
+    if not old then
+      comment_not_found()
+    end
+    projects.authorize(req.user, "comment.update", comments.project(old), { user_id = old.user_id })
+    if b.content == nil then
+      return comments.public(old) -- nothing named, nothing changed
+    end
+    local mentions, added = comments.resolve_edit(old, b.content)
+    local row = db.one(comments.UPDATE, old.id, b.content, mentions)
+    local c = comments.public(row)
+    events.publish("project:" .. old.t_project_id, "comment:updated", { comment = c, taskId = old.task_id })
+    notify.emit("comment.updated", { actor = req.user.id, comment = c, task = comments.task(old),
+      added_mentions = added })
+    return c
+  end)
+  return 200, { data = comment }
+end)
+
+r:delete("/comments/:id", { status = 204, tags = { "comments" },
+  summary = "Delete a comment (its author, or a project admin or owner)" }, function(req)
+  if not uuid.valid(req.params.id) then
+    comment_not_found()
+  end
+  db.tx(function()
+    local old = comments.load(req.user, req.params.id, true)
+    if not old then
+      comment_not_found()
+    end
+    projects.authorize(req.user, "comment.delete", comments.project(old), { user_id = old.user_id })
+    db.query(comments.DELETE, old.id)
+    events.publish("project:" .. old.t_project_id, "comment:deleted", { commentId = old.id, taskId = old.task_id })
+  end)
+  return 204
+end)
+
+return r
