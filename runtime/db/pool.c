@@ -94,16 +94,28 @@ static int conn_alive(tk_db_conn *c)
 {
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK)
         return 0;
-    struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
-    int n = poll(&pfd, 1, 0);
-    if (n > 0) {
+    /* A terminated backend first sends a FATAL message, then closes: keep
+     * reading while the socket is readable so the EOF is seen too. */
+    for (int i = 0; i < 8; i++) {
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            break;
         if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
             return 0;
         PGnotify *nt;
         while ((nt = PQnotifies(c->pg)) != NULL)
             PQfreemem(nt);
+        PGresult *stray;
+        while (!PQisBusy(c->pg) && (stray = PQgetResult(c->pg)) != NULL) {
+            /* An asynchronous error (e.g. "terminating connection"): the
+             * connection is not to be trusted any more. */
+            int fatal = PQresultStatus(stray) == PGRES_FATAL_ERROR;
+            PQclear(stray);
+            if (fatal)
+                return 0;
+        }
     }
-    return 1;
+    return PQstatus(c->pg) == CONNECTION_OK;
 }
 
 static int conn_open(tk_db_pool *p, tk_db_conn **out, char *err, size_t errlen)
@@ -325,6 +337,22 @@ int tk_db_conn_command(tk_db_conn *c, const char *sql, char *err, size_t errlen)
         mark_if_broken(c);
         tk_errf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
         rc = c->broken ? TK_EUNAVAIL : TK_EDB;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int tk_db_conn_commit(tk_db_conn *c, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c->pg, "COMMIT");
+    int rc = TK_OK;
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        mark_if_broken(c);
+        tk_errf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
+        rc = c->broken ? TK_EUNAVAIL : TK_EDB;
+    } else if (strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        tk_errf(err, errlen, "transaction rolled back by the server");
+        rc = TK_EDB;
     }
     PQclear(r);
     return rc;

@@ -46,6 +46,9 @@ PGresult *tk_db_conn_exec(tk_db_conn *c, const char *sql, int nparams, const cha
  * Returns 0 or TK_EDB/TK_EUNAVAIL with the server message in err. */
 int tk_db_conn_command(tk_db_conn *c, const char *sql, char *err, size_t errlen) TK_WUR;
 
+/* COMMIT; a COMMIT the server turned into ROLLBACK is a failure (TK_EDB). */
+int tk_db_conn_commit(tk_db_conn *c, char *err, size_t errlen) TK_WUR;
+
 /* 1 when the connection has failed and must not be reused. */
 int tk_db_conn_broken(tk_db_conn *c);
 

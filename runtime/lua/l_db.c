@@ -77,6 +77,8 @@ static int collect_params(lua_State *L, int first, const char **values)
     int n = top - first + 1;
     if (n > MAX_PARAMS)
         luaL_error(L, "db.query: at most %d parameters", MAX_PARAMS);
+    /* One converted string may be pushed per parameter, plus scratch. */
+    luaL_checkstack(L, n + 8, "db.query: too many parameters");
     for (int i = 0; i < n; i++) {
         int idx = first + i;
         int t = lua_type(L, idx);
@@ -200,8 +202,100 @@ static void push_array(lua_State *L, const char *s, int elem_int, int elem_bool)
     }
 }
 
-/* Pushes a cjson-decoded value; upvalue-free: fetches cjson.decode once per
- * VM from the registry. Raises on invalid JSON (cannot happen for jsonb). */
+/* cjson decodes [] and {} to the same empty table. Before decoding, every
+ * empty array outside a string is rewritten as [SENTINEL]; after decoding,
+ * tables holding just the sentinel become empty tables marked as arrays. */
+#define EMPTY_ARRAY_SENTINEL "\\u0001tk.empty-array\\u0001"
+#define EMPTY_ARRAY_DECODED "\001tk.empty-array\001"
+
+/* Returns a malloc'd rewritten copy of s, or NULL when s has no empty array
+ * (or on allocation failure, in which case decoding proceeds unmarked). */
+static char *mark_empty_arrays(const char *s, size_t len, size_t *outlen)
+{
+    size_t extra = strlen(EMPTY_ARRAY_SENTINEL) + 2;
+    size_t count = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[') {
+            size_t j = i + 1;
+            while (j < len && (s[j] == ' ' || s[j] == '\n' || s[j] == '\t' || s[j] == '\r'))
+                j++;
+            if (j < len && s[j] == ']')
+                count++;
+        }
+    }
+    if (count == 0)
+        return NULL;
+    char *out = malloc(len + count * extra + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        out[o++] = c;
+        if (in_str) {
+            if (c == '\\' && i + 1 < len)
+                out[o++] = s[++i];
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[') {
+            size_t j = i + 1;
+            while (j < len && (s[j] == ' ' || s[j] == '\n' || s[j] == '\t' || s[j] == '\r'))
+                j++;
+            if (j < len && s[j] == ']') {
+                o += (size_t)sprintf(out + o, "\"%s\"", EMPTY_ARRAY_SENTINEL);
+                i = j - 1; /* the ']' is copied next */
+            }
+        }
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+/* Walks the decoded value at the top of the stack and turns sentinel
+ * arrays into empty arrays marked as JSON arrays. */
+static void unmark_empty_arrays(lua_State *L, int depth)
+{
+    if (depth > 64 || !lua_istable(L, -1))
+        return;
+    luaL_checkstack(L, 4, "json nesting");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_istable(L, -1)) {
+            int sentinel = 0;
+            if (lua_rawlen(L, -1) == 1 && lua_rawgeti(L, -1, 1) == LUA_TSTRING) {
+                sentinel = strcmp(lua_tostring(L, -1), EMPTY_ARRAY_DECODED) == 0;
+                lua_pop(L, 1);
+            } else if (lua_rawlen(L, -1) == 1) {
+                lua_pop(L, 1);
+            }
+            if (sentinel) {
+                lua_pushnil(L);
+                lua_rawseti(L, -2, 1);
+                luaL_setmetatable(L, TK_JSON_ARRAY_MT);
+            } else {
+                unmark_empty_arrays(L, depth + 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Pushes a cjson-decoded value, with empty arrays kept as arrays. Fetches
+ * cjson.decode once per VM into the registry. Raises on invalid JSON
+ * (which json/jsonb columns cannot hold). */
 static void push_json(lua_State *L, const char *s, size_t len)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "tk.cjson.decode") != LUA_TFUNCTION) {
@@ -214,8 +308,24 @@ static void push_json(lua_State *L, const char *s, size_t len)
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, "tk.cjson.decode");
     }
-    lua_pushlstring(L, s, len);
+    size_t mlen = 0;
+    char *marked = mark_empty_arrays(s, len, &mlen);
+    if (marked != NULL) {
+        lua_pushlstring(L, marked, mlen);
+        free(marked);
+    } else {
+        lua_pushlstring(L, s, len);
+    }
     lua_call(L, 1, 1);
+    if (marked != NULL) {
+        /* Wrap the value so the walk can replace it too, then unwrap. */
+        lua_createtable(L, 1, 0); /* +1 wrapper */
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1); /* -1: wrapper = {value} */
+        unmark_empty_arrays(L, 0);
+        lua_rawgeti(L, -1, 1); /* +1 value */
+        lua_remove(L, -2);     /* -1 wrapper */
+    }
 }
 
 static void push_value(lua_State *L, PGresult *r, int row, int col, Oid type)
@@ -425,7 +535,16 @@ static int l_db_tx(lua_State *L)
     }
     int nres = lua_gettop(L);
     ctx->queries++;
-    rc = tk_db_conn_command(c, "COMMIT", err, sizeof err);
+    if (PQtransactionStatus(tk_db_conn_pg(c)) == PQTRANS_INERROR) {
+        /* A statement failed and the body went on: nothing can commit. */
+        char ignored[128];
+        if (tk_db_conn_command(c, "ROLLBACK", ignored, sizeof ignored) != TK_OK)
+            tk_log(TK_LOG_WARN, ctx->request_id, "rollback failed: %s", ignored);
+        tk_errf(err, sizeof err, "transaction aborted by an earlier failed statement");
+        rc = TK_EDB;
+    } else {
+        rc = tk_db_conn_commit(c, err, sizeof err);
+    }
     int broken = tk_db_conn_broken(c);
     tk_db_pool_release(ctx->pool, c);
     if (rc != TK_OK) {

@@ -392,6 +392,11 @@ void tk_lua_vm_push_dispatch(tk_lua_vm *vm)
     lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->dispatch_ref);
 }
 
+void tk_lua_vm_push_app(tk_lua_vm *vm)
+{
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->app_ref);
+}
+
 /* Pushes app.routes[i] (1-based). */
 static void push_route(tk_lua_vm *vm, int i)
 {

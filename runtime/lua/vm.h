@@ -64,6 +64,10 @@ void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);
 /* Pushes the app's dispatch function onto the stack. */
 void tk_lua_vm_push_dispatch(tk_lua_vm *vm);
 
+/* Pushes the table app.lua returned, for its optional exports (such as
+ * app.realtime, which the WebSocket server calls). */
+void tk_lua_vm_push_app(tk_lua_vm *vm);
+
 /* Fetches the context from any lua_State created by tk_lua_vm_new. */
 tk_lua_ctx *tk_lua_ctx_get(lua_State *L);
 

@@ -1,0 +1,162 @@
+/* Internals of the realtime server, shared by server.c (libwebsockets,
+ * connections, send queues, timers, the inbox and fan-out), native.c (the
+ * /ws protocol) and sio.c (Engine.IO v4 + Socket.IO v5 framing). Nothing
+ * here is for other modules. Everything below runs on the service thread. */
+#ifndef TK_WS_INTERNAL_H
+#define TK_WS_INTERNAL_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ws/json.h"
+#include "ws/policy.h"
+#include "ws/rooms.h"
+#include "ws/server.h"
+
+enum { TK_WS_NATIVE = 1, TK_WS_SIO = 2 };
+
+/* Close codes (RFC 6455 and API.md §8). */
+enum {
+    TK_WS_CLOSE_NORMAL = 1000,
+    TK_WS_CLOSE_GOING_AWAY = 1001,
+    TK_WS_CLOSE_PROTOCOL = 1002,
+    TK_WS_CLOSE_UNSUPPORTED = 1003,
+    TK_WS_CLOSE_POLICY = 1008,
+    TK_WS_CLOSE_TOO_BIG = 1009,
+    TK_WS_CLOSE_UNAUTHORIZED = 4401,
+};
+
+#define TK_WS_AUTH_TIMEOUT_US (10 * 1000000LL) /* token must arrive within 10 s */
+#define TK_WS_QUEUE_MAX_MSGS 1000              /* per-connection send queue bound ... */
+#define TK_WS_QUEUE_MAX_BYTES (1024 * 1024)    /* ... in messages and in bytes */
+#define TK_WS_PENDING_MAX 32   /* client messages waiting behind a join check */
+#define TK_WS_NATIVE_MAX_IN (64 * 1024)        /* largest native client message */
+#define TK_WS_SIO_MAX_IN 1000000               /* Engine.IO maxPayload we announce */
+#define TK_WS_TOKEN_MAX 4096
+
+/* An outgoing text frame, shared by every connection it is queued on. */
+typedef struct tk_ws_msg {
+    int refs;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes for libwebsockets, then the text */
+} tk_ws_msg;
+
+/* What a tk_jbuf must reserve in front so its memory can become a frame
+ * without a copy (tk_ws_msg_from_jbuf). */
+#define TK_WS_JBUF_RESERVE (offsetof(tk_ws_msg, buf) + LWS_PRE)
+
+/* A client message that arrived while a join check was in flight. */
+typedef struct tk_ws_pending {
+    struct tk_ws_pending *next;
+    size_t len;
+    char data[];
+} tk_ws_pending;
+
+typedef struct tk_ws_conn {
+    struct tk_ws_conn *prev, *next; /* every connection of the server */
+    struct tk_ws_conn *hnext;       /* id hash chain */
+    uint64_t id;
+    struct lws *wsi;
+    tk_ws_server *srv;
+    int proto; /* TK_WS_NATIVE | TK_WS_SIO */
+
+    /* the user, once authenticated (Socket.IO: once "/" is connected) */
+    int authed;
+    char user_id[64];
+    char role[16];
+    char jti[40];
+    int64_t exp;
+
+    tk_ws_room_set rooms;
+
+    /* send queue: a ring of shared frames */
+    tk_ws_msg **q;
+    int qhead, qlen, qcap;
+    size_t qbytes;
+
+    /* the message being received (fragments joined) */
+    char *rx;
+    size_t rx_len, rx_cap;
+    int rx_skip; /* rest of an over-long or binary message is ignored */
+
+    /* in-order processing: busy while a join check is in flight */
+    int busy;
+    tk_ws_pending *phead, *ptail;
+    int pcount;
+
+    /* deadlines, monotonic microseconds, 0 = none */
+    int64_t auth_deadline, ping_at, pong_deadline;
+
+    /* closing: no more deliveries; flush the queue (or not), then close */
+    int closing, close_flush, close_code;
+    char close_reason[64];
+
+    /* Socket.IO */
+    char eio_sid[24];  /* Engine.IO session id */
+    char sio_sid[24];  /* Socket.IO socket id */
+    char *query_token; /* ?token= kept for a CONNECT without auth (malloc'd) */
+} tk_ws_conn;
+
+int64_t tk_ws_now_us(void);
+
+/* Random base64url id of `n` chars (n < outlen) into out. */
+void tk_ws_random_id(char *out, size_t outlen, size_t n);
+
+/* Queues a copy of text on c. Returns 0, or -1 when the message was not
+ * queued (c closing, out of memory, or the queue overflowed: then c is
+ * being closed with 1008). */
+int tk_ws_conn_send(tk_ws_conn *c, const char *text, size_t len);
+
+/* Queues the text of a JSON buffer (see tk_jbuf); a failed buffer sends
+ * nothing. Frees the buffer. */
+int tk_ws_conn_send_jbuf(tk_ws_conn *c, tk_jbuf *b);
+
+/* Starts closing c with code/reason. flush: send what is queued first. */
+void tk_ws_conn_close(tk_ws_conn *c, int code, const char *reason, int flush);
+
+/* Verifies an access token (signature, expiry, denylist); on success fills
+ * the user fields, puts c in room user:<id>, clears the auth deadline and
+ * returns 0. Returns -1 for a bad token (c is unchanged). */
+int tk_ws_conn_authenticate(tk_ws_conn *c, const char *token);
+
+/* Asks the policy whether c may join room; the answer comes back to the
+ * protocol's join_done (native.c / sio.c). Already in the room: answered
+ * at once. c is busy (later messages wait) until the answer. */
+void tk_ws_conn_join(tk_ws_conn *c, const char *room, long ack_id);
+
+/* Leaves room (1 if c was in it) / every room. */
+int tk_ws_conn_leave(tk_ws_conn *c, const char *room);
+void tk_ws_conn_leave_all(tk_ws_conn *c);
+
+/* Re-arms the libwebsockets timer for the earliest deadline of c. */
+void tk_ws_conn_rearm(tk_ws_conn *c);
+
+/* ---- native.c ------------------------------------------------------------ */
+
+/* A new /ws connection; token is ?token= or NULL. */
+void tk_ws_native_open(tk_ws_conn *c, const char *token);
+void tk_ws_native_message(tk_ws_conn *c, const char *data, size_t len);
+void tk_ws_native_join_done(tk_ws_conn *c, const tk_ws_join *job);
+/* The event frame for native clients; NULL when out of memory. */
+tk_ws_msg *tk_ws_native_event(const char *room, const char *event, const char *data, size_t len);
+
+/* ---- sio.c --------------------------------------------------------------- */
+
+void tk_ws_sio_open(tk_ws_conn *c, const char *token);
+void tk_ws_sio_message(tk_ws_conn *c, const char *data, size_t len);
+void tk_ws_sio_join_done(tk_ws_conn *c, const tk_ws_join *job);
+/* Heartbeat deadlines of c have come (now, monotonic us). */
+void tk_ws_sio_timer(tk_ws_conn *c, int64_t now);
+/* Sends "41" (Socket.IO DISCONNECT) before a server-side close. */
+void tk_ws_sio_disconnect(tk_ws_conn *c);
+tk_ws_msg *tk_ws_sio_event(const char *event, const char *data, size_t len);
+
+/* ---- frames -------------------------------------------------------------- */
+
+/* Turns b (initialised with TK_WS_JBUF_RESERVE) into a frame with one
+ * reference, taking its memory; NULL (and b freed) when b failed. */
+tk_ws_msg *tk_ws_msg_from_jbuf(tk_jbuf *b);
+void tk_ws_msg_unref(tk_ws_msg *m);
+
+#endif

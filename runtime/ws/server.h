@@ -1,0 +1,38 @@
+/* The realtime server: libwebsockets on WS_PORT with its own service thread,
+ * speaking the native protocol at /ws and Socket.IO v4 (Engine.IO v4, the
+ * websocket transport only) at /socket.io/ (API.md §8). Connections join
+ * rooms; the bus (ws/bus.h) posts events and control messages into the
+ * server's inbox from any thread, and the service thread fans them out.
+ * Joining a project room asks the scripts' policy on a thread of its own
+ * (ws/policy.h), so a slow database never stalls the service thread. */
+#ifndef TK_WS_SERVER_H
+#define TK_WS_SERVER_H
+
+#include "common.h"
+#include "config.h"
+#include "db/pool.h"
+#include "ws/bus.h"
+
+typedef struct tk_ws_server tk_ws_server;
+
+/* Loads the scripts into the policy VM, binds cfg->ws_port and starts the
+ * service thread. Borrows cfg and pool until tk_ws_server_stop. Returns 0,
+ * TK_ELUA (scripts; reason in err), TK_EIO (cannot listen) or TK_ENOMEM. */
+int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_server **out, char *err,
+                       size_t errlen) TK_WUR;
+
+/* Closes every connection with 1001 (going away), waits briefly for the
+ * close handshakes, stops the threads and frees everything. NULL is a no-op. */
+void tk_ws_server_stop(tk_ws_server *s);
+
+/* Queues m for the service thread (copies it) and wakes it. Thread-safe.
+ * Returns 0 or TK_ENOMEM (the message is dropped). */
+int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m) TK_WUR;
+
+typedef struct {
+    long long connections, delivered, overflows;
+} tk_ws_server_stats;
+
+void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out);
+
+#endif

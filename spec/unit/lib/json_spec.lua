@@ -1,0 +1,270 @@
+-- Unit specs for scripts/lib/json.lua: empty arrays versus empty objects at
+-- any depth, copy-on-write (the input is never mutated), json.null both ways,
+-- decode errors as nil, message, and strings that look like the internal
+-- empty-array placeholder. Runs outside the server: tk.runtime is absent and
+-- json.lua uses its own array metatable.
+-- luacheck: std lua54+busted
+
+local json = require("lib.json")
+local cjson = require("cjson")
+
+-- Encodes, then decodes with plain cjson (object key order is unspecified,
+-- so structures are compared decoded).
+local function roundtrip(v)
+  return cjson.decode(json.encode(v))
+end
+
+describe("json.encode", function()
+
+  describe("empty tables", function()
+    it("encodes an empty json.array as []", function()
+      assert.equal("[]", json.encode(json.array()))
+      assert.equal("[]", json.encode(json.array({})))
+    end)
+
+    it("encodes an empty plain table as {}", function()
+      assert.equal("{}", json.encode({}))
+    end)
+
+    it("treats any metatable named json.array as an array marker", function()
+      assert.equal("[]", json.encode(setmetatable({}, { __name = "json.array" })))
+      assert.equal("[]", json.encode(setmetatable({}, json.array_mt)))
+    end)
+
+    it("does not treat other metatables as array markers", function()
+      assert.equal("{}", json.encode(setmetatable({}, { __name = "something.else" })))
+    end)
+
+    it("encodes non-empty marked arrays as arrays", function()
+      assert.equal("[1,2,3]", json.encode(json.array({ 1, 2, 3 })))
+      assert.equal('["a"]', json.encode(json.array({ "a" })))
+    end)
+  end)
+
+  describe("nested empty arrays", function()
+    it("keeps [] deep inside objects", function()
+      assert.equal('{"a":{"b":{"c":[]}}}', json.encode({ a = { b = { c = json.array() } } }))
+    end)
+
+    it("keeps [] deep inside arrays", function()
+      assert.equal("[[[]]]", json.encode(json.array({ json.array({ json.array() }) })))
+      assert.equal('[[],{"x":[]},1]', json.encode({ json.array(), { x = json.array() }, 1 }))
+    end)
+
+    it("keeps {} and [] apart side by side", function()
+      local s = json.encode({ list = json.array(), obj = {}, n = 1 })
+      assert.truthy(s:find('"list":[]', 1, true), s)
+      assert.truthy(s:find('"obj":{}', 1, true), s)
+      assert.same({ list = {}, obj = {}, n = 1 }, cjson.decode(s))
+    end)
+
+    it("handles many empty arrays at several depths in one document", function()
+      local doc = {
+        tasks = json.array({
+          { id = 1, tags = json.array(), meta = { labels = json.array() } },
+          { id = 2, tags = json.array({ "x" }), meta = {} },
+        }),
+        empty = json.array(),
+      }
+      local s = json.encode(doc)
+      assert.falsy(s:find("empty-array", 1, true), s)
+      local back = cjson.decode(s)
+      assert.same({ 1, 2 }, { back.tasks[1].id, back.tasks[2].id })
+      assert.truthy(s:find('"tags":[]', 1, true), s)
+      assert.truthy(s:find('"labels":[]', 1, true), s)
+      assert.truthy(s:find('"tags":["x"]', 1, true), s)
+      assert.truthy(s:find('"meta":{}', 1, true), s)
+      assert.truthy(s:find('"empty":[]', 1, true), s)
+    end)
+  end)
+
+  describe("copy-on-write", function()
+    it("does not mutate the input table", function()
+      local inner = json.array()
+      local sub = { c = inner, keep = "me" }
+      local t = { a = json.array(), b = sub, n = 5 }
+      local a = t.a
+      json.encode(t)
+      assert.equal(a, t.a)
+      assert.equal(sub, t.b)
+      assert.equal(inner, t.b.c)
+      assert.equal(json.array_mt, getmetatable(t.a))
+      assert.equal(json.array_mt, getmetatable(inner))
+      assert.is_nil(next(t.a))
+      assert.is_nil(next(inner))
+      assert.same({ "a", "b", "n" }, (function()
+        local ks = {}
+        for k in pairs(t) do ks[#ks + 1] = k end
+        table.sort(ks)
+        return ks
+      end)())
+      assert.equal("me", sub.keep)
+    end)
+
+    it("encodes the same table twice identically", function()
+      local t = { a = { b = json.array() } }
+      assert.equal(json.encode(t), json.encode(t))
+      assert.equal('{"a":{"b":[]}}', json.encode(t))
+    end)
+
+    it("encodes shared subtables at every place they appear", function()
+      local e = json.array()
+      local shared = { k = e }
+      local t = { x = e, y = e, z = json.array({ e, e }), p = shared, q = shared }
+      local s = json.encode(t)
+      assert.truthy(s:find('"x":[]', 1, true), s)
+      assert.truthy(s:find('"y":[]', 1, true), s)
+      assert.truthy(s:find('"z":[[],[]]', 1, true), s)
+      assert.equal(2, select(2, s:gsub('{"k":%[%]}', "")), s)
+      assert.is_nil(next(e))
+      assert.equal(e, shared.k)
+    end)
+  end)
+
+  describe("null", function()
+    it("encodes json.null as null", function()
+      assert.equal("null", json.encode(json.null))
+      assert.equal('{"a":null}', json.encode({ a = json.null }))
+      assert.equal("[1,null,3]", json.encode(json.array({ 1, json.null, 3 })))
+    end)
+
+    it("is cjson.null", function()
+      assert.equal(cjson.null, json.null)
+    end)
+  end)
+
+  describe("scalars and limits", function()
+    it("encodes scalars", function()
+      assert.equal('"x"', json.encode("x"))
+      assert.equal("1", json.encode(1))
+      assert.equal("true", json.encode(true))
+    end)
+
+    it("raises on nesting deeper than 64", function()
+      local deep = {}
+      local cur = deep
+      for _ = 1, 100 do
+        cur.n = {}
+        cur = cur.n
+      end
+      assert.has_error(function() json.encode(deep) end)
+    end)
+
+    it("raises on a cyclic table instead of looping", function()
+      local t = { a = json.array() }
+      t.self = t
+      assert.has_error(function() json.encode(t) end)
+    end)
+
+    it("raises on values JSON cannot hold", function()
+      assert.has_error(function() json.encode({ f = function() end }) end)
+    end)
+  end)
+
+  describe("placeholder look-alikes", function()
+    local lookalikes = {
+      "\1empty-array-\1",
+      "\1empty-array-abc123\1",
+      "\1empty-array-",
+      "prefix \1empty-array-x\1 suffix",
+      '"\1empty-array-"',
+      "[]",
+    }
+
+    it("round-trips strings containing the placeholder's prefix unchanged", function()
+      for _, s in ipairs(lookalikes) do
+        -- with a real empty array next to it, so the replacement pass runs
+        local out = json.encode({ s = s, e = json.array(), list = json.array({ s }) })
+        local back = cjson.decode(out)
+        assert.equal(s, back.s)
+        assert.equal(s, back.list[1])
+        assert.truthy(out:find('"e":[]', 1, true), out)
+        assert.equal(s, json.decode(json.encode(s)))
+      end
+    end)
+
+    it("round-trips such strings used as keys", function()
+      local t = { ["\1empty-array-k\1"] = json.array(), other = json.array() }
+      local back = roundtrip(t)
+      assert.same({}, back["\1empty-array-k\1"])
+      assert.truthy(json.encode(t):find('"other":[]', 1, true))
+    end)
+  end)
+end)
+
+describe("json.decode", function()
+  it("decodes objects and arrays", function()
+    assert.same({ a = { 1, 2 }, b = "x" }, json.decode('{"a":[1,2],"b":"x"}'))
+  end)
+
+  it("decodes null as json.null, not nil", function()
+    local v = json.decode('{"a":null,"b":[null]}')
+    assert.equal(json.null, v.a)
+    assert.equal(json.null, v.b[1])
+    assert.equal(json.null, json.decode("null"))
+  end)
+
+  it("returns nil, message on invalid JSON", function()
+    for _, bad in ipairs({ "{", "{bad}", "[1,]", "", "nul", '{"a":1}x', "'single'" }) do
+      local v, err = json.decode(bad)
+      assert.is_nil(v, bad)
+      assert.is_string(err, bad)
+      assert.truthy(#err > 0)
+    end
+  end)
+
+  it("returns nil, message for a non-string", function()
+    local v, err = json.decode(nil)
+    assert.is_nil(v)
+    assert.is_string(err)
+  end)
+
+  it("strips the file:line prefix from messages", function()
+    local _, err = json.decode("{")
+    assert.falsy(err:find("^[^:]*%.lua:%d+: "), err)
+  end)
+
+  it("refuses documents nested deeper than 64", function()
+    local v, err = json.decode(string.rep("[", 100) .. string.rep("]", 100))
+    assert.is_nil(v)
+    assert.is_string(err)
+  end)
+end)
+
+describe("json.array", function()
+  it("marks and returns the table it was given", function()
+    local t = { 1, 2 }
+    assert.equal(t, json.array(t))
+    assert.equal(json.array_mt, getmetatable(t))
+  end)
+
+  it("makes a new empty array without an argument", function()
+    local a = json.array()
+    assert.equal(json.array_mt, getmetatable(a))
+    assert.is_nil(next(a))
+  end)
+
+  it("has a metatable named json.array", function()
+    assert.equal("json.array", json.array_mt.__name)
+  end)
+end)
+
+describe("json.nullable", function()
+  it("turns nil into json.null", function()
+    assert.equal(json.null, json.nullable(nil))
+    assert.equal(json.null, json.nullable())
+  end)
+
+  it("passes every other value through", function()
+    assert.equal(false, json.nullable(false))
+    assert.equal(0, json.nullable(0))
+    assert.equal("", json.nullable(""))
+    assert.equal(json.null, json.nullable(json.null))
+    local t = {}
+    assert.equal(t, json.nullable(t))
+  end)
+
+  it("encodes as null in a document", function()
+    assert.equal('{"v":null}', json.encode({ v = json.nullable(nil) }))
+  end)
+end)

@@ -1,0 +1,516 @@
+/* Configuration from the environment (runtime/config.c): defaults in a clean
+ * environment, every integer variable's range with the variable named in the
+ * error, sizes, log settings, the JWT secret rules and the CORS origin list.
+ * Every test starts from a clean environment (clean_env). */
+#include "auth/auth.h"
+#include "config.h"
+#include "obs/log.h"
+#include "test_util.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+#define ASSERT_STR_HAS(hay, needle)                                                                \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        if (strstr(h_, n_) == NULL)                                                                \
+            TEST_FAIL_("\"%s\" does not contain \"%s\"", h_, n_);                                  \
+    } while (0)
+
+static const char *const all_vars[] = {
+    "PORT",
+    "WORKERS",
+    "DATABASE_URL",
+    "DB_POOL_SIZE",
+    "DB_POOL_TIMEOUT_MS",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "JWT_KEY_ID",
+    "JWT_PREVIOUS_KEYS",
+    "ACCESS_TOKEN_TTL",
+    "REFRESH_TOKEN_TTL",
+    "CORS_ORIGINS",
+    "BODY_LIMIT",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "APP_BASE_URL",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "SCRIPTS_DIR",
+    "PLUGINS_DIR",
+    "MIGRATIONS_DIR",
+    "WS_PORT",
+    "RATE_LIMIT_PER_MIN",
+    "AUTH_RATE_LIMIT_PER_MIN",
+    "BCRYPT_COST",
+    "REQUIRE_VERIFIED_EMAIL",
+    "TASKAPI_ENV",
+    "JOB_POLL_MS",
+    "LUA_INSTRUCTION_BUDGET",
+    "PID_FILE",
+    "RELOAD_DEBOUNCE_MS",
+    "WATCH_SCRIPTS",
+    "TASKAPI_DEBUG_QUERIES",
+};
+
+static void clean_env(void)
+{
+    for (size_t i = 0; i < TK_ARRAY_LEN(all_vars); i++)
+        unsetenv(all_vars[i]);
+}
+
+/* Loads with a single variable set (on top of a clean environment) and
+ * expects TK_ECONFIG with `name` in the message; the struct is left empty. */
+static int load_fails(const char *name, const char *value, char *err, size_t errlen)
+{
+    tk_config cfg;
+    clean_env();
+    setenv(name, value, 1);
+    int rc = tk_config_load(&cfg, err, errlen);
+    unsetenv(name);
+    if (rc == TK_OK) {
+        tk_config_cleanup(&cfg);
+        fprintf(stderr, "%s=\"%s\" was accepted\n", name, value);
+        return 1;
+    }
+    if (rc != TK_ECONFIG) {
+        fprintf(stderr, "%s=\"%s\": rc %d, expected TK_ECONFIG\n", name, value, rc);
+        return 1;
+    }
+    if (strstr(err, name) == NULL) {
+        fprintf(stderr, "%s=\"%s\": message does not name it: %s\n", name, value, err);
+        return 1;
+    }
+    if (cfg.jwt_secret != NULL || cfg.scripts_dir != NULL || cfg.mail_from != NULL) {
+        fprintf(stderr, "%s=\"%s\": strings left behind after failure\n", name, value);
+        return 1;
+    }
+    return 0;
+}
+
+#define ASSERT_LOAD_FAILS(name, value)                                                             \
+    do {                                                                                           \
+        char e_[512] = "";                                                                         \
+        if (load_fails((name), (value), e_, sizeof e_) != 0)                                       \
+            TEST_FAIL_("ASSERT_LOAD_FAILS(%s, %s)", (name), (value));                              \
+    } while (0)
+
+/* Loads with name=value (clean environment otherwise); must succeed. */
+#define LOAD_WITH(cfg, name, value)                                                                \
+    do {                                                                                           \
+        char e_[512] = "";                                                                         \
+        clean_env();                                                                               \
+        setenv((name), (value), 1);                                                                \
+        int rc_ = tk_config_load(&(cfg), e_, sizeof e_);                                           \
+        unsetenv(name);                                                                            \
+        if (rc_ != TK_OK)                                                                          \
+            TEST_FAIL_("%s=\"%s\": rc %d: %s", (name), (value), rc_, e_);                          \
+    } while (0)
+
+/* ---- defaults ----------------------------------------------------------- */
+
+TEST(defaults_in_a_clean_environment)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    clean_env();
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.port, 8080);
+    ASSERT_EQ_INT(cfg.workers, 16);
+    ASSERT_NULL(cfg.database_url);
+    ASSERT_EQ_INT(cfg.db_pool_size, 20);
+    ASSERT_EQ_INT(cfg.db_pool_timeout_ms, 5000);
+    ASSERT_NULL(cfg.redis_url);
+    ASSERT_STR_EQ(cfg.jwt_key_id, "k1");
+    ASSERT_NULL(cfg.jwt_previous_keys);
+    ASSERT_EQ_INT(cfg.access_token_ttl, 900);
+    ASSERT_EQ_INT(cfg.refresh_token_ttl, 30 * 86400);
+    ASSERT_NULL(cfg.cors_origins);
+    ASSERT_EQ_INT(cfg.body_limit, 1024 * 1024);
+    ASSERT_NULL(cfg.smtp_url);
+    ASSERT_STR_EQ(cfg.mail_from, "taskapi <no-reply@localhost>");
+    ASSERT_STR_EQ(cfg.app_base_url, "http://localhost:8080");
+    ASSERT_EQ_INT(cfg.log_level, TK_LOG_INFO);
+    ASSERT_EQ_INT(cfg.log_json, 0);
+    ASSERT_STR_EQ(cfg.scripts_dir, "scripts");
+    ASSERT_STR_EQ(cfg.plugins_dir, "plugins");
+    ASSERT_STR_EQ(cfg.migrations_dir, "migrations");
+    ASSERT_EQ_INT(cfg.ws_port, 8081);
+    ASSERT_EQ_INT(cfg.rate_limit_per_min, 100);
+    ASSERT_EQ_INT(cfg.auth_rate_limit_per_min, 10);
+    ASSERT_EQ_INT(cfg.bcrypt_cost, 10);
+    ASSERT_EQ_INT(cfg.require_verified_email, 0);
+    ASSERT_EQ_INT(cfg.production, 0);
+    ASSERT_EQ_INT(cfg.job_poll_ms, 500);
+    ASSERT_EQ_INT(cfg.lua_instruction_budget, 100000000);
+    ASSERT_STR_EQ(cfg.pid_file, "var/taskapi.pid");
+    ASSERT_EQ_INT(cfg.watch_scripts, 1);
+    ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
+    ASSERT_EQ_INT(cfg.debug_queries, 0);
+    /* no JWT_SECRET outside production: a random one, flagged */
+    ASSERT_NOT_NULL(cfg.jwt_secret);
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 1);
+    ASSERT_EQ_INT(strlen(cfg.jwt_secret), TK_AUTH_TOKEN_LEN);
+    tk_config_cleanup(&cfg);
+    ASSERT_NULL(cfg.jwt_secret);
+    ASSERT_NULL(cfg.scripts_dir);
+    tk_config_cleanup(&cfg); /* twice is harmless */
+    return 0;
+}
+
+TEST(generated_secrets_differ)
+{
+    tk_config a, b;
+    char err[256];
+
+    clean_env();
+    ASSERT_EQ_INT(tk_config_load(&a, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(tk_config_load(&b, err, sizeof err), TK_OK);
+    ASSERT_STR_NE(a.jwt_secret, b.jwt_secret);
+    tk_config_cleanup(&a);
+    tk_config_cleanup(&b);
+    return 0;
+}
+
+TEST(empty_values_mean_default)
+{
+    tk_config cfg;
+
+    LOAD_WITH(cfg, "PORT", "");
+    ASSERT_EQ_INT(cfg.port, 8080);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "SCRIPTS_DIR", "");
+    ASSERT_STR_EQ(cfg.scripts_dir, "scripts");
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "JWT_SECRET", "");
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 1);
+    tk_config_cleanup(&cfg);
+    return 0;
+}
+
+TEST(values_are_read)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    clean_env();
+    setenv("PORT", "9090", 1);
+    setenv("WORKERS", "4", 1);
+    setenv("DATABASE_URL", "postgresql://u@h/db", 1);
+    setenv("DB_POOL_SIZE", "3", 1);
+    setenv("REDIS_URL", "redis://localhost:6379", 1);
+    setenv("JWT_SECRET", "0123456789abcdef", 1); /* exactly 16 */
+    setenv("JWT_KEY_ID", "k9", 1);
+    setenv("MAIL_FROM", "me <me@x>", 1);
+    setenv("SCRIPTS_DIR", "/srv/scripts", 1);
+    setenv("BCRYPT_COST", "4", 1);
+    setenv("REQUIRE_VERIFIED_EMAIL", "on", 1);
+    setenv("LOG_LEVEL", "WARN", 1);
+    setenv("LOG_FORMAT", "json", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.port, 9090);
+    ASSERT_EQ_INT(cfg.workers, 4);
+    ASSERT_STR_EQ(cfg.database_url, "postgresql://u@h/db");
+    ASSERT_EQ_INT(cfg.db_pool_size, 3);
+    ASSERT_STR_EQ(cfg.redis_url, "redis://localhost:6379");
+    ASSERT_STR_EQ(cfg.jwt_secret, "0123456789abcdef");
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 0);
+    ASSERT_STR_EQ(cfg.jwt_key_id, "k9");
+    ASSERT_STR_EQ(cfg.mail_from, "me <me@x>");
+    ASSERT_STR_EQ(cfg.scripts_dir, "/srv/scripts");
+    ASSERT_EQ_INT(cfg.bcrypt_cost, 4);
+    ASSERT_EQ_INT(cfg.require_verified_email, 1);
+    ASSERT_EQ_INT(cfg.log_level, TK_LOG_WARN);
+    ASSERT_EQ_INT(cfg.log_json, 1);
+    /* the default base URL follows PORT */
+    ASSERT_STR_EQ(cfg.app_base_url, "http://localhost:9090");
+    tk_config_cleanup(&cfg);
+    clean_env();
+    return 0;
+}
+
+TEST(app_base_url_loses_trailing_slashes)
+{
+    tk_config cfg;
+
+    LOAD_WITH(cfg, "APP_BASE_URL", "https://app.example.com//");
+    ASSERT_STR_EQ(cfg.app_base_url, "https://app.example.com");
+    tk_config_cleanup(&cfg);
+    return 0;
+}
+
+/* ---- integer ranges ----------------------------------------------------- */
+
+TEST(int_vars_out_of_range)
+{
+    static const struct {
+        const char *name;
+        long long min, max;
+    } vars[] = {
+        {"PORT", 1, 65535},
+        {"WORKERS", 1, 1024},
+        {"DB_POOL_SIZE", 1, 1000},
+        {"DB_POOL_TIMEOUT_MS", 10, 600000},
+        {"ACCESS_TOKEN_TTL", 10, 86400},
+        {"REFRESH_TOKEN_TTL", 60, 365LL * 86400},
+        {"WS_PORT", 1, 65535},
+        {"RATE_LIMIT_PER_MIN", 1, 2000000000},
+        {"AUTH_RATE_LIMIT_PER_MIN", 1, 2000000000},
+        {"BCRYPT_COST", 4, 15},
+        {"JOB_POLL_MS", 10, 60000},
+        {"LUA_INSTRUCTION_BUDGET", 100000, 1000000000000LL},
+        {"RELOAD_DEBOUNCE_MS", 10, 60000},
+    };
+    char v[64];
+
+    for (size_t i = 0; i < TK_ARRAY_LEN(vars); i++) {
+        const char *name = vars[i].name;
+        tk_config cfg;
+
+        snprintf(v, sizeof v, "%lld", vars[i].min - 1);
+        ASSERT_LOAD_FAILS(name, v);
+        snprintf(v, sizeof v, "%lld", vars[i].max + 1);
+        ASSERT_LOAD_FAILS(name, v);
+        ASSERT_LOAD_FAILS(name, "abc");
+        ASSERT_LOAD_FAILS(name, "12x");
+        ASSERT_LOAD_FAILS(name, "1.5");
+        ASSERT_LOAD_FAILS(name, "-");
+        ASSERT_LOAD_FAILS(name, "99999999999999999999999"); /* overflows long long */
+
+        /* the bounds themselves are accepted */
+        snprintf(v, sizeof v, "%lld", vars[i].min);
+        LOAD_WITH(cfg, name, v);
+        tk_config_cleanup(&cfg);
+        snprintf(v, sizeof v, "%lld", vars[i].max);
+        LOAD_WITH(cfg, name, v);
+        tk_config_cleanup(&cfg);
+    }
+    return 0;
+}
+
+TEST(int_error_message)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    clean_env();
+    setenv("PORT", "70000", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_EQ(err, "PORT must be an integer between 1 and 65535 (got \"70000\")");
+    /* a NULL buffer is allowed */
+    ASSERT_EQ_INT(tk_config_load(&cfg, NULL, 0), TK_ECONFIG);
+    clean_env();
+    return 0;
+}
+
+TEST(bool_var)
+{
+    static const char *const yes[] = {"1", "true", "TRUE", "on", "yes"};
+    static const char *const no[] = {"0", "false", "off", "No"};
+    tk_config cfg;
+
+    for (size_t i = 0; i < TK_ARRAY_LEN(yes); i++) {
+        LOAD_WITH(cfg, "REQUIRE_VERIFIED_EMAIL", yes[i]);
+        ASSERT_EQ_INT(cfg.require_verified_email, 1);
+        tk_config_cleanup(&cfg);
+    }
+    for (size_t i = 0; i < TK_ARRAY_LEN(no); i++) {
+        LOAD_WITH(cfg, "REQUIRE_VERIFIED_EMAIL", no[i]);
+        ASSERT_EQ_INT(cfg.require_verified_email, 0);
+        tk_config_cleanup(&cfg);
+    }
+    ASSERT_LOAD_FAILS("REQUIRE_VERIFIED_EMAIL", "maybe");
+    ASSERT_LOAD_FAILS("REQUIRE_VERIFIED_EMAIL", "2");
+    /* WATCH_SCRIPTS defaults to on, so "off" must really turn it off */
+    LOAD_WITH(cfg, "WATCH_SCRIPTS", "off");
+    ASSERT_EQ_INT(cfg.watch_scripts, 0);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "WATCH_SCRIPTS", "on");
+    ASSERT_EQ_INT(cfg.watch_scripts, 1);
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("WATCH_SCRIPTS", "sometimes");
+    LOAD_WITH(cfg, "TASKAPI_DEBUG_QUERIES", "1");
+    ASSERT_EQ_INT(cfg.debug_queries, 1);
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("TASKAPI_DEBUG_QUERIES", "sure");
+    return 0;
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+
+TEST(body_limit)
+{
+    static const struct {
+        const char *in;
+        size_t bytes;
+    } good[] = {
+        {"1mb", 1024 * 1024},    {"512kb", 512 * 1024},           {"100", 100},
+        {"100b", 100},           {"2MB", 2 * 1024 * 1024},        {"8k", 8192},
+        {"3m", 3 * 1024 * 1024}, {"1024mb", 1024u * 1024 * 1024}, /* the 1 GiB ceiling itself */
+    };
+    static const char *const bad[] = {
+        "garbage", "0", "0kb",    "-1",         "1gb",   "1.5mb",
+        "mb",      "",  "1025mb", "1073741825", "12 kb", "99999999999999999999999",
+    };
+    tk_config cfg;
+    size_t n;
+
+    for (size_t i = 0; i < TK_ARRAY_LEN(good); i++) {
+        n = 0;
+        ASSERT_EQ_INT(tk_config_parse_size(good[i].in, &n), TK_OK);
+        ASSERT_EQ_INT(n, good[i].bytes);
+        LOAD_WITH(cfg, "BODY_LIMIT", good[i].in);
+        ASSERT_EQ_INT(cfg.body_limit, good[i].bytes);
+        tk_config_cleanup(&cfg);
+    }
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        n = 12345;
+        if (tk_config_parse_size(bad[i], &n) != TK_EINVAL)
+            TEST_FAIL_("tk_config_parse_size(\"%s\") accepted (%zu)", bad[i], n);
+        ASSERT_EQ_INT(n, 12345); /* untouched on failure */
+        if (bad[i][0] != '\0')   /* empty BODY_LIMIT means the default */
+            ASSERT_LOAD_FAILS("BODY_LIMIT", bad[i]);
+    }
+    return 0;
+}
+
+TEST(body_limit_message)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    clean_env();
+    setenv("BODY_LIMIT", "lots", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_EQ(err, "BODY_LIMIT must be a size such as 1048576, 512kb or 1mb (got \"lots\")");
+    clean_env();
+    return 0;
+}
+
+/* ---- logging ------------------------------------------------------------ */
+
+TEST(log_settings)
+{
+    tk_config cfg;
+
+    LOAD_WITH(cfg, "LOG_LEVEL", "debug");
+    ASSERT_EQ_INT(cfg.log_level, TK_LOG_DEBUG);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "LOG_LEVEL", "error");
+    ASSERT_EQ_INT(cfg.log_level, TK_LOG_ERROR);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "LOG_FORMAT", "text");
+    ASSERT_EQ_INT(cfg.log_json, 0);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "LOG_FORMAT", "json");
+    ASSERT_EQ_INT(cfg.log_json, 1);
+    tk_config_cleanup(&cfg);
+
+    ASSERT_LOAD_FAILS("LOG_LEVEL", "verbose");
+    ASSERT_LOAD_FAILS("LOG_LEVEL", "warning");
+    ASSERT_LOAD_FAILS("LOG_LEVEL", "3");
+    ASSERT_LOAD_FAILS("LOG_FORMAT", "xml");
+    ASSERT_LOAD_FAILS("LOG_FORMAT", "jsonl");
+    return 0;
+}
+
+/* ---- the JWT secret ----------------------------------------------------- */
+
+TEST(jwt_secret_rules)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    /* too short: refused, and the message does not echo the secret */
+    clean_env();
+    setenv("JWT_SECRET", "short-secret-15", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "JWT_SECRET");
+    ASSERT_STR_HAS(err, "16");
+    ASSERT(strstr(err, "short-secret-15") == NULL);
+
+    /* production without a secret: refused */
+    clean_env();
+    setenv("TASKAPI_ENV", "production", 1);
+    err[0] = '\0';
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "JWT_SECRET");
+    ASSERT_STR_HAS(err, "production");
+
+    /* production with one: accepted, not generated */
+    setenv("JWT_SECRET", "a-long-enough-production-secret", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.production, 1);
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 0);
+    ASSERT_STR_EQ(cfg.jwt_secret, "a-long-enough-production-secret");
+    tk_config_cleanup(&cfg);
+
+    /* any other TASKAPI_ENV is not production: a secret is generated */
+    clean_env();
+    setenv("TASKAPI_ENV", "staging", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.production, 0);
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 1);
+    ASSERT_EQ_INT(strlen(cfg.jwt_secret), TK_AUTH_TOKEN_LEN);
+    tk_config_cleanup(&cfg);
+    clean_env();
+    return 0;
+}
+
+/* ---- CORS origins ------------------------------------------------------- */
+
+TEST(origin_allowed)
+{
+    tk_config cfg;
+
+    /* unset: nothing is allowed */
+    clean_env();
+    char err[256];
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://localhost:3000"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, ""), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, NULL), 0);
+    tk_config_cleanup(&cfg);
+
+    LOAD_WITH(cfg, "CORS_ORIGINS", "https://a.example, https://b.example ,http://c.example:3000,,");
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.example"), 1);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://b.example"), 1);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://c.example:3000"), 1);
+    /* exact matches only */
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.exampl"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.example.evil"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.example/"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://a.example"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://A.example"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://c.example"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.example, https://b.example"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, " https://a.example"), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, ""), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, NULL), 0);
+    tk_config_cleanup(&cfg);
+
+    /* a single origin, and a list of blanks */
+    LOAD_WITH(cfg, "CORS_ORIGINS", "http://localhost:5173");
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://localhost:5173"), 1);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "http://localhost:517"), 0);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "CORS_ORIGINS", " , ,");
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, ","), 0);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, " "), 0);
+    tk_config_cleanup(&cfg);
+
+    /* on a hand-built struct too */
+    static char one[] = "https://x.example";
+    memset(&cfg, 0, sizeof cfg);
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://a.example"), 0);
+    cfg.cors_origins = one;
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://x.example"), 1);
+    return 0;
+}
+
+TEST_MAIN(TEST_ENTRY(defaults_in_a_clean_environment), TEST_ENTRY(generated_secrets_differ),
+          TEST_ENTRY(empty_values_mean_default), TEST_ENTRY(values_are_read),
+          TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
+          TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),
+          TEST_ENTRY(body_limit_message), TEST_ENTRY(log_settings), TEST_ENTRY(jwt_secret_rules),
+          TEST_ENTRY(origin_allowed))
