@@ -35,37 +35,71 @@ enum {
 
 /* ---- parameters --------------------------------------------------------- */
 
-/* Appends the array literal of the sequence at `idx` to b. Raises on
- * nested tables or unsupported values. */
-static void add_array_literal(lua_State *L, int idx, luaL_Buffer *b)
+/* A growable C string: the array literal is built here, not in a
+ * luaL_Buffer, because each element is pushed on the Lua stack while it is
+ * read (a luaL_Buffer must own the top of the stack). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} strbuf;
+
+static int sb_add(strbuf *b, const char *s, size_t len)
 {
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL)
+            return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Pushes the PostgreSQL array literal of the sequence at `idx`. Raises on
+ * nested tables or unsupported values (the C buffer is freed first). */
+static void push_array_literal(lua_State *L, int idx)
+{
+    strbuf b = {0};
+    const char *bad = NULL;
+    int oom = sb_add(&b, "{", 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    luaL_addchar(b, '{');
-    for (lua_Integer i = 1; i <= n; i++) {
+    for (lua_Integer i = 1; i <= n && !oom && !bad; i++) {
         if (i > 1)
-            luaL_addchar(b, ',');
-        lua_rawgeti(L, idx, i); /* +1 element */
-        int t = lua_type(L, -1);
+            oom |= sb_add(&b, ",", 1);
+        int t = lua_rawgeti(L, idx, i); /* +1 element */
         if (t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL)) {
-            luaL_addstring(b, "NULL");
+            oom |= sb_add(&b, "NULL", 4);
         } else if (t == LUA_TBOOLEAN) {
-            luaL_addstring(b, lua_toboolean(L, -1) ? "t" : "f");
+            oom |= sb_add(&b, lua_toboolean(L, -1) ? "t" : "f", 1);
         } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {
             size_t len;
             const char *s = lua_tolstring(L, -1, &len);
-            luaL_addchar(b, '"');
-            for (size_t k = 0; k < len; k++) {
+            oom |= sb_add(&b, "\"", 1);
+            for (size_t k = 0; k < len && !oom; k++) {
                 if (s[k] == '"' || s[k] == '\\')
-                    luaL_addchar(b, '\\');
-                luaL_addchar(b, s[k]);
+                    oom |= sb_add(&b, "\\", 1);
+                oom |= sb_add(&b, s + k, 1);
             }
-            luaL_addchar(b, '"');
+            oom |= sb_add(&b, "\"", 1);
         } else {
-            luaL_error(L, "db: array elements must be strings, numbers, booleans or null");
+            bad = "db: array elements must be strings, numbers, booleans or null";
         }
         lua_pop(L, 1); /* -1 element */
     }
-    luaL_addchar(b, '}');
+    if (!oom && !bad)
+        oom |= sb_add(&b, "}", 1);
+    if (oom || bad) {
+        free(b.p);
+        luaL_error(L, "%s", bad ? bad : "db: out of memory building an array parameter");
+    }
+    lua_pushlstring(L, b.p, b.n);
+    free(b.p);
 }
 
 /* Converts arguments first..top to text parameters. The strings live on the
@@ -112,14 +146,10 @@ static int collect_params(lua_State *L, int first, const char **values)
             }
             break;
         }
-        case LUA_TTABLE: {
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            add_array_literal(L, idx, &b);
-            luaL_pushresult(&b);
+        case LUA_TTABLE:
+            push_array_literal(L, idx);
             values[i] = lua_tostring(L, -1);
             break;
-        }
         default:
             luaL_argerror(L, idx, "cannot bind this type");
         }

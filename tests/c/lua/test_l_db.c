@@ -327,6 +327,18 @@ TEST(table_parameters_are_arrays)
     return 0;
 }
 
+/* Long array literals (well past a luaL_Buffer's first block) bind whole. */
+TEST(long_array_parameters)
+{
+    LUA_RUN("local tags = {}\n"
+            "for i = 1, 200 do tags[i] = string.rep(string.char(96 + i % 26), 50) .. i end\n"
+            "local r = assert(db.query('SELECT $1::text[] AS t, cardinality($1::text[]) AS n', tags))[1]\n"
+            "assert(r.n == 200, r.n)\n"
+            "for i = 1, 200 do assert(r.t[i] == tags[i], i) end\n");
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 TEST(nul_in_string_parameter)
 {
     LUA_RUN("local rows, msg, code = db.query('SELECT $1::text AS v', 'a\\0b')\n"
@@ -664,6 +676,7 @@ int main(void)
         TEST_ENTRY(timestamps),
         TEST_ENTRY(parameters),
         TEST_ENTRY(table_parameters_are_arrays),
+        TEST_ENTRY(long_array_parameters),
         TEST_ENTRY(nul_in_string_parameter),
         TEST_ENTRY(binding_many_parameters_stays_inside_the_lua_stack),
         TEST_ENTRY(sql_errors),
