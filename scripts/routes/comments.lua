@@ -119,7 +119,7 @@ r:post("/tasks/:id/comments", { body = S.create, status = 201, tags = { "comment
 end)
 
 r:patch("/comments/:id", { body = S.update, tags = { "comments" },
-  summary = "Edit a comment (its author only); newly mentioned users are notified" }, function(req)
+  summary = "Edit a comment (its author, or a global admin); newly mentioned users are notified" }, function(req)
   if not uuid.valid(req.params.id) then
     comment_not_found()
   end

@@ -397,12 +397,18 @@ describe("comments", function()
       assert.are.same(c, e)
     end)
 
-    it("answers 403 to anyone but the author: project owner, project admin, global admin, another member",
+    it("answers 403 to anyone but the author: project owner, project admin, another member, a viewer",
       function()
-        for _, who in ipairs({ owner, padmin, gadmin, mem2, viewer }) do
+        for _, who in ipairs({ owner, padmin, mem2, viewer }) do
           h.expect_error(patch(who, c.id, { content = "hijack" }), 403, "forbidden")
         end
       end)
+
+    it("lets a global admin edit it (a global admin may do anything, API.md §3)", function()
+      local e = h.expect_status(patch(gadmin, c.id, { content = "moderated" }), 200).data
+      assert.are.equal("moderated", e.content)
+      assert.are.equal(c.userId, e.userId)
+    end)
 
     it("answers 404 to an outsider of a private project, for unknown and malformed ids", function()
       h.expect_error(patch(outsider, c.id, { content = "x" }), 404, "not_found")
