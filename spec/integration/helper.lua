@@ -158,7 +158,7 @@ end
 --- Sends n raw requests on n connections at once (all written before any
 --- is read), so the server's workers get them concurrently. opts.body: a
 --- table or string for all, or function(i) returning request i's body;
---- opts.token. Returns a list of {status=, body=(decoded or nil), raw=} in
+--- opts.token; opts.headers (extra request headers). Returns a list of {status=, body=(decoded or nil), raw=} in
 --- connection order.
 function M.parallel(n, method, path, opts)
   opts = opts or {}
@@ -178,6 +178,9 @@ function M.parallel(n, method, path, opts)
     end
     if opts.token then
       lines[#lines + 1] = "Authorization: Bearer " .. opts.token
+    end
+    for k, v in pairs(opts.headers or {}) do
+      lines[#lines + 1] = k .. ": " .. v
     end
     return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (payload or "")
   end
