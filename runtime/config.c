@@ -84,6 +84,72 @@ int tk_config_parse_size(const char *s, size_t *out)
     return TK_OK;
 }
 
+/* PLUGINS: names of [a-z0-9_-] (1..64 chars) separated by commas and
+ * optional blanks. */
+static int plugin_list_ok(const char *s)
+{
+    int len = 0, names = 0;
+    for (const char *p = s;; p++) {
+        char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-') {
+            if (++len > 64)
+                return 0;
+        } else if (c == ',' || c == '\0') {
+            if (len == 0)
+                return 0; /* an empty name: ",," or a trailing comma */
+            names++;
+            len = 0;
+            if (c == '\0')
+                return names > 0;
+        } else if (c == ' ' || c == '\t') {
+            /* blanks around names; "a b" is caught by the plugin loader */
+        } else {
+            return 0;
+        }
+    }
+}
+
+#define PLUGINS_CONFIG_MAX (1024 * 1024)
+
+/* Reads PLUGINS_CONFIG once at start-up: plugin settings change with a
+ * restart, like every other variable. The JSON is parsed and checked by the
+ * plugin loader (scripts/lib/plugins.lua), so `taskapi check` reports it. */
+static int read_plugins_config(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        tk_errf(err, errlen, "PLUGINS_CONFIG: cannot read %s: %s", path, strerror(errno));
+        return TK_ECONFIG;
+    }
+    int rc = TK_ECONFIG;
+    char *buf = malloc(PLUGINS_CONFIG_MAX + 1);
+    if (buf == NULL) {
+        rc = TK_ENOMEM;
+        goto out;
+    }
+    size_t n = fread(buf, 1, PLUGINS_CONFIG_MAX + 1, f);
+    if (ferror(f)) {
+        tk_errf(err, errlen, "PLUGINS_CONFIG: cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (n > PLUGINS_CONFIG_MAX) {
+        tk_errf(err, errlen, "PLUGINS_CONFIG: %s is larger than 1 MiB", path);
+        goto out;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        tk_errf(err, errlen, "PLUGINS_CONFIG: %s contains a NUL byte", path);
+        goto out;
+    }
+    *out = buf;
+    buf = NULL;
+    rc = TK_OK;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 #define INT_VAR(field, name, def, min, max)                                                        \
     do {                                                                                           \
         long long v_;                                                                              \
@@ -129,6 +195,22 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     INT_VAR(auth_rate_limit_per_min, "AUTH_RATE_LIMIT_PER_MIN", 10, 1, 2000000000);
     INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);
     INT_VAR(job_poll_ms, "JOB_POLL_MS", 500, 10, 60000);
+    INT_VAR(job_backoff_base_ms, "JOB_BACKOFF_BASE_MS", 2000, 10, 3600000);
+    STR_VAR(plugins, "PLUGINS", NULL);
+    if (cfg->plugins && !plugin_list_ok(cfg->plugins)) {
+        tk_errf(err, errlen,
+                "PLUGINS must be a comma list of plugin names ([a-z0-9_-], up to 64 chars; got "
+                "\"%.200s\")",
+                cfg->plugins);
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+    STR_VAR(plugins_config_path, "PLUGINS_CONFIG", NULL);
+    if (cfg->plugins_config_path) {
+        rc = read_plugins_config(cfg->plugins_config_path, &cfg->plugins_config, err, errlen);
+        if (rc)
+            goto fail;
+    }
     INT_VAR(lua_instruction_budget, "LUA_INSTRUCTION_BUDGET", 100000000LL, 100000LL,
             1000000000000LL);
     rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
@@ -214,10 +296,12 @@ fail:
 
 void tk_config_cleanup(tk_config *cfg)
 {
-    char **strs[] = {&cfg->database_url, &cfg->redis_url,   &cfg->jwt_secret,
-                     &cfg->jwt_key_id,   &cfg->jwt_previous_keys, &cfg->cors_origins,
-                     &cfg->smtp_url,     &cfg->mail_from,   &cfg->app_base_url,
-                     &cfg->scripts_dir,  &cfg->plugins_dir, &cfg->migrations_dir, &cfg->pid_file};
+    char **strs[] = {&cfg->database_url,  &cfg->redis_url,         &cfg->jwt_secret,
+                     &cfg->jwt_key_id,    &cfg->jwt_previous_keys, &cfg->cors_origins,
+                     &cfg->smtp_url,      &cfg->mail_from,         &cfg->app_base_url,
+                     &cfg->scripts_dir,   &cfg->plugins_dir,       &cfg->migrations_dir,
+                     &cfg->pid_file,      &cfg->plugins,           &cfg->plugins_config_path,
+                     &cfg->plugins_config};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

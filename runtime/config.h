@@ -39,6 +39,10 @@ typedef struct {
     int require_verified_email; /* REQUIRE_VERIFIED_EMAIL, off */
     int production;           /* TASKAPI_ENV=production */
     int job_poll_ms;          /* JOB_POLL_MS, 500 */
+    int job_backoff_base_ms;  /* JOB_BACKOFF_BASE_MS, 2000: first retry delay, doubling */
+    char *plugins;            /* PLUGINS, comma list of enabled plugins, unset */
+    char *plugins_config_path; /* PLUGINS_CONFIG, path of the JSON settings file, unset */
+    char *plugins_config;     /* that file's text, read once by tk_config_load */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
     char *pid_file;           /* PID_FILE, var/taskapi.pid */
     int watch_scripts;        /* WATCH_SCRIPTS, on: inotify reload */

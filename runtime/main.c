@@ -13,12 +13,17 @@
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
+#include "http/ratelimit.h"
+#include "obs/metrics.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/runner.h"
 #include "lua/vm.h"
 #include "lua/watch.h"
 #include "obs/log.h"
+#include "redis/bridge.h"
+#include "ws/bus.h"
+#include "ws/server.h"
 
 static const char USAGE[] =
     "usage: taskapi <command>\n"
@@ -65,9 +70,22 @@ static int need_database(const tk_config *cfg)
 
 /* ---- serve ---------------------------------------------------------------- */
 
+/* What a reload swaps: the HTTP workers' scripts, then (if those loaded)
+ * the realtime join policy's. */
+typedef struct {
+    tk_server *srv;
+    tk_ws_server *ws;
+} serving;
+
+static void reload_all(serving *sv)
+{
+    if (tk_server_reload(sv->srv) == TK_OK)
+        (void)tk_ws_server_reload(sv->ws);
+}
+
 static void reload_from_watch(void *ud)
 {
-    (void)tk_server_reload(ud);
+    reload_all(ud);
 }
 
 static void write_pid_file(const char *path)
@@ -92,6 +110,9 @@ static int cmd_serve(void)
     tk_server *srv = NULL;
     tk_jobs *jobs = NULL;
     tk_watch *watch = NULL;
+    tk_ws_server *ws = NULL;
+    tk_redis_bridge *bridge = NULL;
+    serving sv = {NULL, NULL};
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
@@ -120,26 +141,42 @@ static int cmd_serve(void)
         tk_log_error("cannot start: %s", err);
         goto out;
     }
+    /* Realtime: the Redis bridge (only with REDIS_URL), then the WebSocket
+     * server; the bus connects them to the scripts. */
+    if (cfg.redis_url != NULL && tk_redis_bridge_start(cfg.redis_url, tk_ws_bus_deliver_remote,
+                                                       NULL, &bridge, err, sizeof err) != TK_OK) {
+        tk_log_error("cannot start: %s", err);
+        goto out;
+    }
+    if (tk_ws_server_start(&cfg, pool, &ws, err, sizeof err) != TK_OK) {
+        tk_log_error("cannot start the realtime server: %s", err);
+        goto out;
+    }
+    tk_ws_bus_attach(ws, bridge);
+    sv.srv = srv;
+    sv.ws = ws;
     if (tk_jobs_start(&cfg, pool, &jobs) != TK_OK) {
         tk_log_error("cannot start the job runner");
         goto out;
     }
     if (cfg.watch_scripts) {
         const char *dirs[] = {cfg.scripts_dir, cfg.plugins_dir, NULL};
-        if (tk_watch_start(dirs, cfg.reload_debounce_ms, reload_from_watch, srv, &watch) != TK_OK)
+        if (tk_watch_start(dirs, cfg.reload_debounce_ms, reload_from_watch, &sv, &watch) != TK_OK)
             tk_log_warn("cannot watch %s for changes; reload with SIGHUP or taskapi reload",
                         cfg.scripts_dir);
     }
     write_pid_file(cfg.pid_file);
     tk_log_info("taskapi %s listening on http://0.0.0.0:%d (%d workers, pool %d)", TASKAPI_VERSION,
                 cfg.port, cfg.workers, cfg.db_pool_size);
+    tk_log_info("realtime on ws://0.0.0.0:%d (/ws, /socket.io/); redis %s", cfg.ws_port,
+                bridge ? "pub/sub across instances" : "disabled (this instance only)");
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             tk_log_info("SIGHUP: reloading scripts");
-            (void)tk_server_reload(srv);
+            reload_all(&sv);
             continue;
         }
         tk_log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -148,6 +185,9 @@ static int cmd_serve(void)
     status = 0;
 out:
     tk_watch_stop(watch);
+    tk_ws_bus_attach(NULL, NULL);
+    tk_ws_server_stop(ws);
+    tk_redis_bridge_stop(bridge);
     tk_server_stop(srv);
     tk_jobs_stop(jobs);
     if (status == 0)
@@ -155,6 +195,8 @@ out:
     tk_db_pool_free(pool);
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();
+    tk_ratelimit_cleanup();
+    tk_metrics_cleanup();
     tk_config_cleanup(&cfg);
     return status;
 }

@@ -4,6 +4,8 @@
 local runtime = require "tk.runtime"
 local dispatch = require "lib.dispatch"
 local openapi = require "lib.openapi"
+local plugins = require "lib.plugins"
+local realtime = require "lib.realtime"
 local route = require "lib.route"
 
 local routes = {}
@@ -17,6 +19,12 @@ for _, file in ipairs(runtime.list_dir("routes")) do
   end
 end
 
+-- Enabled plugins (PLUGINS, PLUGINS_CONFIG): loaded and checked here, so a
+-- broken one fails this generation as a whole; their routes join the table.
+for _, r in ipairs(plugins.load()) do
+  routes[#routes + 1] = r
+end
+
 -- The OpenAPI document describes every route above and itself; it is
 -- built once here, from the same schemas that validate requests.
 local doc
@@ -25,6 +33,11 @@ meta:get("/openapi.json", { auth = "none", summary = "This OpenAPI 3.1 document"
   return 200, doc
 end)
 routes[#routes + 1] = meta.routes[1]
+
+local ratelimits = require "policies.ratelimits"
+for _, r in ipairs(routes) do
+  r.rate = ratelimits.for_route(r)
+end
 
 dispatch.check(routes)
 
@@ -38,4 +51,6 @@ doc = openapi.build(routes, {
 return {
   routes = routes,
   dispatch = dispatch.new(routes),
+  -- Called by the WebSocket server before a connection joins a room.
+  realtime = { can_join = realtime.can_join },
 }

@@ -88,4 +88,12 @@ int tk_auth_deny_check(const char *jti, int64_t now);
 /* Frees the denylist (at shutdown). */
 void tk_auth_deny_cleanup(void);
 
+/* ---- HMAC (hmac.c) ------------------------------------------------- */
+
+/* Writes the lowercase hex HMAC-SHA256 of data (len bytes) under key
+ * (keylen bytes) into out[65], NUL-terminated. Returns 0, TK_EINVAL (key
+ * over INT_MAX bytes) or TK_EIO (OpenSSL failed; out is then ""). */
+int tk_auth_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len,
+                            char out[65]) TK_WUR;
+
 #endif

@@ -20,10 +20,13 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "http/ratelimit.h"
 #include "http/router.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "ws/bus.h"
 
 typedef struct {
     char *name, *value;
@@ -45,6 +48,7 @@ typedef struct tk_gen {
     tk_router *router;
     tk_lua_vm **vms; /* [nworkers] */
     int nvms;
+    int (*limits)[2]; /* per route id: general, auth per minute (0 = none) */
     atomic_int refs;
 } tk_gen;
 
@@ -65,6 +69,10 @@ typedef struct tk_req {
     tk_route_match match;
     tk_auth_claims claims;
     int has_user;
+    char ip[64];         /* client address as text */
+    int matched;         /* match holds a route */
+    tk_rate_result rate; /* the tightest bucket this request hit */
+    int rated;
     kv_list headers, query;
     char *origin;
     struct timespec t0;
@@ -203,6 +211,17 @@ static const char *const security_headers[][2] = {
 static void add_common_headers(tk_req *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    if (r->rated) {
+        char v[24];
+        snprintf(v, sizeof v, "%d", r->rate.limit);
+        MHD_add_response_header(resp, "RateLimit-Limit", v);
+        snprintf(v, sizeof v, "%d", r->rate.remaining);
+        MHD_add_response_header(resp, "RateLimit-Remaining", v);
+        snprintf(v, sizeof v, "%d", r->rate.reset);
+        MHD_add_response_header(resp, "RateLimit-Reset", v);
+        if (!r->rate.allowed)
+            MHD_add_response_header(resp, "Retry-After", v);
+    }
     for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++)
         MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
     if (r->origin && tk_config_origin_allowed(r->srv->cfg, r->origin)) {
@@ -259,6 +278,7 @@ static void gen_free(tk_gen *g)
     free(g->vms);
     tk_router_free(g->router);
     tk_snapshot_free(g->snap);
+    free(g->limits);
     free(g);
 }
 
@@ -307,6 +327,13 @@ static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
             goto fail;
         }
     }
+    int nroutes = tk_router_count(g->router);
+    g->limits = calloc((size_t)nroutes + 1, sizeof *g->limits);
+    rc = TK_ENOMEM;
+    if (g->limits == NULL)
+        goto fail;
+    for (int id = 1; id <= nroutes; id++)
+        tk_lua_vm_route_limits(g->vms[0], id, &g->limits[id][0], &g->limits[id][1]);
     atomic_init(&g->refs, 1);
     *out = g;
     return TK_OK;
@@ -402,16 +429,8 @@ static void push_request(lua_State *L, tk_req *r, int worker_id)
         lua_pushlstring(L, r->body, r->body_len);
         lua_setfield(L, -2, "body_raw");
     }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        char ip[64] = "";
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
-        lua_pushstring(L, ip);
+    if (r->ip[0]) {
+        lua_pushstring(L, r->ip);
         lua_setfield(L, -2, "ip");
     }
     if (r->has_user) {
@@ -564,6 +583,76 @@ static const char *check_auth(tk_req *r)
     return NULL;
 }
 
+/* GET /metrics: Prometheus text, answered by C without Lua or a token. */
+static void serve_metrics(tk_server *s, tk_req *r)
+{
+    tk_metrics_sources src = {0};
+    tk_db_pool_stats ps;
+    tk_db_pool_get_stats(s->pool, &ps);
+    src.pool_size = ps.size;
+    src.pool_in_use = ps.in_use;
+    src.pool_idle = ps.idle;
+    src.pool_waiting = ps.waiting;
+    tk_server_reload_stats(s, &src.reloads, &src.reload_failures, &src.generation);
+    src.ratelimit_rejections = tk_ratelimit_rejections();
+    tk_ws_bus_stats ws;
+    tk_ws_bus_get_stats(&ws);
+    src.redis_state = tk_ws_bus_redis_state();
+    src.ws_connections = ws.connections;
+    src.events_published = ws.published;
+    src.events_delivered = ws.delivered;
+    src.events_remote = ws.remote;
+    src.events_dropped = ws.dropped;
+    src.ws_overflows = ws.overflows;
+    size_t len = 0;
+    char *text = tk_metrics_render(&src, &len);
+    if (text == NULL) {
+        set_error(r, 500, "internal", "internal server error");
+        return;
+    }
+    r->resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (r->resp == NULL) {
+        free(text);
+        return;
+    }
+    MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    add_common_headers(r, r->resp);
+    r->status = 200;
+}
+
+/* Applies the route's limits (from the Lua policy): per user (or client IP
+ * before login) and, for the auth routes, per client IP. Returns 1 with a
+ * 429 set when a bucket is exhausted. */
+static int check_rate(tk_req *r)
+{
+    const int *lim = r->gen->limits[r->match.id];
+    if (lim[0] == 0 && lim[1] == 0)
+        return 0;
+    int64_t now = (int64_t)time(NULL);
+    char key[192];
+    const char *ip = r->ip[0] ? r->ip : "unknown";
+    for (int b = 0; b < 2; b++) {
+        if (lim[b] == 0)
+            continue;
+        if (b == 0 && r->has_user)
+            snprintf(key, sizeof key, "g:u:%s", r->claims.sub);
+        else
+            snprintf(key, sizeof key, "%s:ip:%s", b == 0 ? "g" : "a", ip);
+        tk_rate_result res;
+        (void)tk_ratelimit_hit(key, lim[b], 60, now, &res);
+        if (!r->rated || !res.allowed || res.remaining < r->rate.remaining) {
+            r->rate = res;
+            r->rated = 1;
+        }
+        if (!res.allowed) {
+            set_error(r, 429, "rate_limited", "too many requests; retry later");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The C checks before Lua. Returns 1 when a response is set (answer now),
  * 0 when the request goes to a worker. */
 static int precheck(tk_server *s, tk_req *r)
@@ -590,12 +679,19 @@ static int precheck(tk_server *s, tk_req *r)
         }
         return 1;
     }
+    if (strcmp(r->path, "/metrics") == 0 &&
+        (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+        serve_metrics(s, r);
+        return 1;
+    }
     char allow[256];
     int m = tk_router_match(r->gen->router, r->method, r->path, &r->match, allow, sizeof allow);
     if (m == TK_ENOTFOUND) {
         set_error(r, 404, "not_found", "no such resource");
         return 1;
     }
+    if (m == TK_OK)
+        r->matched = 1;
     if (m == 1) {
         set_error(r, 405, "method_not_allowed", "method not allowed on this resource");
         if (r->resp)
@@ -617,7 +713,7 @@ static int precheck(tk_server *s, tk_req *r)
             return 1;
         }
     }
-    return 0;
+    return check_rate(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -649,6 +745,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             snprintf(r->rid, sizeof r->rid, "%s", rid);
         } else if (tk_auth_uuid_v4(r->rid, sizeof r->rid) != TK_OK) {
             snprintf(r->rid, sizeof r->rid, "unknown");
+        }
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip, sizeof r->ip);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
+                          sizeof r->ip);
         }
         const char *origin = kv_get(&r->headers, "Origin");
         if (origin)
@@ -708,6 +814,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    tk_metrics_observe_request(r->method, r->matched ? r->match.pattern : NULL, r->status,
+                               ms / 1000.0);
     tk_log(TK_LOG_INFO, r->rid, "%s %s %u %.1fms%s", r->method, r->path, r->status, ms,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     if (r->queued)

@@ -1,12 +1,21 @@
 /* The job runner thread: poll, take one due job under a row lock, run it,
- * record the outcome, commit. */
+ * record the outcome, commit. Kinds: `email` (written to the log until SMTP
+ * lands) and `webhook` (a signed HTTP POST through libcurl; every attempt is
+ * recorded in webhook_deliveries, and the webhook's failure counter updated,
+ * in the transaction that also settles the job row). Which webhooks exist
+ * and which events they get is the webhooks plugin's business. */
 #include "jobs/runner.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "obs/log.h"
 
 struct tk_jobs {
@@ -18,10 +27,29 @@ struct tk_jobs {
     int stopping;
 };
 
+/* Columns of TAKE_SQL. */
+enum {
+    COL_ID,
+    COL_KIND,
+    COL_ATTEMPTS,
+    COL_MAX_ATTEMPTS,
+    COL_MAIL_TO,
+    COL_SUBJECT,
+    COL_TEMPLATE,
+    COL_LINK,
+    COL_WEBHOOK_ID,
+    COL_EVENT,
+    COL_BODY,
+    COL_DISABLE_AFTER,
+    COL_ALLOW_PRIVATE
+};
+
 static const char TAKE_SQL[] =
     "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "
     "payload->>'subject' AS subject, payload->>'template' AS template, "
-    "payload->>'link' AS link "
+    "payload->>'link' AS link, payload->>'webhookId' AS webhook_id, "
+    "payload->>'event' AS event, payload->>'body' AS body, "
+    "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private "
     "FROM jobs WHERE status = 'pending' AND run_at <= now() "
     "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
@@ -29,29 +57,319 @@ static const char DONE_SQL[] =
     "UPDATE jobs SET status = 'done', attempts = attempts + 1, finished_at = now(), "
     "last_error = NULL WHERE id = $1";
 
+/* Backoff: JOB_BACKOFF_BASE_MS after the first failure, doubling after each
+ * one, at most an hour. `attempts` on the right is the count before this one. */
 static const char RETRY_SQL[] =
     "UPDATE jobs SET attempts = attempts + 1, last_error = $2, "
     "status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE 'pending' END, "
     "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
-    "run_at = now() + make_interval(secs => least(3600, power(2, attempts + 1)::int)) "
+    "run_at = now() + make_interval(secs => least(3600.0, "
+    "$3::float8 / 1000 * power(2, least(attempts, 30)))) "
     "WHERE id = $1";
 
+/* A job that will never run: its target is gone or switched off. */
+static const char CANCEL_SQL[] =
+    "UPDATE jobs SET status = 'failed', last_error = $2, finished_at = now() WHERE id = $1";
+
+/* A job whose attempt failed and that must not be tried again. */
+static const char GIVE_UP_SQL[] =
+    "UPDATE jobs SET status = 'failed', attempts = attempts + 1, last_error = $2, "
+    "finished_at = now() WHERE id = $1";
+
+/* ---- email --------------------------------------------------------------- */
+
+/* DONE: delivered. RETRY: this attempt failed, try again later (or fail
+ * for good after max_attempts). GIVE_UP: this attempt failed, never again.
+ * CANCEL: nothing was attempted and nothing will be. */
+typedef enum { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_GIVE_UP, OUTCOME_CANCEL } outcome;
+
 /* Delivers one email job. Until SMTP lands the mail goes to the log,
- * link included, so a developer can follow it. Returns 0 or an error. */
-static int deliver_email(const tk_config *cfg, PGresult *r, char *err, size_t errlen)
+ * link included, so a developer can follow it. */
+static outcome run_email(const tk_config *cfg, PGresult *r, char *why, size_t whylen)
 {
-    const char *to = PQgetvalue(r, 0, 4);
-    const char *subject = PQgetvalue(r, 0, 5);
-    const char *tmpl = PQgetvalue(r, 0, 6);
-    const char *link = PQgetvalue(r, 0, 7);
+    const char *to = PQgetvalue(r, 0, COL_MAIL_TO);
     if (*to == '\0') {
-        tk_errf(err, errlen, "email job without a recipient");
-        return TK_EINVAL;
+        tk_errf(why, whylen, "email job without a recipient");
+        return OUTCOME_RETRY;
     }
     tk_log(TK_LOG_INFO, NULL, "mail from=\"%s\" to=\"%s\" template=%s subject=\"%s\" link=%s",
-           cfg->mail_from, to, tmpl, subject, link);
+           cfg->mail_from, to, PQgetvalue(r, 0, COL_TEMPLATE), PQgetvalue(r, 0, COL_SUBJECT),
+           PQgetvalue(r, 0, COL_LINK));
+    return OUTCOME_DONE;
+}
+
+/* ---- webhook: the HTTP part ---------------------------------------------- */
+
+#define WEBHOOK_TIMEOUT_MS 10000L
+#define WEBHOOK_CONNECT_TIMEOUT_MS 5000L
+
+typedef struct {
+    long status; /* HTTP status, 0 when no answer came */
+    int ok;      /* 2xx */
+    long duration_ms;
+    char error[256]; /* "" on success */
+} http_result;
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+static int v4_blocked(uint32_t a)
+{
+    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 24) >= 224 ||
+           (a >> 22) == (100u << 2 | 1) /* 100.64/10 */ || (a >> 16) == (169u << 8 | 254) ||
+           (a >> 20) == (172u << 4 | 1) /* 172.16/12 */ || (a >> 16) == (192u << 8 | 168);
+}
+
+/* True for loopback, private, link-local, multicast and unspecified
+ * addresses: a webhook URL must not reach into the server's own network
+ * unless the plugin's allow_private_urls says so. */
+static int addr_blocked(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return v4_blocked(ntohl(in->sin_addr.s_addr));
+    }
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0)
+            return v4_blocked((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                              b[15]);
+        int zero = 1;
+        for (int i = 0; i < 15; i++)
+            zero &= b[i] == 0;
+        if (zero && (b[15] == 0 || b[15] == 1)) /* :: and ::1 */
+            return 1;
+        return (b[0] & 0xfe) == 0xfc /* fc00::/7 */ || b[0] == 0xff /* multicast */ ||
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 */;
+    }
+    return 1;
+}
+
+/* curl's socket opener: refuses blocked addresses after name resolution,
+ * so a host name that resolves to 127.0.0.1 is caught too. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    int *blocked = ud;
+    if (purpose == CURLSOCKTYPE_IPCXN && addr_blocked(&a->addr)) {
+        *blocked = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Appends "name: value" to *list ("name:" for an empty value, which tells
+ * curl not to send its own); returns 0 or TK_ENOMEM (the list so far stays
+ * owned by *list). */
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[512];
+    if (*value)
+        snprintf(line, sizeof line, "%s: %s", name, value);
+    else
+        snprintf(line, sizeof line, "%s:", name);
+    struct curl_slist *nl = curl_slist_append(*list, line);
+    if (nl == NULL)
+        return TK_ENOMEM;
+    *list = nl;
     return TK_OK;
 }
+
+/* POSTs `body` to `url` with the signature and event headers. Never fails
+ * as a function: whatever went wrong is in res (ok = 0, error text). */
+static void webhook_post(const char *url, const char *secret, const char *event,
+                         const char *delivery, const char *body, int allow_private,
+                         http_result *res)
+{
+    memset(res, 0, sizeof *res);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CURL *h = NULL;
+    struct curl_slist *headers = NULL;
+    char sig[65], sig_header[80], curl_err[CURL_ERROR_SIZE] = "";
+    int blocked = 0;
+
+    if (tk_auth_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), sig) != TK_OK) {
+        tk_errf(res->error, sizeof res->error, "cannot sign the body");
+        goto out;
+    }
+    snprintf(sig_header, sizeof sig_header, "sha256=%s", sig);
+    if (add_header(&headers, "Content-Type", "application/json") != TK_OK ||
+        add_header(&headers, "X-Taskapi-Event", event) != TK_OK ||
+        add_header(&headers, "X-Taskapi-Delivery", delivery) != TK_OK ||
+        add_header(&headers, "X-Taskapi-Signature", sig_header) != TK_OK ||
+        add_header(&headers, "Expect", "") != TK_OK) { /* no 100-continue round trip */
+        tk_errf(res->error, sizeof res->error, "out of memory");
+        goto out;
+    }
+    h = curl_easy_init();
+    if (h == NULL) {
+        tk_errf(res->error, sizeof res->error, "cannot create a curl handle");
+        goto out;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* direct: never a proxy from the environment */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "taskapi-webhooks/" TASKAPI_VERSION);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+    if (!allow_private) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &blocked);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+    if (rc == CURLE_OK) {
+        res->ok = res->status >= 200 && res->status <= 299;
+        if (!res->ok)
+            tk_errf(res->error, sizeof res->error, "HTTP %ld", res->status);
+    } else if (blocked) {
+        tk_errf(res->error, sizeof res->error, "address not allowed (loopback or private network)");
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        tk_errf(res->error, sizeof res->error, "timed out after %ld ms", WEBHOOK_TIMEOUT_MS);
+    } else {
+        tk_errf(res->error, sizeof res->error, "%s", *curl_err ? curl_err : curl_easy_strerror(rc));
+    }
+out:
+    res->duration_ms = elapsed_ms(&t0);
+    curl_slist_free_all(headers);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* ---- webhook: the bookkeeping --------------------------------------------- */
+
+static const char WEBHOOK_SQL[] = "SELECT url, secret, active FROM webhooks WHERE id = $1";
+
+/* Written only while the webhook exists (it may be deleted meanwhile). */
+static const char DELIVERY_SQL[] =
+    "INSERT INTO webhook_deliveries "
+    "(webhook_id, job_id, event, attempt, status_code, error, duration_ms, success) "
+    "SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM webhooks WHERE id = $1";
+
+/* A success resets the failure counter; the disable_after-th consecutive
+ * failure switches the webhook off (an admin switches it back on). */
+static const char OUTCOME_SQL[] =
+    "UPDATE webhooks SET last_delivery_at = now(), last_status = $2::integer, "
+    "consecutive_failures = CASE WHEN $3::boolean THEN 0 ELSE consecutive_failures + 1 END, "
+    "disabled_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= "
+    "$4::integer "
+    "THEN now() ELSE disabled_at END, "
+    "updated_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= $4::integer "
+    "THEN now() ELSE updated_at END, "
+    "active = CASE WHEN NOT $3::boolean AND consecutive_failures + 1 >= $4::integer THEN false "
+    "ELSE active END "
+    "WHERE id = $1 RETURNING active, consecutive_failures";
+
+/* Runs a statement that must succeed; on failure logs and returns TK_EDB.
+ * *out gets the result when wanted (the caller PQclears it). */
+static int exec_ok(tk_db_conn *c, const char *sql, int n, const char *const *params, PGresult **out)
+{
+    PGresult *r = tk_db_conn_exec(c, sql, n, params, NULL);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        tk_log_warn("jobs: webhook bookkeeping failed: %s",
+                    r ? PQresultErrorMessage(r) : "connection lost");
+        PQclear(r);
+        return TK_EDB;
+    }
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return TK_OK;
+}
+
+/* Delivers one webhook job: looks the webhook up, POSTs, records the
+ * attempt and the webhook's new state. Returns 0 with *out set, or TK_EDB
+ * (the caller rolls back; the job stays as it was). */
+static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, size_t whylen)
+{
+    const char *job_id = PQgetvalue(job, 0, COL_ID);
+    const char *webhook_id = PQgetvalue(job, 0, COL_WEBHOOK_ID);
+    const char *event = PQgetvalue(job, 0, COL_EVENT);
+    const char *body = PQgetvalue(job, 0, COL_BODY);
+    int allow_private = strcmp(PQgetvalue(job, 0, COL_ALLOW_PRIVATE), "true") == 0;
+    const char *disable_after = PQgetvalue(job, 0, COL_DISABLE_AFTER);
+    if (*disable_after == '\0' || atoi(disable_after) <= 0)
+        disable_after = "2147483647"; /* never */
+    if (*webhook_id == '\0' || *event == '\0' || PQgetisnull(job, 0, COL_BODY)) {
+        tk_errf(why, whylen, "webhook job without webhookId, event or body");
+        *out = OUTCOME_CANCEL;
+        return TK_OK;
+    }
+
+    PGresult *w = NULL;
+    const char *p1[1] = {webhook_id};
+    if (exec_ok(c, WEBHOOK_SQL, 1, p1, &w) != TK_OK)
+        return TK_EDB;
+    if (PQntuples(w) == 0 || strcmp(PQgetvalue(w, 0, 2), "t") != 0) {
+        tk_errf(why, whylen, "%s", PQntuples(w) == 0 ? "webhook deleted" : "webhook disabled");
+        PQclear(w);
+        *out = OUTCOME_CANCEL;
+        return TK_OK;
+    }
+    http_result res;
+    webhook_post(PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1), event, job_id, body, allow_private,
+                 &res);
+    PQclear(w);
+
+    char attempt[16], status[16], duration[24];
+    snprintf(attempt, sizeof attempt, "%d", atoi(PQgetvalue(job, 0, COL_ATTEMPTS)) + 1);
+    snprintf(status, sizeof status, "%ld", res.status);
+    snprintf(duration, sizeof duration, "%ld", res.duration_ms < 0 ? 0 : res.duration_ms);
+    const char *status_or_null = res.status > 0 ? status : NULL;
+    const char *pd[8] = {webhook_id,     job_id,
+                         event,          attempt,
+                         status_or_null, res.ok ? NULL : res.error,
+                         duration,       res.ok ? "t" : "f"};
+    if (exec_ok(c, DELIVERY_SQL, 8, pd, NULL) != TK_OK)
+        return TK_EDB;
+    PGresult *o = NULL;
+    const char *po[4] = {webhook_id, status_or_null, res.ok ? "t" : "f", disable_after};
+    if (exec_ok(c, OUTCOME_SQL, 4, po, &o) != TK_OK)
+        return TK_EDB;
+    int still_active = PQntuples(o) == 1 && strcmp(PQgetvalue(o, 0, 0), "t") == 0;
+    int failures = PQntuples(o) == 1 ? atoi(PQgetvalue(o, 0, 1)) : 0;
+    PQclear(o);
+
+    if (res.ok) {
+        tk_log_info("jobs: webhook %s: %s delivered (job %s, HTTP %ld, %ld ms)", webhook_id, event,
+                    job_id, res.status, res.duration_ms);
+        *out = OUTCOME_DONE;
+    } else if (!still_active) {
+        tk_log_warn("jobs: webhook %s disabled after %d consecutive failures (last: %s)",
+                    webhook_id, failures, res.error);
+        tk_errf(why, whylen, "%s; webhook disabled after %d consecutive failures", res.error,
+                failures);
+        *out = OUTCOME_GIVE_UP;
+    } else {
+        tk_errf(why, whylen, "%s", res.error);
+        *out = OUTCOME_RETRY;
+    }
+    return TK_OK;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
 
 /* Takes and runs one job. Returns 1 if a job ran, 0 if none was due, <0 on
  * a database failure. */
@@ -67,8 +385,7 @@ static int run_one(const tk_config *cfg, tk_db_pool *pool)
         goto out;
     r = tk_db_conn_exec(c, TAKE_SQL, 0, NULL, NULL);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tk_log_warn("jobs: cannot take a job: %s",
-                    r ? PQresultErrorMessage(r) : "connection lost");
+        tk_log_warn("jobs: cannot take a job: %s", r ? PQresultErrorMessage(r) : "connection lost");
         rc = TK_EDB;
         goto rollback;
     }
@@ -77,29 +394,47 @@ static int run_one(const tk_config *cfg, tk_db_pool *pool)
         goto out;
     }
     char id[32];
-    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
-    const char *kind = PQgetvalue(r, 0, 1);
-    char why[256] = "";
-    int jrc;
+    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, COL_ID));
+    const char *kind = PQgetvalue(r, 0, COL_KIND);
+    char why[512] = "";
+    outcome oc;
     if (strcmp(kind, "email") == 0) {
-        jrc = deliver_email(cfg, r, why, sizeof why);
+        oc = run_email(cfg, r, why, sizeof why);
+    } else if (strcmp(kind, "webhook") == 0) {
+        if (run_webhook(c, r, &oc, why, sizeof why) != TK_OK) {
+            rc = TK_EDB;
+            goto rollback;
+        }
     } else {
         tk_errf(why, sizeof why, "no handler for job kind '%s'", kind);
-        jrc = TK_EINVAL;
+        oc = OUTCOME_RETRY;
     }
     PQclear(r);
-    const char *params[2] = {id, why};
-    r = tk_db_conn_exec(c, jrc == TK_OK ? DONE_SQL : RETRY_SQL, jrc == TK_OK ? 1 : 2, params,
-                        NULL);
+    r = NULL;
+    char base[24];
+    snprintf(base, sizeof base, "%d", cfg->job_backoff_base_ms);
+    const char *params[3] = {id, why, base};
+    static const struct {
+        const char *sql;
+        int nparams;
+    } settle[] = {[OUTCOME_DONE] = {DONE_SQL, 1},
+                  [OUTCOME_RETRY] = {RETRY_SQL, 3},
+                  [OUTCOME_GIVE_UP] = {GIVE_UP_SQL, 2},
+                  [OUTCOME_CANCEL] = {CANCEL_SQL, 2}};
+    r = tk_db_conn_exec(c, settle[oc].sql, settle[oc].nparams, params, NULL);
     if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
         tk_log_warn("jobs: cannot record job %s: %s", id,
                     r ? PQresultErrorMessage(r) : "connection lost");
         rc = TK_EDB;
         goto rollback;
     }
-    if (jrc != TK_OK)
+    if (oc == OUTCOME_RETRY)
         tk_log_warn("jobs: job %s failed: %s", id, why);
-    rc = tk_db_conn_command(c, "COMMIT", err, sizeof err);
+    else if (oc == OUTCOME_GIVE_UP || oc == OUTCOME_CANCEL)
+        tk_log_info("jobs: job %s given up: %s", id, why);
+    rc = tk_db_conn_commit(c, err, sizeof err);
+    if (rc != TK_OK)
+        tk_log_warn("jobs: cannot commit job %s: %s", id, err);
     ran = rc == TK_OK;
     goto out;
 rollback:
@@ -113,8 +448,8 @@ out:
 
 int tk_jobs_run_due(const tk_config *cfg, tk_db_pool *pool)
 {
-    int n = 0, rc;
-    while ((rc = run_one(cfg, pool)) == 1)
+    int n = 0;
+    while (run_one(cfg, pool) == 1)
         n++;
     return n;
 }
@@ -157,9 +492,13 @@ static void *jobs_main(void *arg)
 
 int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
 {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return TK_EIO;
     tk_jobs *j = calloc(1, sizeof *j);
-    if (j == NULL)
+    if (j == NULL) {
+        curl_global_cleanup();
         return TK_ENOMEM;
+    }
     j->cfg = cfg;
     j->pool = pool;
     pthread_mutex_init(&j->mu, NULL);
@@ -168,6 +507,7 @@ int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
         pthread_mutex_destroy(&j->mu);
         pthread_cond_destroy(&j->cv);
         free(j);
+        curl_global_cleanup();
         return TK_EIO;
     }
     *out = j;
@@ -186,4 +526,5 @@ void tk_jobs_stop(tk_jobs *j)
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
+    curl_global_cleanup();
 }

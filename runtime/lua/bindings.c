@@ -9,6 +9,8 @@ void tk_lua_preload_bindings(lua_State *L, int idx)
                                     {"tk.auth", tk_lua_open_auth},
                                     {"tk.log", tk_lua_open_log},
                                     {"tk.runtime", tk_lua_open_runtime},
+                                    {"tk.realtime", tk_lua_open_realtime},
+                                    {"tk.ratelimit", tk_lua_open_ratelimit},
                                     {NULL, NULL}};
     for (const luaL_Reg *m = mods; m->name; m++) {
         lua_pushcfunction(L, m->func);

@@ -8,7 +8,12 @@
  *   runtime.uptime()       -> seconds since start
  *   runtime.now_ms()       -> wall clock in milliseconds
  *   runtime.emit(room, event, json) -> hands an event to the realtime layer
+ *                                      (local clients and, with REDIS_URL, every
+ *                                      other instance; see ws/bus.h)
  *   runtime.traceback(msg [, level]) -> msg with a stack traceback
+ *   runtime.plugin_settings() -> {list = PLUGINS or nil, config = text of the
+ *                            PLUGINS_CONFIG file or nil, config_path = its path,
+ *                            dir = PLUGINS_DIR}
  *   runtime.array_mt       -> the metatable that marks JSON arrays
  *   runtime.version        -> the server version */
 #include <lauxlib.h>
@@ -20,6 +25,7 @@
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
+#include "ws/bus.h"
 
 static time_t started_at;
 
@@ -136,16 +142,42 @@ static int l_runtime_now_ms(lua_State *L)
     return 1;
 }
 
-/* Until the realtime layer lands, delivered events go to the debug log. */
+/* Publishes an event (its data already JSON-encoded) on the realtime bus.
+ * Returns true, or nil, err when it could not be queued (logged). */
 static int l_runtime_emit(lua_State *L)
 {
     const char *room = luaL_checkstring(L, 1);
     const char *event = luaL_checkstring(L, 2);
     size_t len;
-    luaL_checklstring(L, 3, &len);
-    tk_log(TK_LOG_DEBUG, tk_lua_ctx_get(L)->request_id, "event %s to %s (%zu bytes)", event,
-           room, len);
-    return 0;
+    const char *json = luaL_checklstring(L, 3, &len);
+    luaL_argcheck(L, tk_rt_name_ok(room, 0), 1, "expected a room name");
+    luaL_argcheck(L, tk_rt_name_ok(event, 0), 2, "expected an event name");
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    tk_log(TK_LOG_DEBUG, ctx->request_id, "event %s to %s (%zu bytes)", event, room, len);
+    tk_rt_msg m = {.kind = TK_RT_EVENT, .room = room, .arg = event, .data = json, .data_len = len};
+    int rc = tk_ws_bus_publish(&m);
+    if (rc != TK_OK) {
+        tk_log(TK_LOG_WARN, ctx->request_id, "event %s to %s not delivered: %s", event, room,
+               tk_strerror(rc));
+        luaL_pushfail(L);
+        lua_pushstring(L, tk_strerror(rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The raw plugin settings, read once at start-up; scripts/lib/plugins.lua
+ * parses and checks them. */
+static int l_runtime_plugin_settings(lua_State *L)
+{
+    const tk_config *c = tk_lua_ctx_get(L)->cfg;
+    lua_createtable(L, 0, 4);
+    set_str(L, "list", c->plugins);
+    set_str(L, "config", c->plugins_config);
+    set_str(L, "config_path", c->plugins_config_path);
+    set_str(L, "dir", c->plugins_dir);
+    return 1;
 }
 
 int tk_lua_open_runtime(lua_State *L)
@@ -160,6 +192,7 @@ int tk_lua_open_runtime(lua_State *L)
                                    {"now_ms", l_runtime_now_ms},
                                    {"emit", l_runtime_emit},
                                    {"traceback", l_runtime_traceback},
+                                   {"plugin_settings", l_runtime_plugin_settings},
                                    {NULL, NULL}};
     if (started_at == 0)
         started_at = time(NULL);

@@ -447,6 +447,27 @@ int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen
     return TK_OK;
 }
 
+static int rate_field(lua_State *L, const char *name)
+{
+    lua_getfield(L, -1, name); /* +1 */
+    lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return v > 0 && v <= 2000000000 ? (int)v : 0;
+}
+
+void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth)
+{
+    lua_State *L = vm->L;
+    *general = *auth = 0;
+    push_route(vm, id); /* +1 route */
+    lua_getfield(L, -1, "rate"); /* +1 rate */
+    if (lua_istable(L, -1)) {
+        *general = rate_field(L, "general");
+        *auth = rate_field(L, "auth");
+    }
+    lua_pop(L, 2);
+}
+
 void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file)
 {
     FILE *f = file;

@@ -58,6 +58,9 @@ int tk_lua_vm_route_count(tk_lua_vm *vm);
  * "file:line: reason" in err on a malformed or conflicting route. */
 int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen) TK_WUR;
 
+/* The rate limits the policy gave route `id` (0 = unlimited). */
+void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth);
+
 /* Writes the route table (method, pattern, auth, file:line) to out. */
 void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);
 

@@ -6,7 +6,10 @@
  * message from another instance comes back in through
  * tk_ws_bus_deliver_remote and goes to the local server only. Both are
  * posted under one lock, so every instance sees one instance's messages in
- * the order they were published. Thread-safe; callable from any thread. */
+ * the order they were published; and publishing returns once the message is
+ * written to Redis (bounded wait, see redis/bridge.h), so a change made
+ * after it through another instance is delivered after it. Thread-safe;
+ * callable from any thread. */
 #ifndef TK_WS_BUS_H
 #define TK_WS_BUS_H
 
@@ -21,6 +24,8 @@ typedef enum {
     TK_RT_CLOSE_ROOM = 'c', /* room: every connection leaves it */
     TK_RT_REVOKE = 'r',     /* arg = jti, data = its expiry (unix seconds, decimal) or empty:
                                connections authenticated with it are closed (4401) */
+    TK_RT_RECHECK = 'v',    /* room: ask the join policy again for every connection in it;
+                               those it now refuses leave (e.g. a project made private) */
 } tk_rt_kind;
 
 /* A message as the bus passes it around; every pointer is borrowed. room
@@ -59,12 +64,12 @@ void tk_ws_bus_deliver_remote(void *arg, const tk_rt_msg *m);
 int tk_ws_bus_redis_state(void);
 
 typedef struct {
-    long long published;  /* messages handed to the bus */
-    long long remote;     /* messages received from other instances */
+    long long published;   /* messages handed to the bus */
+    long long remote;      /* messages received from other instances */
     long long connections; /* open WebSocket connections (both protocols) */
-    long long delivered;  /* frames queued to clients */
-    long long dropped;    /* messages not sent to Redis (down or queue full) */
-    long long overflows;  /* clients disconnected for a full send queue */
+    long long delivered;   /* frames queued to clients */
+    long long dropped;     /* messages not sent to Redis (down or queue full) */
+    long long overflows;   /* clients disconnected for a full send queue */
 } tk_ws_bus_stats;
 
 void tk_ws_bus_get_stats(tk_ws_bus_stats *out);

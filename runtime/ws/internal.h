@@ -30,7 +30,7 @@ enum {
 #define TK_WS_AUTH_TIMEOUT_US (10 * 1000000LL) /* token must arrive within 10 s */
 #define TK_WS_QUEUE_MAX_MSGS 1000              /* per-connection send queue bound ... */
 #define TK_WS_QUEUE_MAX_BYTES (1024 * 1024)    /* ... in messages and in bytes */
-#define TK_WS_PENDING_MAX 32   /* client messages waiting behind a join check */
+#define TK_WS_PENDING_MAX 32                   /* client messages waiting behind a join check */
 #define TK_WS_NATIVE_MAX_IN (64 * 1024)        /* largest native client message */
 #define TK_WS_SIO_MAX_IN 1000000               /* Engine.IO maxPayload we announce */
 #define TK_WS_TOKEN_MAX 4096

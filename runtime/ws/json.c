@@ -10,10 +10,10 @@
 
 typedef struct {
     unsigned char type;
-    int next;  /* next sibling, or -1 */
-    int first; /* first child (arrays, objects), or -1 */
-    int last;  /* last child, for appending */
-    int count; /* children */
+    int next;            /* next sibling, or -1 */
+    int first;           /* first child (arrays, objects), or -1 */
+    int last;            /* last child, for appending */
+    int count;           /* children */
     size_t key, key_len; /* offset of the member name in strs (object members) */
     size_t str, str_len; /* offset of the decoded string in strs */
     int has_key;
@@ -147,14 +147,30 @@ static int read_string(parser *p, size_t *off, size_t *len)
             return -1;
         c = (unsigned char)*p->s++;
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '/': *o++ = '/'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '/':
+            *o++ = '/';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
         case 'u': {
             unsigned cp;
             if (read_hex4(p, &cp) != 0)

@@ -19,6 +19,7 @@ typedef struct {
     pthread_t thread;
     int started;
     tk_lua_vm *vm;
+    tk_lua_vm *next_vm; /* from a reload, taken between jobs (under mu) */
 } policy_thread;
 
 struct tk_ws_policy {
@@ -29,6 +30,9 @@ struct tk_ws_policy {
     tk_ws_join *head, *tail;
     int stopping;
     int warned; /* the app has no realtime.can_join (logged once) */
+    const tk_config *cfg;
+    tk_db_pool *pool;
+    pthread_mutex_t reload_mu; /* one reload at a time */
     policy_thread threads[TK_WS_POLICY_THREADS];
 };
 
@@ -55,9 +59,10 @@ static void run_job(tk_ws_policy *p, tk_lua_vm *vm, tk_ws_join *j)
 {
     lua_State *L = tk_lua_vm_state(vm);
     lua_settop(L, 0);
-    lua_pushcfunction(L, traceback); /* 1 handler */
-    tk_lua_vm_push_app(vm);          /* 2 app */
-    if (lua_getfield(L, 2, "realtime") != LUA_TTABLE ||     /* 3 app.realtime */
+    tk_lua_vm_begin_request(vm);
+    lua_pushcfunction(L, traceback);                       /* 1 handler */
+    tk_lua_vm_push_app(vm);                                /* 2 app */
+    if (lua_getfield(L, 2, "realtime") != LUA_TTABLE ||    /* 3 app.realtime */
         lua_getfield(L, 3, "can_join") != LUA_TFUNCTION) { /* 4 can_join */
         pthread_mutex_lock(&p->mu);
         int warn = !p->warned;
@@ -69,12 +74,12 @@ static void run_job(tk_ws_policy *p, tk_lua_vm *vm, tk_ws_join *j)
         deny(j, "not_found");
         goto out;
     }
-    lua_createtable(L, 0, 2);   /* 5 user */
+    lua_createtable(L, 0, 2); /* 5 user */
     lua_pushstring(L, j->user_id);
     lua_setfield(L, 5, "id");
     lua_pushstring(L, j->role);
     lua_setfield(L, 5, "role");
-    lua_pushstring(L, j->room); /* 6 room */
+    lua_pushstring(L, j->room);            /* 6 room */
     if (lua_pcall(L, 2, 2, 1) != LUA_OK) { /* -3 +1 error */
         int e = lua_gettop(L);
         const char *code = NULL;
@@ -118,7 +123,14 @@ static void *thread_main(void *arg)
         p->head = j->next;
         if (p->head == NULL)
             p->tail = NULL;
+        tk_lua_vm *old = NULL;
+        if (t->next_vm) { /* a reload: switch between jobs */
+            old = t->vm;
+            t->vm = t->next_vm;
+            t->next_vm = NULL;
+        }
         pthread_mutex_unlock(&p->mu);
+        tk_lua_vm_free(old);
         j->next = NULL;
         run_job(p, t->vm, j);
         p->done(p->arg, j); /* takes j */
@@ -126,15 +138,18 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done,
-                       void *arg, tk_ws_policy **out, char *err, size_t errlen)
+int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done, void *arg,
+                       tk_ws_policy **out, char *err, size_t errlen)
 {
     tk_ws_policy *p = calloc(1, sizeof *p);
     if (p == NULL)
         return TK_ENOMEM;
     p->done = done;
     p->arg = arg;
+    p->cfg = cfg;
+    p->pool = pool;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->reload_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     int rc;
     for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
@@ -186,6 +201,7 @@ void tk_ws_policy_stop(tk_ws_policy *p)
         if (p->threads[i].started)
             pthread_join(p->threads[i].thread, NULL);
         tk_lua_vm_free(p->threads[i].vm);
+        tk_lua_vm_free(p->threads[i].next_vm);
     }
     while (p->head) {
         tk_ws_join *j = p->head;
@@ -193,6 +209,33 @@ void tk_ws_policy_stop(tk_ws_policy *p)
         free(j);
     }
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->reload_mu);
     pthread_cond_destroy(&p->cv);
     free(p);
+}
+
+int tk_ws_policy_reload(tk_ws_policy *p, char *err, size_t errlen)
+{
+    tk_lua_vm *vms[TK_WS_POLICY_THREADS] = {NULL};
+    pthread_mutex_lock(&p->reload_mu);
+    int rc = TK_OK;
+    for (int i = 0; i < TK_WS_POLICY_THREADS && rc == TK_OK; i++)
+        rc = tk_lua_vm_new(p->cfg, p->pool, -1, &vms[i], err, errlen);
+    if (rc != TK_OK) {
+        for (int i = 0; i < TK_WS_POLICY_THREADS; i++)
+            tk_lua_vm_free(vms[i]);
+        pthread_mutex_unlock(&p->reload_mu);
+        return rc;
+    }
+    tk_lua_vm *stale[TK_WS_POLICY_THREADS];
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
+        stale[i] = p->threads[i].next_vm; /* a reload the thread has not taken yet */
+        p->threads[i].next_vm = vms[i];
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < TK_WS_POLICY_THREADS; i++)
+        tk_lua_vm_free(stale[i]);
+    pthread_mutex_unlock(&p->reload_mu);
+    return TK_OK;
 }

@@ -21,7 +21,8 @@ typedef struct tk_ws_join {
     uint64_t conn_id; /* the asking connection (it may be gone by the answer) */
     uint64_t seq;     /* the server's control sequence when the job was sent */
     int tries;
-    long ack_id;      /* Socket.IO ack id, or -1 */
+    long ack_id; /* Socket.IO ack id, or -1 */
+    int recheck; /* not a client's join: the room's users asked again (conn_id 0) */
     char user_id[64];
     char role[16];
     char room[TK_WS_ROOM_NAME_MAX + 1];
@@ -39,11 +40,16 @@ typedef void (*tk_ws_policy_done_fn)(void *arg, tk_ws_join *job);
 /* Loads the scripts into TK_WS_POLICY_THREADS VMs and starts the threads.
  * Borrows cfg and pool until tk_ws_policy_stop. Returns 0, TK_ELUA with
  * "file:line: message" in err, or TK_ENOMEM. */
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done,
-                       void *arg, tk_ws_policy **out, char *err, size_t errlen) TK_WUR;
+int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done, void *arg,
+                       tk_ws_policy **out, char *err, size_t errlen) TK_WUR;
 
 /* Queues a job (takes ownership of the malloc'd job); `done` gets it back. */
 void tk_ws_policy_submit(tk_ws_policy *p, tk_ws_join *job);
+
+/* Loads the scripts anew into fresh VMs; each thread switches to its new VM
+ * before its next job. On failure (TK_ELUA with the reason in err, or
+ * TK_ENOMEM) nothing changes. Safe from any thread. */
+int tk_ws_policy_reload(tk_ws_policy *p, char *err, size_t errlen) TK_WUR;
 
 /* Stops the threads after the job each is running; frees queued jobs
  * without calling `done`. NULL is a no-op. */

@@ -25,6 +25,10 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_server **ou
  * close handshakes, stops the threads and frees everything. NULL is a no-op. */
 void tk_ws_server_stop(tk_ws_server *s);
 
+/* Reloads the scripts the join policy runs (after the HTTP server reloaded
+ * its own); on failure the old ones stay and the error is logged. */
+int tk_ws_server_reload(tk_ws_server *s);
+
 /* Queues m for the service thread (copies it) and wakes it. Thread-safe.
  * Returns 0 or TK_ENOMEM (the message is dropped). */
 int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m) TK_WUR;

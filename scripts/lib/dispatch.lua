@@ -6,6 +6,7 @@ local json = require "lib.json"
 local schema = require "lib.schema"
 local errors = require "lib.errors"
 local idempotency = require "lib.idempotency"
+local plugins = require "lib.plugins"
 local log = require "tk.log"
 local runtime = require "tk.runtime"
 
@@ -68,6 +69,7 @@ local function run(route, req)
   end
   req.query = parse_query(route, req)
   req.body_raw = nil
+  plugins.before(req, route) -- may answer for the route by raising an HTTP error
   return route.handler(req)
 end
 
@@ -78,15 +80,19 @@ local function answer(route, req)
   local ok, status, body, headers = xpcall(run, on_error, route, req)
   if not ok then
     if errors.is(status) then
+      plugins.after(req, status.status, errors.body(status))
       return respond_error(status)
     end
     log.error("%s %s: %s", req.method, route.path, status)
+    plugins.after(req, 500, json.decode(INTERNAL))
     return 500, INTERNAL
   end
   if type(status) ~= "number" then
     log.error("%s %s: handler returned no status (%s)", req.method, route.path, route.where)
+    plugins.after(req, 500, json.decode(INTERNAL))
     return 500, INTERNAL
   end
+  plugins.after(req, status, status ~= 204 and body or nil)
   if body == nil or status == 204 then
     return status, "", headers
   end
@@ -127,6 +133,7 @@ end
 function M.new(routes)
   return function(index, req)
     local route = routes[index]
+    plugins.begin(req)
     local key = req.method == "POST" and req.user and req.headers["idempotency-key"]
     if key then
       return answer_idempotent(route, req, key)

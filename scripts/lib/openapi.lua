@@ -21,6 +21,7 @@ local STATUS_TEXT = {
   [413] = "Body over the limit (`payload_too_large`)",
   [415] = "Body is not application/json (`unsupported_media_type`)",
   [422] = "Fields missing, of the wrong type, out of range or unknown (`validation_failed`)",
+  [429] = "Over the rate limit (`rate_limited`); see Retry-After and RateLimit-* headers",
   [500] = "A bug; the message never leaks internals (`internal`)",
   [503] = "A dependency (the database) is down (`unavailable`)",
 }
@@ -91,6 +92,9 @@ local function error_responses(route, responses, used)
   end
   if route.path:find(":") then
     codes[#codes + 1] = 404
+  end
+  if route.rate and (route.rate.general or route.rate.auth) then
+    codes[#codes + 1] = 429
   end
   for _, c in ipairs(route.errors or {}) do -- opts.errors: further statuses the route answers
     codes[#codes + 1] = c

@@ -8,7 +8,10 @@ local errors = require "lib.errors"
 local users = require "lib.users"
 local mail = require "lib.mail"
 local auth = require "tk.auth"
+local ratelimit = require "tk.ratelimit"
+local ratelimits = require "policies.ratelimits"
 local runtime = require "tk.runtime"
+local realtime = require "tk.realtime"
 
 local config = runtime.config()
 local r = route.group("/api/v1/auth")
@@ -135,11 +138,19 @@ end)
 r:post("/login", { auth = "none", body = S.login,
   summary = "Exchange email and password for an access and a refresh token" }, function(req)
   local b = req.body
+  -- Failed logins are limited per email (API.md §10), whoever sends them.
+  local key, limit = "login-email:" .. b.email, ratelimits.login_failures_per_email
+  local allowed, state = ratelimit.peek(key, limit, ratelimits.WINDOW)
+  if not allowed then
+    return 429, errors.body(errors.new(429, "rate_limited", "too many failed logins for this email; retry later")),
+      { ["Retry-After"] = tostring(state.reset) }
+  end
   local user = db.one("SELECT " .. users.COLUMNS .. ", password_hash FROM users WHERE email = $1",
     b.email)
   -- Always spend one bcrypt check, so a missing user takes as long as a bad password.
   local ok = auth.verify_password(b.password, user and user.password_hash)
   if not user or not ok then
+    ratelimit.hit(key, limit, ratelimits.WINDOW)
     invalid_credentials()
   end
   if config.require_verified_email and not user.email_verified then
@@ -194,6 +205,7 @@ r:post("/logout", { auth = "optional", body = S.logout, status = 204,
   end
   if user then
     auth.deny(user.jti, user.exp)
+    realtime.revoke(user.jti, user.exp) -- live WebSocket connections with this token end (4401)
   end
   return 204
 end)

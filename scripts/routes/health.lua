@@ -5,6 +5,7 @@
 local route = require "lib.route"
 local db = require "lib.db"
 local runtime = require "tk.runtime"
+local realtime = require "tk.realtime"
 
 local r = route.group("")
 
@@ -13,9 +14,10 @@ local function database_ok()
   return ok and rows ~= nil
 end
 
+-- "disabled" without REDIS_URL (in-process stand-ins), else whether the
+-- realtime bridge's connections to Redis are up: "ok" | "unavailable".
 local function redis_state()
-  -- Redis is not used by this version; the in-process stores stand in.
-  return "disabled"
+  return realtime.redis_state()
 end
 
 r:get("/health", { auth = "none", summary = "Overall health with per-dependency checks" }, function()

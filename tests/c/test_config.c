@@ -17,6 +17,9 @@
     } while (0)
 
 static const char *const all_vars[] = {
+    "PLUGINS",
+    "PLUGINS_CONFIG",
+    "JOB_BACKOFF_BASE_MS",
     "PORT",
     "WORKERS",
     "DATABASE_URL",

@@ -1,0 +1,35 @@
+/* Fixed-window rate limiting counters (API.md §9), kept in process. A key is
+ * "<bucket>:<subject>" (user id, client IP, email); each window is `window`
+ * seconds long. Thread-safe; expired windows are swept as the table grows.
+ * The limits themselves come from the Lua policy (scripts/policies/
+ * ratelimits.lua) through the route table and the tk.ratelimit binding. */
+#ifndef TK_HTTP_RATELIMIT_H
+#define TK_HTTP_RATELIMIT_H
+
+#include <stdint.h>
+
+#include "common.h"
+
+typedef struct {
+    int allowed;   /* 1 when this hit is within the limit */
+    int limit;     /* the limit applied */
+    int remaining; /* hits left in this window after this one */
+    int reset;     /* seconds until the window ends */
+} tk_rate_result;
+
+/* Counts one hit on `key` (copied) at `now` and says whether it is allowed.
+ * A hit over the limit is not counted further. Returns 0 or TK_ENOMEM (then
+ * the hit is allowed: failing open beats refusing everyone). */
+int tk_ratelimit_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out);
+
+/* Reports the state of `key` without counting a hit. */
+void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out);
+
+/* Counts a hit that is over the limit too (for rate-limit rejections). */
+void tk_ratelimit_rejections_inc(void);
+long long tk_ratelimit_rejections(void);
+
+/* Frees every counter (at shutdown). */
+void tk_ratelimit_cleanup(void);
+
+#endif

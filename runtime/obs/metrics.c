@@ -1,0 +1,224 @@
+/* Metrics store: one series per (method, pattern) with per-status counts and
+ * a latency histogram, in a small array under a mutex (a few dozen routes),
+ * plus atomics for the counters other units bump. */
+#include "obs/metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+#define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+#define MAX_STATUS 16
+
+typedef struct {
+    char *method, *pattern;
+    unsigned statuses[MAX_STATUS];
+    long long counts[MAX_STATUS];
+    long long buckets[NBUCKETS]; /* non-cumulative */
+    long long total;
+    double sum;
+} series;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static series *all;
+static int nall, capall;
+
+static series *find_series(const char *method, const char *pattern)
+{
+    for (int i = 0; i < nall; i++)
+        if (strcmp(all[i].method, method) == 0 && strcmp(all[i].pattern, pattern) == 0)
+            return &all[i];
+    if (nall == capall) {
+        int cap = capall ? capall * 2 : 64;
+        series *n = realloc(all, (size_t)cap * sizeof *n);
+        if (n == NULL)
+            return NULL;
+        all = n;
+        capall = cap;
+    }
+    series *s = &all[nall];
+    memset(s, 0, sizeof *s);
+    s->method = strdup(method);
+    s->pattern = strdup(pattern);
+    if (!s->method || !s->pattern) {
+        free(s->method);
+        free(s->pattern);
+        return NULL;
+    }
+    nall++;
+    return s;
+}
+
+void tk_metrics_observe_request(const char *method, const char *pattern, unsigned status,
+                                double seconds)
+{
+    pthread_mutex_lock(&mu);
+    series *s = find_series(method, pattern ? pattern : "unmatched");
+    if (s != NULL) {
+        for (int i = 0; i < MAX_STATUS; i++) {
+            if (s->statuses[i] == status || s->statuses[i] == 0) {
+                s->statuses[i] = status;
+                s->counts[i]++;
+                break;
+            }
+        }
+        size_t b = 0;
+        while (b < NBUCKETS && seconds > BUCKETS[b])
+            b++;
+        if (b < NBUCKETS)
+            s->buckets[b]++;
+        s->total++;
+        s->sum += seconds;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} out_buf;
+
+static void put(out_buf *o, const char *fmt, ...) TK_PRINTF(2, 3);
+static void put(out_buf *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            o->oom = 1;
+            return;
+        }
+        if (o->n + (size_t)w < o->cap) {
+            o->n += (size_t)w;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)w;
+        char *np = realloc(o->p, cap);
+        if (np == NULL) {
+            o->oom = 1;
+            return;
+        }
+        o->p = np;
+        o->cap = cap;
+    }
+}
+
+/* Route patterns are ASCII paths; escape what the format needs anyway. */
+static void put_label(out_buf *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            put(o, "\\%c", *v);
+        else if (*v == '\n')
+            put(o, "\\n");
+        else
+            put(o, "%c", *v);
+    }
+}
+
+char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
+{
+    out_buf o = {.p = malloc(16384), .cap = 16384};
+    if (o.p == NULL)
+        return NULL;
+    o.p[0] = '\0';
+    put(&o, "# HELP taskapi_http_requests_total HTTP requests answered, by method, route and status.\n"
+            "# TYPE taskapi_http_requests_total counter\n");
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nall; i++) {
+        for (int k = 0; k < MAX_STATUS && all[i].statuses[k]; k++) {
+            put(&o, "taskapi_http_requests_total{method=\"%s\",route=\"", all[i].method);
+            put_label(&o, all[i].pattern);
+            put(&o, "\",status=\"%u\"} %lld\n", all[i].statuses[k], all[i].counts[k]);
+        }
+    }
+    put(&o, "# HELP taskapi_http_request_duration_seconds Time from first byte to the answer.\n"
+            "# TYPE taskapi_http_request_duration_seconds histogram\n");
+    for (int i = 0; i < nall; i++) {
+        long long cum = 0;
+        for (size_t b = 0; b <= NBUCKETS; b++) {
+            put(&o, "taskapi_http_request_duration_seconds_bucket{method=\"%s\",route=\"",
+                all[i].method);
+            put_label(&o, all[i].pattern);
+            if (b < NBUCKETS) {
+                cum += all[i].buckets[b];
+                put(&o, "\",le=\"%g\"} %lld\n", BUCKETS[b], cum);
+            } else {
+                put(&o, "\",le=\"+Inf\"} %lld\n", all[i].total);
+            }
+        }
+        put(&o, "taskapi_http_request_duration_seconds_sum{method=\"%s\",route=\"", all[i].method);
+        put_label(&o, all[i].pattern);
+        put(&o, "\"} %.6f\n", all[i].sum);
+        put(&o, "taskapi_http_request_duration_seconds_count{method=\"%s\",route=\"",
+            all[i].method);
+        put_label(&o, all[i].pattern);
+        put(&o, "\"} %lld\n", all[i].total);
+    }
+    pthread_mutex_unlock(&mu);
+
+    put(&o, "# HELP taskapi_db_pool_connections Database pool connections by state.\n"
+            "# TYPE taskapi_db_pool_connections gauge\n"
+            "taskapi_db_pool_connections{state=\"in_use\"} %d\n"
+            "taskapi_db_pool_connections{state=\"idle\"} %d\n"
+            "# HELP taskapi_db_pool_waiting Requests waiting for a database connection.\n"
+            "# TYPE taskapi_db_pool_waiting gauge\ntaskapi_db_pool_waiting %d\n"
+            "# HELP taskapi_db_pool_size Database pool size.\n"
+            "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
+        src->pool_in_use, src->pool_idle, src->pool_waiting, src->pool_size);
+    put(&o, "# HELP taskapi_redis_up 1 when Redis answers, 0 when it does not, -1 when disabled.\n"
+            "# TYPE taskapi_redis_up gauge\ntaskapi_redis_up %d\n", src->redis_state);
+    put(&o, "# HELP taskapi_websocket_connections Open WebSocket and Socket.IO connections.\n"
+            "# TYPE taskapi_websocket_connections gauge\ntaskapi_websocket_connections %lld\n"
+            "# HELP taskapi_websocket_overflow_disconnects_total Clients closed for a full send queue.\n"
+            "# TYPE taskapi_websocket_overflow_disconnects_total counter\n"
+            "taskapi_websocket_overflow_disconnects_total %lld\n",
+        src->ws_connections, src->ws_overflows);
+    put(&o, "# HELP taskapi_events_published_total Events published after commit.\n"
+            "# TYPE taskapi_events_published_total counter\ntaskapi_events_published_total %lld\n"
+            "# HELP taskapi_events_delivered_total Event messages sent to realtime clients.\n"
+            "# TYPE taskapi_events_delivered_total counter\ntaskapi_events_delivered_total %lld\n"
+            "# HELP taskapi_events_received_total Events received from other instances via Redis.\n"
+            "# TYPE taskapi_events_received_total counter\ntaskapi_events_received_total %lld\n"
+            "# HELP taskapi_events_dropped_total Events not sent to Redis (down or queue full).\n"
+            "# TYPE taskapi_events_dropped_total counter\ntaskapi_events_dropped_total %lld\n",
+        src->events_published, src->events_delivered, src->events_remote, src->events_dropped);
+    put(&o, "# HELP taskapi_rate_limit_rejections_total Requests answered 429.\n"
+            "# TYPE taskapi_rate_limit_rejections_total counter\n"
+            "taskapi_rate_limit_rejections_total %lld\n", src->ratelimit_rejections);
+    put(&o, "# HELP taskapi_script_reloads_total Successful script reloads.\n"
+            "# TYPE taskapi_script_reloads_total counter\ntaskapi_script_reloads_total %lld\n"
+            "# HELP taskapi_script_reload_failures_total Reloads refused (the old scripts kept serving).\n"
+            "# TYPE taskapi_script_reload_failures_total counter\n"
+            "taskapi_script_reload_failures_total %lld\n"
+            "# HELP taskapi_script_generation The generation of scripts now serving.\n"
+            "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
+        src->reloads, src->reload_failures, src->generation);
+    if (o.oom) {
+        free(o.p);
+        return NULL;
+    }
+    *len = o.n;
+    return o.p;
+}
+
+void tk_metrics_cleanup(void)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nall; i++) {
+        free(all[i].method);
+        free(all[i].pattern);
+    }
+    free(all);
+    all = NULL;
+    nall = capall = 0;
+    pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,34 @@
+/* Prometheus metrics (API.md §9): request counts and latency histograms by
+ * method, route pattern and status, kept here; everything else (database
+ * pool, reloads, rate-limit rejections, realtime) is read from its owner
+ * into the sources given to tk_metrics_render. Thread-safe. */
+#ifndef TK_OBS_METRICS_H
+#define TK_OBS_METRICS_H
+
+#include <stddef.h>
+
+#include "common.h"
+
+/* Records one finished request. `pattern` is the matched route pattern or
+ * NULL for an unmatched path. */
+void tk_metrics_observe_request(const char *method, const char *pattern, unsigned status,
+                                double seconds);
+
+typedef struct {
+    int pool_size, pool_in_use, pool_idle, pool_waiting;
+    long long reloads, reload_failures;
+    int generation;
+    long long ratelimit_rejections;
+    int redis_state; /* -1 disabled, 0 down, 1 up */
+    long long ws_connections, events_published, events_delivered, events_remote;
+    long long events_dropped, ws_overflows;
+} tk_metrics_sources;
+
+/* Renders the text exposition format into a malloc'd string the caller
+ * frees; *len gets its length. Returns NULL when out of memory. */
+char *tk_metrics_render(const tk_metrics_sources *src, size_t *len);
+
+/* Frees the per-route series (at shutdown). */
+void tk_metrics_cleanup(void);
+
+#endif

@@ -1,0 +1,63 @@
+/* The Redis pub/sub bridge for realtime fan-out across instances. Every
+ * instance publishes what its scripts emit on one channel and subscribes to
+ * it; a message carries the publishing instance's random id, and messages
+ * an instance published itself are skipped (it delivered them locally).
+ * Publishing queues the message; one publisher thread sends the queue, in
+ * order, on one connection. The publishing thread then waits (at most
+ * 100 ms, and not at all while Redis is known to be slow or down) until its
+ * message is written to Redis, so an event is on its way to every instance
+ * before the request that caused it answers: a later change made through
+ * another instance cannot overtake it. While Redis is down messages are
+ * dropped and counted, and both connections are remade in the background
+ * with backoff. */
+#ifndef TK_REDIS_BRIDGE_H
+#define TK_REDIS_BRIDGE_H
+
+#include <stdint.h>
+
+#include "common.h"
+#include "ws/bus.h"
+
+#define TK_REDIS_CHANNEL "taskapi:realtime"
+
+typedef struct tk_redis_bridge tk_redis_bridge;
+
+/* Called on the subscriber thread for each message from another instance;
+ * m and its fields are borrowed for the call. */
+typedef void (*tk_redis_bridge_fn)(void *arg, const tk_rt_msg *m);
+
+/* Parses url, tries to connect once (a failure is logged, not fatal: the
+ * bridge keeps retrying) and starts the threads. Returns 0, TK_ECONFIG (a
+ * malformed url; reason in err) or TK_ENOMEM. Free with
+ * tk_redis_bridge_stop. */
+int tk_redis_bridge_start(const char *url, tk_redis_bridge_fn fn, void *arg, tk_redis_bridge **out,
+                          char *err, size_t errlen) TK_WUR;
+
+/* Stops both threads (the queue is flushed if Redis is up, for at most a
+ * second) and frees the bridge. NULL is a no-op. */
+void tk_redis_bridge_stop(tk_redis_bridge *b);
+
+/* Queues m for the other instances (copies it); never blocks on the
+ * network. Dropped (and counted) while the publisher is disconnected or
+ * the queue is full. Returns a ticket for tk_redis_bridge_wait, or 0 when
+ * there is nothing to wait for. A nonzero ticket MUST be passed to
+ * tk_redis_bridge_wait (tk_redis_bridge_stop waits for it). */
+uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_rt_msg *m) TK_WUR;
+
+/* Waits until the message of `ticket` has been written to Redis, the
+ * publisher goes down, the bridge stops, or 100 ms pass (then later
+ * publishers do not wait until the queue has drained). */
+void tk_redis_bridge_wait(tk_redis_bridge *b, uint64_t ticket);
+
+/* 1 when both the publisher and the subscriber are connected, else 0. */
+int tk_redis_bridge_connected(tk_redis_bridge *b);
+
+typedef struct {
+    long long published; /* confirmed by Redis */
+    long long dropped;   /* not sent: Redis down, queue full, or lost in a failure */
+    long long received;  /* from other instances */
+} tk_redis_bridge_stats;
+
+void tk_redis_bridge_get_stats(tk_redis_bridge *b, tk_redis_bridge_stats *out);
+
+#endif

@@ -1,0 +1,166 @@
+/* The native realtime protocol at /ws (API.md §8, §10). One JSON object per
+ * text frame. The client authenticates with ?token= or, first thing, with
+ * {"type":"auth","token"} (closed with 4401 on a bad token, on any other
+ * first message, or when nothing comes within 10 s), then sends join, leave
+ * and ping. The server answers ready, joined, left, pong and
+ * {"type":"error","code","message"} with codes of API.md §1, and sends
+ * events as {"type":"event","event","room","data"}. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ws/internal.h"
+
+/* Sends {"type":"error","code":...,"message":...[,"room":...]}. */
+static void send_error(tk_ws_conn *c, const char *code, const char *message, const char *room)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "{\"type\":\"error\",\"code\":");
+    tk_jbuf_add_jstr(&b, code, strlen(code));
+    tk_jbuf_adds(&b, ",\"message\":");
+    tk_jbuf_add_jstr(&b, message, strlen(message));
+    if (room) {
+        tk_jbuf_adds(&b, ",\"room\":");
+        tk_jbuf_add_jstr(&b, room, strlen(room));
+    }
+    tk_jbuf_adds(&b, "}");
+    (void)tk_ws_conn_send_jbuf(c, &b);
+}
+
+/* Sends {"type":<type>,"room":<room>}. */
+static void send_room(tk_ws_conn *c, const char *type, const char *room, size_t room_len)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "{\"type\":");
+    tk_jbuf_add_jstr(&b, type, strlen(type));
+    tk_jbuf_adds(&b, ",\"room\":");
+    tk_jbuf_add_jstr(&b, room, room_len);
+    tk_jbuf_adds(&b, "}");
+    (void)tk_ws_conn_send_jbuf(c, &b);
+}
+
+static void send_ready(tk_ws_conn *c)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "{\"type\":\"ready\",\"userId\":");
+    tk_jbuf_add_jstr(&b, c->user_id, strlen(c->user_id));
+    tk_jbuf_adds(&b, "}");
+    (void)tk_ws_conn_send_jbuf(c, &b);
+}
+
+static void authenticate(tk_ws_conn *c, const char *token)
+{
+    if (tk_ws_conn_authenticate(c, token) != 0) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "invalid or expired token", 1);
+        return;
+    }
+    send_ready(c);
+}
+
+void tk_ws_native_open(tk_ws_conn *c, const char *token)
+{
+    if (token != NULL) {
+        authenticate(c, token);
+        return;
+    }
+    c->auth_deadline = tk_ws_now_us() + TK_WS_AUTH_TIMEOUT_US;
+    tk_ws_conn_rearm(c);
+}
+
+static const char *message_for(const char *code)
+{
+    if (strcmp(code, "not_found") == 0)
+        return "no such room, or you may not read it";
+    if (strcmp(code, "unavailable") == 0)
+        return "a dependency is unavailable; try again";
+    if (strcmp(code, "validation_failed") == 0)
+        return "cannot join this room";
+    if (strcmp(code, "internal") == 0)
+        return "internal error";
+    return "join refused";
+}
+
+void tk_ws_native_join_done(tk_ws_conn *c, const tk_ws_join *job)
+{
+    if (job->ok)
+        send_room(c, "joined", job->room, strlen(job->room));
+    else
+        send_error(c, job->code, message_for(job->code), job->room);
+}
+
+/* The room of a join/leave message, or NULL after answering an error. */
+static const char *room_of(tk_ws_conn *c, const tk_json *doc)
+{
+    size_t len = 0;
+    const char *room = tk_json_str(doc, tk_json_get(doc, 0, "room"), &len);
+    if (room == NULL || len == 0 || len > TK_WS_ROOM_NAME_MAX || strlen(room) != len) {
+        send_error(c, "validation_failed", "\"room\" must be a room name such as project:<id>",
+                   NULL);
+        return NULL;
+    }
+    return room;
+}
+
+void tk_ws_native_message(tk_ws_conn *c, const char *data, size_t len)
+{
+    tk_json *doc = NULL;
+    int rc = tk_json_parse(data, len, &doc);
+    if (rc != TK_OK || tk_json_type_of(doc, 0) != TK_JSON_OBJECT) {
+        if (!c->authed)
+            tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authenticate first", 1);
+        else if (rc == TK_ENOMEM)
+            send_error(c, "internal", "out of memory", NULL);
+        else
+            send_error(c, "invalid_json", "a message must be one JSON object", NULL);
+        goto out;
+    }
+    const char *type = tk_json_str(doc, tk_json_get(doc, 0, "type"), NULL);
+    if (type == NULL)
+        type = "";
+    if (!c->authed) {
+        if (strcmp(type, "auth") == 0)
+            authenticate(c, tk_json_str(doc, tk_json_get(doc, 0, "token"), NULL));
+        else
+            tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authenticate first", 1);
+        goto out;
+    }
+    if (strcmp(type, "ping") == 0) {
+        static const char pong[] = "{\"type\":\"pong\"}";
+        (void)tk_ws_conn_send(c, pong, sizeof pong - 1);
+    } else if (strcmp(type, "join") == 0) {
+        const char *room = room_of(c, doc);
+        if (room)
+            tk_ws_conn_join(c, room, -1);
+    } else if (strcmp(type, "leave") == 0) {
+        const char *room = room_of(c, doc);
+        if (room) {
+            tk_ws_conn_leave(c, room);
+            send_room(c, "left", room, strlen(room));
+        }
+    } else if (strcmp(type, "auth") == 0) {
+        send_error(c, "conflict", "already authenticated", NULL);
+    } else {
+        send_error(c, "validation_failed", "\"type\" must be one of auth, join, leave, ping", NULL);
+    }
+out:
+    tk_json_free(doc);
+}
+
+tk_ws_msg *tk_ws_native_event(const char *room, const char *event, const char *data, size_t len)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "{\"type\":\"event\",\"event\":");
+    tk_jbuf_add_jstr(&b, event, strlen(event));
+    tk_jbuf_adds(&b, ",\"room\":");
+    tk_jbuf_add_jstr(&b, room, strlen(room));
+    tk_jbuf_adds(&b, ",\"data\":");
+    if (len > 0)
+        tk_jbuf_add(&b, data, len);
+    else
+        tk_jbuf_adds(&b, "null");
+    tk_jbuf_adds(&b, "}");
+    return tk_ws_msg_from_jbuf(&b);
+}

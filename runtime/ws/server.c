@@ -1,0 +1,1053 @@
+/* The realtime server (server.h): one libwebsockets context on WS_PORT and
+ * the thread that services it. The thread owns every connection, the rooms
+ * and the send queues, so none of them needs a lock; other threads reach it
+ * only through the inbox (a locked list plus lws_cancel_service). Per
+ * connection: a bounded queue of shared frames (a slow reader is closed with
+ * 1008, never buffered without limit), one lws timer for the auth deadline
+ * and the Socket.IO heartbeat, and lws' own ping/idle policy. The native and
+ * Socket.IO protocols live in native.c and sio.c. */
+#include "ws/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "obs/log.h"
+#include "ws/internal.h"
+
+#define CMD_JOIN 'j'     /* an answered join check */
+#define INBOX_MAX 100000 /* messages waiting for the service thread */
+#define ID_BUCKETS 1024  /* connection id hash */
+#define JOIN_TRIES 3     /* re-checks when a kick raced a join check */
+#define SHUTDOWN_WAIT_US (2 * 1000000LL)
+#define IDLE_PING_SECS 30   /* lws pings a connection idle this long ... */
+#define IDLE_HANGUP_SECS 75 /* ... and drops it when nothing came back */
+
+typedef struct cmd {
+    struct cmd *next;
+    int kind; /* a tk_rt_kind, or CMD_JOIN */
+    tk_ws_join *join;
+    char *room, *arg, *data;
+    size_t data_len;
+    char mem[]; /* room, arg and data, each NUL-terminated */
+} cmd;
+
+struct tk_ws_server {
+    const tk_config *cfg;
+    struct lws_context *ctx;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+
+    pthread_mutex_t mu; /* guards the inbox */
+    cmd *head, *tail;
+    long ninbox;
+    int inbox_warned;
+
+    tk_ws_policy *policy;
+
+    /* service thread only */
+    tk_ws_rooms *rooms;
+    tk_ws_conn *conns;
+    int nconns;
+    tk_ws_conn *ids[ID_BUCKETS];
+    uint64_t next_id;
+    uint64_t control_seq; /* bumped by every kick / close_room */
+    int shutting_down;
+    int64_t shutdown_deadline;
+    lws_sorted_usec_list_t tick;
+    char scratch[TK_WS_TOKEN_MAX + 16];
+
+    atomic_llong connections, delivered, overflows;
+};
+
+typedef struct {
+    tk_ws_conn *c;
+} pss;
+
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = IDLE_PING_SECS,
+    .secs_since_valid_hangup = IDLE_HANGUP_SECS,
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+int64_t tk_ws_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void tk_ws_random_id(char *out, size_t outlen, size_t n)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[64];
+    if (n >= outlen)
+        n = outlen - 1;
+    if (n > sizeof raw)
+        n = sizeof raw;
+    if (tk_auth_random_bytes(raw, n) != TK_OK) {
+        /* getrandom failing is not expected; ids stay unique per process */
+        static atomic_ullong fallback;
+        unsigned long long v = atomic_fetch_add(&fallback, 1) + (unsigned long long)time(NULL);
+        for (size_t i = 0; i < n; i++) {
+            raw[i] = (unsigned char)(v & 63);
+            v = v * 6364136223846793005ULL + 1442695040888963407ULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[raw[i] & 63];
+    out[n] = '\0';
+}
+
+enum { PATH_NONE = 0 };
+
+/* Which endpoint a request path names: TK_WS_NATIVE, TK_WS_SIO or 0. */
+static int path_kind(const char *path)
+{
+    if (strcmp(path, "/ws") == 0 || strcmp(path, "/ws/") == 0)
+        return TK_WS_NATIVE;
+    if (strcmp(path, "/socket.io/") == 0 || strcmp(path, "/socket.io") == 0)
+        return TK_WS_SIO;
+    return PATH_NONE;
+}
+
+static void log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    tk_log(level == LLL_ERR ? TK_LOG_ERROR : TK_LOG_WARN, NULL, "libwebsockets: %.*s", (int)n,
+           line);
+}
+
+/* ---- frames --------------------------------------------------------------- */
+
+tk_ws_msg *tk_ws_msg_from_jbuf(tk_jbuf *b)
+{
+    if (!tk_jbuf_ok(b) || b->p == NULL || b->reserve != TK_WS_JBUF_RESERVE) {
+        tk_jbuf_cleanup(b);
+        return NULL;
+    }
+    tk_ws_msg *m = (tk_ws_msg *)(void *)b->p; /* malloc'd: aligned for any type */
+    m->refs = 1;
+    m->len = b->len;
+    b->p = NULL;
+    tk_jbuf_cleanup(b);
+    return m;
+}
+
+void tk_ws_msg_unref(tk_ws_msg *m)
+{
+    if (m != NULL && --m->refs == 0)
+        free(m);
+}
+
+/* ---- send queue ----------------------------------------------------------- */
+
+static void queue_clear(tk_ws_conn *c)
+{
+    while (c->qlen > 0) {
+        tk_ws_msg_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    c->qhead = 0;
+    c->qbytes = 0;
+}
+
+/* Queues m (takes a reference). Returns 0 or -1 (closing, no memory, or
+ * overflow: then c is closed with 1008 and its queue dropped). */
+static int enqueue(tk_ws_conn *c, tk_ws_msg *m)
+{
+    if (c->closing)
+        return -1;
+    if (c->qlen + 1 > TK_WS_QUEUE_MAX_MSGS || c->qbytes + m->len > TK_WS_QUEUE_MAX_BYTES) {
+        atomic_fetch_add(&c->srv->overflows, 1);
+        tk_log_warn("realtime: connection %llu (user %s) reads too slowly: %d frames, %zu bytes "
+                    "queued; closing it (1008)",
+                    (unsigned long long)c->id, c->authed ? c->user_id : "-", c->qlen, c->qbytes);
+        tk_ws_conn_close(c, TK_WS_CLOSE_POLICY, "send queue overflow", 0);
+        return -1;
+    }
+    if (c->qlen == c->qcap) {
+        int cap = c->qcap ? c->qcap * 2 : 8;
+        tk_ws_msg **nq = malloc((size_t)cap * sizeof *nq);
+        if (nq == NULL)
+            return -1;
+        for (int i = 0; i < c->qlen; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qcap = cap;
+        c->qhead = 0;
+    }
+    m->refs++;
+    c->q[(c->qhead + c->qlen) % c->qcap] = m;
+    c->qlen++;
+    c->qbytes += m->len;
+    if (c->qlen == 1)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int tk_ws_conn_send_jbuf(tk_ws_conn *c, tk_jbuf *b)
+{
+    tk_ws_msg *m = tk_ws_msg_from_jbuf(b);
+    if (m == NULL)
+        return -1;
+    int rc = enqueue(c, m);
+    tk_ws_msg_unref(m);
+    return rc;
+}
+
+int tk_ws_conn_send(tk_ws_conn *c, const char *text, size_t len)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_add(&b, text, len);
+    return tk_ws_conn_send_jbuf(c, &b);
+}
+
+void tk_ws_conn_close(tk_ws_conn *c, int code, const char *reason, int flush)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->close_flush = flush;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    if (!flush)
+        queue_clear(c);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static tk_ws_room_set *set_of(void *member)
+{
+    return &((tk_ws_conn *)member)->rooms;
+}
+
+static tk_ws_conn *conn_by_id(tk_ws_server *s, uint64_t id)
+{
+    for (tk_ws_conn *c = s->ids[id % ID_BUCKETS]; c; c = c->hnext)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static void pending_free(tk_ws_conn *c)
+{
+    while (c->phead) {
+        tk_ws_pending *p = c->phead;
+        c->phead = p->next;
+        free(p);
+    }
+    c->ptail = NULL;
+    c->pcount = 0;
+}
+
+static void conn_free(tk_ws_conn *c)
+{
+    tk_ws_server *s = c->srv;
+    tk_ws_rooms_leave_all(s->rooms, c, &c->rooms);
+    queue_clear(c);
+    free(c->q);
+    free(c->rx);
+    free(c->query_token);
+    pending_free(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    tk_ws_conn **pp = &s->ids[c->id % ID_BUCKETS];
+    while (*pp && *pp != c)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = c->hnext;
+    s->nconns--;
+    atomic_fetch_sub(&s->connections, 1);
+    free(c);
+}
+
+int tk_ws_conn_authenticate(tk_ws_conn *c, const char *token)
+{
+    if (token == NULL || *token == '\0' || strlen(token) > TK_WS_TOKEN_MAX)
+        return -1;
+    tk_auth_claims cl;
+    int64_t now = (int64_t)time(NULL);
+    if (tk_auth_jwt_verify(token, now, &cl) != TK_OK || tk_auth_deny_check(cl.jti, now))
+        return -1;
+    char room[TK_WS_ROOM_NAME_MAX + 1];
+    snprintf(room, sizeof room, "user:%s", cl.sub);
+    if (tk_ws_rooms_join(c->srv->rooms, room, c, &c->rooms) != TK_OK)
+        return -1;
+    snprintf(c->user_id, sizeof c->user_id, "%s", cl.sub);
+    snprintf(c->role, sizeof c->role, "%s", cl.role);
+    snprintf(c->jti, sizeof c->jti, "%s", cl.jti);
+    c->exp = cl.exp;
+    c->authed = 1;
+    c->auth_deadline = 0;
+    tk_ws_conn_rearm(c);
+    return 0;
+}
+
+static void join_done(tk_ws_conn *c, const tk_ws_join *j)
+{
+    if (c->proto == TK_WS_NATIVE)
+        tk_ws_native_join_done(c, j);
+    else
+        tk_ws_sio_join_done(c, j);
+}
+
+void tk_ws_conn_join(tk_ws_conn *c, const char *room, long ack_id)
+{
+    tk_ws_join *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        tk_ws_join fail = {.ack_id = ack_id};
+        snprintf(fail.room, sizeof fail.room, "%s", room);
+        snprintf(fail.code, sizeof fail.code, "internal");
+        join_done(c, &fail);
+        return;
+    }
+    j->conn_id = c->id;
+    j->seq = c->srv->control_seq;
+    j->ack_id = ack_id;
+    snprintf(j->user_id, sizeof j->user_id, "%s", c->user_id);
+    snprintf(j->role, sizeof j->role, "%s", c->role);
+    snprintf(j->room, sizeof j->room, "%s", room);
+    if (tk_ws_room_set_has(&c->rooms, room)) {
+        j->ok = 1;
+        join_done(c, j);
+        free(j);
+        return;
+    }
+    if (c->rooms.n >= TK_WS_ROOMS_PER_MEMBER || strlen(room) > TK_WS_ROOM_NAME_MAX) {
+        snprintf(j->code, sizeof j->code, "validation_failed");
+        join_done(c, j);
+        free(j);
+        return;
+    }
+    c->busy = 1;
+    tk_ws_policy_submit(c->srv->policy, j);
+}
+
+int tk_ws_conn_leave(tk_ws_conn *c, const char *room)
+{
+    return tk_ws_rooms_leave(c->srv->rooms, room, c, &c->rooms);
+}
+
+void tk_ws_conn_leave_all(tk_ws_conn *c)
+{
+    tk_ws_rooms_leave_all(c->srv->rooms, c, &c->rooms);
+}
+
+void tk_ws_conn_rearm(tk_ws_conn *c)
+{
+    int64_t next = 0;
+    int64_t d[3] = {c->auth_deadline, c->ping_at, c->pong_deadline};
+    for (int i = 0; i < 3; i++)
+        if (d[i] > 0 && (next == 0 || d[i] < next))
+            next = d[i];
+    if (next == 0) {
+        lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+        return;
+    }
+    int64_t wait = next - tk_ws_now_us();
+    lws_set_timer_usecs(c->wsi, wait > 0 ? (lws_usec_t)wait : 1);
+}
+
+/* Hands one complete client message to the protocol, in order: while a
+ * join check is in flight, later messages wait. */
+static void process(tk_ws_conn *c, const char *data, size_t len)
+{
+    if (c->proto == TK_WS_NATIVE)
+        tk_ws_native_message(c, data, len);
+    else
+        tk_ws_sio_message(c, data, len);
+}
+
+static void pump(tk_ws_conn *c)
+{
+    while (!c->busy && !c->closing && c->phead) {
+        tk_ws_pending *p = c->phead;
+        c->phead = p->next;
+        if (c->phead == NULL)
+            c->ptail = NULL;
+        c->pcount--;
+        process(c, p->data, p->len);
+        free(p);
+    }
+}
+
+static void conn_input(tk_ws_conn *c, const char *data, size_t len)
+{
+    if (c->closing)
+        return;
+    if (!c->busy && c->phead == NULL) {
+        process(c, data, len);
+        return;
+    }
+    if (c->pcount >= TK_WS_PENDING_MAX) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_POLICY, "too many messages in flight", 1);
+        return;
+    }
+    tk_ws_pending *p = malloc(sizeof *p + len);
+    if (p == NULL) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_POLICY, "out of memory", 0);
+        return;
+    }
+    p->next = NULL;
+    p->len = len;
+    memcpy(p->data, data, len);
+    if (c->ptail)
+        c->ptail->next = p;
+    else
+        c->phead = p;
+    c->ptail = p;
+    c->pcount++;
+}
+
+/* ---- lws events ----------------------------------------------------------- */
+
+/* Answers an HTTP request with the contract's error body. Returns 0, or
+ * -1 when the answer could not be written. */
+static int http_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+{
+    unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start;
+    unsigned char *end = head + sizeof head - 1;
+    unsigned char body[LWS_PRE + 512];
+    int n = snprintf((char *)body + LWS_PRE, sizeof body - LWS_PRE,
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+    if (n < 0 || (size_t)n >= sizeof body - LWS_PRE)
+        return -1;
+    static const char nostore[] = "no-store";
+    if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)n, &p, end) ||
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"cache-control:", (const unsigned char *)nostore,
+            (int)strlen(nostore), &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (lws_write(wsi, body + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL) != n)
+        return -1;
+    return 0;
+}
+
+/* A WebSocket upgrade: the path, the Origin and (Socket.IO) the Engine.IO
+ * version and transport are checked before the handshake. Returns 0 to go
+ * on, 1 when an error answer was written, -1 to hang up. */
+static int confirm_upgrade(tk_ws_server *s, struct lws *wsi)
+{
+    char uri[256], buf[512];
+    int rc;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) {
+        rc = http_error(wsi, 400, "invalid_parameter", "a WebSocket upgrade must be a GET");
+        return rc == 0 ? 1 : -1;
+    }
+    int kind = path_kind(uri);
+    if (kind == PATH_NONE) {
+        rc =
+            http_error(wsi, 404, "not_found", "no WebSocket endpoint here: use /ws or /socket.io/");
+        return rc == 0 ? 1 : -1;
+    }
+    int olen = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (olen > 0) {
+        if (olen >= (int)sizeof buf || lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_ORIGIN) < 0 ||
+            !tk_config_origin_allowed(s->cfg, buf)) {
+            rc = http_error(wsi, 403, "forbidden", "origin not allowed");
+            return rc == 0 ? 1 : -1;
+        }
+    }
+    if (kind == TK_WS_SIO) {
+        const char *eio = lws_get_urlarg_by_name(wsi, "EIO=", buf, sizeof buf);
+        if (eio == NULL || strcmp(eio, "4") != 0) {
+            rc = http_error(wsi, 400, "invalid_parameter",
+                            "unsupported Engine.IO protocol version: EIO=4 only");
+            return rc == 0 ? 1 : -1;
+        }
+        const char *tr = lws_get_urlarg_by_name(wsi, "transport=", buf, sizeof buf);
+        if (tr == NULL || strcmp(tr, "websocket") != 0) {
+            rc = http_error(wsi, 400, "invalid_parameter",
+                            "only the websocket transport is supported (transport=websocket)");
+            return rc == 0 ? 1 : -1;
+        }
+    }
+    return 0;
+}
+
+/* A plain HTTP request on the WebSocket port. */
+static int answer_http(struct lws *wsi, const char *path)
+{
+    int rc;
+    switch (path_kind(path)) {
+    case TK_WS_SIO:
+        rc = http_error(wsi, 400, "invalid_parameter",
+                        "long-polling is not supported: connect with transport=websocket");
+        break;
+    case TK_WS_NATIVE:
+        rc = http_error(wsi, 400, "invalid_parameter", "expected a WebSocket upgrade");
+        break;
+    default:
+        rc = http_error(wsi, 404, "not_found", "no such resource");
+        break;
+    }
+    if (rc != 0)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_established(tk_ws_server *s, struct lws *wsi, pss *ps)
+{
+    char uri[256];
+    ps->c = NULL;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return -1;
+    int kind = path_kind(uri);
+    if (kind == PATH_NONE)
+        return -1;
+    tk_ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -1;
+    c->wsi = wsi;
+    c->srv = s;
+    c->proto = kind;
+    c->id = ++s->next_id;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    c->hnext = s->ids[c->id % ID_BUCKETS];
+    s->ids[c->id % ID_BUCKETS] = c;
+    s->nconns++;
+    atomic_fetch_add(&s->connections, 1);
+    ps->c = c;
+    const char *token = lws_get_urlarg_by_name(wsi, "token=", s->scratch, sizeof s->scratch);
+    if (kind == TK_WS_NATIVE)
+        tk_ws_native_open(c, token);
+    else
+        tk_ws_sio_open(c, token);
+    if (s->shutting_down)
+        tk_ws_conn_close(c, TK_WS_CLOSE_GOING_AWAY, "server shutting down", 0);
+    return 0;
+}
+
+static int on_receive(tk_ws_conn *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    if (lws_is_first_fragment(wsi)) {
+        c->rx_len = 0;
+        c->rx_skip = 0;
+    }
+    if (lws_frame_is_binary(wsi)) {
+        lws_close_reason(wsi, (enum lws_close_status)TK_WS_CLOSE_UNSUPPORTED,
+                         (unsigned char *)"binary frames", 13);
+        return -1;
+    }
+    size_t max = c->proto == TK_WS_NATIVE ? TK_WS_NATIVE_MAX_IN : TK_WS_SIO_MAX_IN;
+    if (c->rx_len + len > max) {
+        lws_close_reason(wsi, (enum lws_close_status)TK_WS_CLOSE_TOO_BIG,
+                         (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 512;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        char *nb = realloc(c->rx, cap);
+        if (nb == NULL)
+            return -1;
+        c->rx = nb;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi))
+        return 0;
+    size_t n = c->rx_len;
+    c->rx_len = 0;
+    conn_input(c, c->rx, n);
+    if (c->rx_cap > 16384) { /* do not keep a big buffer for an idle client */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return 0;
+}
+
+static int on_writeable(tk_ws_conn *c)
+{
+    struct lws *wsi = c->wsi;
+    if (c->qlen > 0 && (!c->closing || c->close_flush)) {
+        tk_ws_msg *m = c->q[c->qhead];
+        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+        c->qbytes -= m->len;
+        atomic_fetch_add(&c->srv->delivered, 1);
+        tk_ws_msg_unref(m);
+        if (n < 0)
+            return -1;
+        if (c->qlen > 0 || c->closing)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->closing) {
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_timer(tk_ws_conn *c)
+{
+    if (c->closing)
+        return;
+    int64_t now = tk_ws_now_us();
+    if (c->auth_deadline > 0 && now >= c->auth_deadline) {
+        c->auth_deadline = 0;
+        tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authentication timeout", 1);
+        return;
+    }
+    if (c->proto == TK_WS_SIO)
+        tk_ws_sio_timer(c, now);
+    if (!c->closing)
+        tk_ws_conn_rearm(c);
+}
+
+/* ---- the inbox ------------------------------------------------------------ */
+
+static int revoke_match(tk_ws_conn *c, const char *jti)
+{
+    return c->authed && strcmp(c->jti, jti) == 0;
+}
+
+static int user_match(void *member, void *arg)
+{
+    tk_ws_conn *c = member;
+    return strcmp(c->user_id, (const char *)arg) == 0;
+}
+
+static int any_match(void *member, void *arg)
+{
+    (void)member;
+    (void)arg;
+    return 1;
+}
+
+static void deliver_event(tk_ws_server *s, const cmd *k)
+{
+    tk_ws_room *room = tk_ws_rooms_find(s->rooms, k->room);
+    if (room == NULL)
+        return;
+    tk_ws_msg *native = NULL, *sio = NULL;
+    int n = tk_ws_room_size(room);
+    for (int i = 0; i < n; i++) {
+        tk_ws_conn *c = tk_ws_room_member(room, i);
+        if (c->closing)
+            continue; /* an overflow below only marks c: the room stays intact */
+        tk_ws_msg **m = c->proto == TK_WS_NATIVE ? &native : &sio;
+        if (*m == NULL) {
+            *m = c->proto == TK_WS_NATIVE
+                     ? tk_ws_native_event(k->room, k->arg, k->data, k->data_len)
+                     : tk_ws_sio_event(k->arg, k->data, k->data_len);
+            if (*m == NULL)
+                continue;
+        }
+        (void)enqueue(c, *m);
+    }
+    tk_ws_msg_unref(native);
+    tk_ws_msg_unref(sio);
+}
+
+static int by_user(const void *a, const void *b)
+{
+    const tk_ws_conn *x = *(tk_ws_conn *const *)a, *y = *(tk_ws_conn *const *)b;
+    int d = strcmp(x->user_id, y->user_id);
+    return d ? d : strcmp(x->role, y->role);
+}
+
+/* Asks the policy again, once per user (and role), about everyone in room
+ * (TK_RT_RECHECK); handle_join takes out the users it now refuses. */
+static void recheck_room(tk_ws_server *s, const char *name)
+{
+    tk_ws_room *room = tk_ws_rooms_find(s->rooms, name);
+    int n = tk_ws_room_size(room);
+    if (n == 0)
+        return;
+    tk_ws_conn **v = malloc((size_t)n * sizeof *v);
+    if (v == NULL) { /* cannot ask: fail closed */
+        tk_ws_rooms_remove_if(s->rooms, name, any_match, NULL, set_of);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        v[i] = tk_ws_room_member(room, i);
+    qsort(v, (size_t)n, sizeof *v, by_user);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && by_user(&v[i - 1], &v[i]) == 0)
+            continue;
+        tk_ws_join *j = calloc(1, sizeof *j);
+        if (j == NULL) {
+            tk_ws_rooms_remove_if(s->rooms, name, any_match, NULL, set_of);
+            break;
+        }
+        j->recheck = 1;
+        j->ack_id = -1;
+        snprintf(j->user_id, sizeof j->user_id, "%s", v[i]->user_id);
+        snprintf(j->role, sizeof j->role, "%s", v[i]->role);
+        snprintf(j->room, sizeof j->room, "%s", name);
+        tk_ws_policy_submit(s->policy, j);
+    }
+    free(v);
+}
+
+typedef struct {
+    const char *user_id, *role;
+} user_role;
+
+static int user_role_match(void *member, void *arg)
+{
+    const tk_ws_conn *c = member;
+    const user_role *u = arg;
+    return strcmp(c->user_id, u->user_id) == 0 && strcmp(c->role, u->role) == 0;
+}
+
+static void handle_join(tk_ws_server *s, tk_ws_join *j)
+{
+    if (j->recheck) {
+        /* Any refusal (an error too: fail closed) takes the user's
+         * connections out of the room, silently. */
+        if (!j->ok) {
+            user_role u = {j->user_id, j->role};
+            tk_ws_rooms_remove_if(s->rooms, j->room, user_role_match, &u, set_of);
+        }
+        free(j);
+        return;
+    }
+    tk_ws_conn *c = conn_by_id(s, j->conn_id);
+    if (c == NULL || c->closing) {
+        free(j);
+        return;
+    }
+    if (j->seq != s->control_seq && j->tries < JOIN_TRIES) {
+        /* A kick or a room closing was processed while the check ran: its
+         * answer may predate the change, so ask again. */
+        j->seq = s->control_seq;
+        j->tries++;
+        tk_ws_policy_submit(s->policy, j);
+        return;
+    }
+    if (j->seq != s->control_seq && j->ok) {
+        j->ok = 0;
+        snprintf(j->code, sizeof j->code, "unavailable");
+    }
+    if (j->ok) {
+        int rc = tk_ws_rooms_join(s->rooms, j->room, c, &c->rooms);
+        if (rc != TK_OK) {
+            j->ok = 0;
+            snprintf(j->code, sizeof j->code, rc == TK_ENOMEM ? "internal" : "validation_failed");
+        }
+    }
+    c->busy = 0;
+    join_done(c, j);
+    free(j);
+    pump(c);
+}
+
+static void handle(tk_ws_server *s, cmd *k)
+{
+    switch (k->kind) {
+    case CMD_JOIN:
+        handle_join(s, k->join);
+        k->join = NULL;
+        break;
+    case TK_RT_EVENT:
+        deliver_event(s, k);
+        break;
+    case TK_RT_KICK:
+        s->control_seq++;
+        tk_ws_rooms_remove_if(s->rooms, k->room, user_match, k->arg, set_of);
+        break;
+    case TK_RT_CLOSE_ROOM:
+        s->control_seq++;
+        tk_ws_rooms_remove_if(s->rooms, k->room, any_match, NULL, set_of);
+        break;
+    case TK_RT_RECHECK:
+        s->control_seq++; /* joins being checked now are checked again */
+        recheck_room(s, k->room);
+        break;
+    case TK_RT_REVOKE:
+        for (tk_ws_conn *c = s->conns; c; c = c->next) {
+            if (c->closing || !revoke_match(c, k->arg))
+                continue;
+            if (c->proto == TK_WS_SIO)
+                tk_ws_sio_disconnect(c);
+            tk_ws_conn_leave_all(c);
+            tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "token revoked", 1);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void drain(tk_ws_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    cmd *k = s->head;
+    s->head = s->tail = NULL;
+    s->ninbox = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (k) {
+        cmd *next = k->next;
+        handle(s, k);
+        free(k->join);
+        free(k);
+        k = next;
+    }
+}
+
+static void inbox_push(tk_ws_server *s, cmd *k)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = k;
+    else
+        s->head = k;
+    s->tail = k;
+    s->ninbox++;
+    pthread_mutex_unlock(&s->mu);
+    lws_cancel_service(s->ctx);
+}
+
+int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m)
+{
+    size_t rl = strlen(m->room), al = strlen(m->arg);
+    pthread_mutex_lock(&s->mu);
+    int full = s->ninbox >= INBOX_MAX;
+    int warn = full && !s->inbox_warned;
+    if (full)
+        s->inbox_warned = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        if (warn)
+            tk_log_error("realtime: the service thread is behind (%d messages waiting); "
+                         "dropping messages",
+                         INBOX_MAX);
+        return TK_ENOMEM;
+    }
+    cmd *k = malloc(sizeof *k + rl + al + m->data_len + 3);
+    if (k == NULL)
+        return TK_ENOMEM;
+    k->next = NULL;
+    k->kind = m->kind;
+    k->join = NULL;
+    k->room = k->mem;
+    memcpy(k->room, m->room, rl + 1);
+    k->arg = k->room + rl + 1;
+    memcpy(k->arg, m->arg, al + 1);
+    k->data = k->arg + al + 1;
+    if (m->data_len)
+        memcpy(k->data, m->data, m->data_len);
+    k->data[m->data_len] = '\0';
+    k->data_len = m->data_len;
+    inbox_push(s, k);
+    return TK_OK;
+}
+
+/* The policy's callback (on a policy thread): the answer goes to the inbox. */
+static void policy_done(void *arg, tk_ws_join *j)
+{
+    tk_ws_server *s = arg;
+    cmd *k = calloc(1, sizeof *k + 3);
+    if (k == NULL) {
+        free(j); /* the connection stays busy; it is closed by its idle timeout */
+        return;
+    }
+    k->kind = CMD_JOIN;
+    k->join = j;
+    k->room = k->arg = k->data = k->mem;
+    inbox_push(s, k);
+}
+
+/* ---- the service thread --------------------------------------------------- */
+
+static void begin_shutdown(tk_ws_server *s)
+{
+    s->shutting_down = 1;
+    s->shutdown_deadline = tk_ws_now_us() + SHUTDOWN_WAIT_US;
+    for (tk_ws_conn *c = s->conns; c; c = c->next) {
+        tk_ws_conn_leave_all(c);
+        tk_ws_conn_close(c, TK_WS_CLOSE_GOING_AWAY, "server shutting down", 0);
+    }
+}
+
+/* Keeps lws_service from sleeping long while the close handshakes run. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    tk_ws_server *s = lws_container_of(sul, tk_ws_server, tick);
+    lws_sul_schedule(s->ctx, 0, &s->tick, tick, 50 * LWS_US_PER_MS);
+}
+
+static void *service_main(void *arg)
+{
+    tk_ws_server *s = arg;
+    while (!atomic_load(&s->stop))
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    begin_shutdown(s);
+    lws_sul_schedule(s->ctx, 0, &s->tick, tick, 50 * LWS_US_PER_MS);
+    while (s->nconns > 0 && tk_ws_now_us() < s->shutdown_deadline)
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    lws_sul_cancel(&s->tick);
+    return NULL;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    tk_ws_server *s = lws_context_user(lws_get_context(wsi));
+    pss *ps = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(s, wsi);
+    case LWS_CALLBACK_HTTP:
+        return answer_http(wsi, in ? (const char *)in : "");
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(s, wsi, ps);
+    case LWS_CALLBACK_RECEIVE:
+        return ps && ps->c ? on_receive(ps->c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ps && ps->c ? on_writeable(ps->c) : 0;
+    case LWS_CALLBACK_TIMER:
+        if (ps && ps->c)
+            on_timer(ps->c);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (ps && ps->c) {
+            conn_free(ps->c);
+            ps->c = NULL;
+        }
+        return reason == LWS_CALLBACK_CLOSED ? 0
+                                             : lws_callback_http_dummy(wsi, reason, user, in, len);
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain(s);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    case LWS_CALLBACK_RECEIVE_PONG:
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ---- start / stop --------------------------------------------------------- */
+
+int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_server **out, char *err,
+                       size_t errlen)
+{
+    static struct lws_protocols protocols[] = {
+        {"taskapi-realtime", callback, sizeof(pss), 4096, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    tk_ws_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return TK_ENOMEM;
+    s->cfg = cfg;
+    pthread_mutex_init(&s->mu, NULL);
+    int rc = tk_ws_rooms_new(&s->rooms);
+    if (rc != TK_OK)
+        goto fail;
+    rc = tk_ws_policy_start(cfg, pool, policy_done, s, &s->policy, err, errlen);
+    if (rc != TK_OK)
+        goto fail;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = cfg->ws_port;
+    info.protocols = protocols;
+    info.user = s;
+    info.gid = -1;
+    info.uid = -1;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.retry_and_idle_policy = &idle_policy;
+    info.timeout_secs = 10;
+    info.max_http_header_data = 8192;
+    info.max_http_header_pool = 64; /* handshakes in progress at once; more wait their turn */
+    s->ctx = lws_create_context(&info);
+    if (s->ctx == NULL) {
+        tk_errf(err, errlen, "WS_PORT %d: cannot listen (in use?)", cfg->ws_port);
+        rc = TK_EIO;
+        goto fail;
+    }
+    if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+        tk_errf(err, errlen, "cannot start the WebSocket service thread");
+        rc = TK_ENOMEM;
+        goto fail;
+    }
+    s->thread_started = 1;
+    *out = s;
+    return TK_OK;
+fail:
+    tk_ws_server_stop(s);
+    return rc;
+}
+
+void tk_ws_server_stop(tk_ws_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->thread_started) {
+        atomic_store(&s->stop, 1);
+        lws_cancel_service(s->ctx);
+        pthread_join(s->thread, NULL);
+    }
+    /* No join answer can arrive once the policy threads are gone. */
+    tk_ws_policy_stop(s->policy);
+    s->policy = NULL;
+    if (s->ctx)
+        lws_context_destroy(s->ctx); /* closes what is left: CLOSED frees each conn */
+    s->ctx = NULL;
+    cmd *k = s->head;
+    while (k) {
+        cmd *next = k->next;
+        free(k->join);
+        free(k);
+        k = next;
+    }
+    tk_ws_rooms_free(s->rooms);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int tk_ws_server_reload(tk_ws_server *s)
+{
+    if (s == NULL)
+        return TK_OK;
+    char err[2048];
+    int rc = tk_ws_policy_reload(s->policy, err, sizeof err);
+    if (rc != TK_OK)
+        tk_log_error("realtime: reload failed; joins keep the old scripts: %s", err);
+    else
+        tk_log_info("realtime: the join policy runs the reloaded scripts");
+    return rc;
+}
+
+void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out)
+{
+    out->connections = atomic_load(&s->connections);
+    out->delivered = atomic_load(&s->delivered);
+    out->overflows = atomic_load(&s->overflows);
+}

@@ -1,0 +1,295 @@
+/* Socket.IO v4 over the websocket transport: Engine.IO protocol v4 framing
+ * (open "0{...}", ping "2" from the server every pingInterval, pong "3",
+ * close "1", message "4") carrying Socket.IO protocol v5 packets (CONNECT
+ * "40{auth}" -> "40{"sid"}" | CONNECT_ERROR "44{"message"}", EVENT
+ * "42[name, ...]" with optional ack ids, ACK "43<id>[...]", DISCONNECT
+ * "41"). Only the main namespace "/" exists; binary packets and the
+ * polling transport are not supported. Events arrive at clients as
+ * 42["task:created", <data>]. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws/internal.h"
+
+#define PING_INTERVAL_US (25 * 1000000LL)
+#define PING_TIMEOUT_US (20 * 1000000LL)
+#define ACK_ID_MAX 1000000000000000L
+#define PROJECT_ID_MAX 100
+
+void tk_ws_sio_open(tk_ws_conn *c, const char *token)
+{
+    tk_ws_random_id(c->eio_sid, sizeof c->eio_sid, 20);
+    if (token != NULL && *token != '\0')
+        c->query_token = strdup(token);
+    char open[256];
+    int n = snprintf(open, sizeof open,
+                     "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%lld,"
+                     "\"pingTimeout\":%lld,\"maxPayload\":%d}",
+                     c->eio_sid, PING_INTERVAL_US / 1000, PING_TIMEOUT_US / 1000, TK_WS_SIO_MAX_IN);
+    (void)tk_ws_conn_send(c, open, (size_t)n);
+    int64_t now = tk_ws_now_us();
+    c->ping_at = now + PING_INTERVAL_US;
+    c->auth_deadline = now + TK_WS_AUTH_TIMEOUT_US; /* CONNECT must succeed within 10 s */
+    tk_ws_conn_rearm(c);
+}
+
+void tk_ws_sio_timer(tk_ws_conn *c, int64_t now)
+{
+    if (c->pong_deadline > 0 && now >= c->pong_deadline) {
+        c->pong_deadline = 0;
+        tk_ws_conn_close(c, TK_WS_CLOSE_NORMAL, "ping timeout", 0);
+        return;
+    }
+    if (c->ping_at > 0 && now >= c->ping_at) {
+        (void)tk_ws_conn_send(c, "2", 1);
+        c->ping_at = 0;
+        c->pong_deadline = now + PING_TIMEOUT_US;
+    }
+}
+
+void tk_ws_sio_disconnect(tk_ws_conn *c)
+{
+    if (c->authed)
+        (void)tk_ws_conn_send(c, "41", 2);
+}
+
+/* Sends 43<id>[{"ok":true}] or 43<id>[{"ok":false,"error":code}]. */
+static void send_ack(tk_ws_conn *c, long ack_id, int ok, const char *code)
+{
+    if (ack_id < 0)
+        return;
+    char head[48];
+    int n = snprintf(head, sizeof head, "43%ld[", ack_id);
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_add(&b, head, (size_t)n);
+    if (ok) {
+        tk_jbuf_adds(&b, "{\"ok\":true}]");
+    } else {
+        tk_jbuf_adds(&b, "{\"ok\":false,\"error\":");
+        tk_jbuf_add_jstr(&b, code, strlen(code));
+        tk_jbuf_adds(&b, "}]");
+    }
+    (void)tk_ws_conn_send_jbuf(c, &b);
+}
+
+void tk_ws_sio_join_done(tk_ws_conn *c, const tk_ws_join *job)
+{
+    send_ack(c, job->ack_id, job->ok, job->code);
+}
+
+static void connect_error(tk_ws_conn *c, const char *ns, size_t ns_len, const char *message,
+                          const char *code)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "44");
+    if (!(ns_len == 1 && ns[0] == '/')) {
+        tk_jbuf_add(&b, ns, ns_len);
+        tk_jbuf_adds(&b, ",");
+    }
+    tk_jbuf_adds(&b, "{\"message\":");
+    tk_jbuf_add_jstr(&b, message, strlen(message));
+    if (code) {
+        tk_jbuf_adds(&b, ",\"data\":{\"code\":");
+        tk_jbuf_add_jstr(&b, code, strlen(code));
+        tk_jbuf_adds(&b, "}");
+    }
+    tk_jbuf_adds(&b, "}");
+    (void)tk_ws_conn_send_jbuf(c, &b);
+}
+
+static void send_connected(tk_ws_conn *c)
+{
+    char ok[64];
+    int n = snprintf(ok, sizeof ok, "40{\"sid\":\"%s\"}", c->sio_sid);
+    (void)tk_ws_conn_send(c, ok, (size_t)n);
+}
+
+static void on_connect(tk_ws_conn *c, int main_ns, const char *ns, size_t ns_len, const char *json,
+                       size_t json_len)
+{
+    if (!main_ns) {
+        connect_error(c, ns, ns_len, "Invalid namespace", NULL);
+        return;
+    }
+    if (c->authed) {
+        send_connected(c);
+        return;
+    }
+    const char *token = c->query_token;
+    tk_json *doc = NULL;
+    if (json_len > 0) {
+        if (tk_json_parse(json, json_len, &doc) != TK_OK ||
+            tk_json_type_of(doc, 0) != TK_JSON_OBJECT) {
+            tk_json_free(doc);
+            tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "invalid CONNECT payload", 1);
+            return;
+        }
+        const char *t = tk_json_str(doc, tk_json_get(doc, 0, "token"), NULL);
+        if (t != NULL)
+            token = t;
+    }
+    if (tk_ws_conn_authenticate(c, token) == 0) {
+        tk_ws_random_id(c->sio_sid, sizeof c->sio_sid, 20);
+        send_connected(c);
+        free(c->query_token);
+        c->query_token = NULL;
+    } else {
+        connect_error(c, "/", 1, "unauthorized", "unauthorized");
+    }
+    tk_json_free(doc);
+}
+
+/* join:project / leave:project with {projectId}; other events are refused
+ * through their ack (an event without an ack id is ignored). */
+static void on_event(tk_ws_conn *c, long ack_id, const char *json, size_t json_len)
+{
+    tk_json *doc = NULL;
+    if (tk_json_parse(json, json_len, &doc) != TK_OK || tk_json_type_of(doc, 0) != TK_JSON_ARRAY ||
+        tk_json_type_of(doc, tk_json_at(doc, 0, 0)) != TK_JSON_STRING) {
+        tk_json_free(doc);
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "invalid EVENT payload", 1);
+        return;
+    }
+    const char *name = tk_json_str(doc, tk_json_at(doc, 0, 0), NULL);
+    int join = strcmp(name, "join:project") == 0;
+    int leave = strcmp(name, "leave:project") == 0;
+    if (!join && !leave) {
+        send_ack(c, ack_id, 0, "validation_failed");
+        goto out;
+    }
+    size_t len = 0;
+    const char *pid = tk_json_str(doc, tk_json_get(doc, tk_json_at(doc, 0, 1), "projectId"), &len);
+    int valid = pid != NULL && len > 0 && len <= PROJECT_ID_MAX && strlen(pid) == len;
+    for (size_t i = 0; valid && i < len; i++)
+        if ((unsigned char)pid[i] < 0x21 || pid[i] == 0x7f)
+            valid = 0;
+    if (!valid) {
+        send_ack(c, ack_id, 0, "validation_failed");
+        goto out;
+    }
+    char room[TK_WS_ROOM_NAME_MAX + 1];
+    snprintf(room, sizeof room, "project:%s", pid);
+    if (join) {
+        tk_ws_conn_join(c, room, ack_id);
+    } else {
+        tk_ws_conn_leave(c, room);
+        send_ack(c, ack_id, 1, NULL);
+    }
+out:
+    tk_json_free(doc);
+}
+
+/* One Socket.IO packet (the Engine.IO message payload). */
+static void on_packet(tk_ws_conn *c, const char *p, size_t n)
+{
+    if (n == 0) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "empty Socket.IO packet", 1);
+        return;
+    }
+    char type = p[0];
+    size_t i = 1;
+    if (type == '5' || type == '6') {
+        tk_ws_conn_close(c, TK_WS_CLOSE_UNSUPPORTED, "binary packets are not supported", 1);
+        return;
+    }
+    const char *ns = "/";
+    size_t ns_len = 1;
+    if (i < n && p[i] == '/') {
+        size_t start = i;
+        while (i < n && p[i] != ',')
+            i++;
+        ns = p + start;
+        ns_len = i - start;
+        if (i < n)
+            i++; /* the comma */
+    }
+    int main_ns = ns_len == 1 && ns[0] == '/';
+    long ack_id = -1;
+    if (i < n && isdigit((unsigned char)p[i])) {
+        ack_id = 0;
+        while (i < n && isdigit((unsigned char)p[i])) {
+            ack_id = ack_id * 10 + (p[i++] - '0');
+            if (ack_id > ACK_ID_MAX) {
+                tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "ack id too large", 1);
+                return;
+            }
+        }
+    }
+    const char *json = p + i;
+    size_t json_len = n - i;
+    switch (type) {
+    case '0': /* CONNECT */
+        on_connect(c, main_ns, ns, ns_len, json, json_len);
+        break;
+    case '1': /* DISCONNECT */
+        if (main_ns && c->authed) {
+            tk_ws_conn_leave_all(c);
+            c->authed = 0;
+        }
+        break;
+    case '2': /* EVENT */
+        if (main_ns && c->authed)
+            on_event(c, ack_id, json, json_len);
+        break;
+    case '3': /* ACK: the server never asks for one */
+    case '4': /* CONNECT_ERROR: server to client only */
+        break;
+    default:
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "unknown Socket.IO packet type", 1);
+        break;
+    }
+}
+
+void tk_ws_sio_message(tk_ws_conn *c, const char *data, size_t len)
+{
+    if (len == 0) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "empty Engine.IO packet", 1);
+        return;
+    }
+    switch (data[0]) {
+    case '2': { /* ping from the client (probe): pong with the same payload */
+        tk_jbuf b;
+        tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+        tk_jbuf_add(&b, "3", 1);
+        tk_jbuf_add(&b, data + 1, len - 1);
+        (void)tk_ws_conn_send_jbuf(c, &b);
+        break;
+    }
+    case '3': /* pong */
+        c->pong_deadline = 0;
+        c->ping_at = tk_ws_now_us() + PING_INTERVAL_US;
+        tk_ws_conn_rearm(c);
+        break;
+    case '1': /* close */
+        tk_ws_conn_close(c, TK_WS_CLOSE_NORMAL, "client closed", 1);
+        break;
+    case '4': /* message */
+        on_packet(c, data + 1, len - 1);
+        break;
+    case '5': /* upgrade, noop: nothing to do over websocket */
+    case '6':
+        break;
+    default:
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "unknown Engine.IO packet type", 1);
+        break;
+    }
+}
+
+tk_ws_msg *tk_ws_sio_event(const char *event, const char *data, size_t len)
+{
+    tk_jbuf b;
+    tk_jbuf_init(&b, TK_WS_JBUF_RESERVE);
+    tk_jbuf_adds(&b, "42[");
+    tk_jbuf_add_jstr(&b, event, strlen(event));
+    tk_jbuf_adds(&b, ",");
+    if (len > 0)
+        tk_jbuf_add(&b, data, len);
+    else
+        tk_jbuf_adds(&b, "null");
+    tk_jbuf_adds(&b, "]");
+    return tk_ws_msg_from_jbuf(&b);
+}
