@@ -34,6 +34,15 @@ function M.public(row)
   }
 end
 
+--- The Project object for an event that every subscriber of the room gets:
+--- `role` is each viewer's own, so it is null here (clients read theirs
+--- from GET /projects/:id).
+function M.broadcast(row)
+  local p = M.public(row)
+  p.role = json.null
+  return p
+end
+
 --- Loads project `id` for `user`; nil when it does not exist or is not a UUID.
 --- `lock` = true adds FOR UPDATE OF p (inside a transaction).
 function M.load(user, id, lock)

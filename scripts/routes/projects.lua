@@ -228,7 +228,7 @@ r:patch("/projects/:id", { body = S.update, tags = { "projects" },
     end
     db.query(UPDATE_PROJECT, p.id, b.name, b.description, b.visibility, b.status)
     local updated = projects.load(user, p.id)
-    events.publish(room(p.id), "project:updated", { project = projects.public(updated) })
+    events.publish(room(p.id), "project:updated", { project = projects.broadcast(updated) })
     return updated
   end)
   return 200, { data = projects.public(project) }
@@ -267,7 +267,7 @@ r:post("/projects/:id/transfer", { body = S.transfer, tags = { "projects" },
     end
     events.publish(room(p.id), "member:updated", { member = members.public(new) })
     local updated = projects.load(user, p.id)
-    events.publish(room(p.id), "project:updated", { project = projects.public(updated) })
+    events.publish(room(p.id), "project:updated", { project = projects.broadcast(updated) })
     return updated
   end)
   return 200, { data = projects.public(project) }

@@ -94,6 +94,9 @@ describe('events (API.md §8)', { skip, timeout: 60000 }, () => {
     assert.equal(d.project.id, project.id);
     assert.equal(d.project.name, 'renamed');
     assert.equal(d.project.updatedAt, r.data.updatedAt);
+    // Every subscriber gets the same message: the viewer's own role is not in it.
+    assert.equal(d.project.role, null);
+    assert.equal(d.project.memberCount, r.data.memberCount);
   });
 
   let third;
