@@ -23,8 +23,8 @@ static int get_int(const char *name, long long def, long long min, long long max
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno != 0 || *end != '\0' || n < min || n > max) {
-        tk_errf(err, errlen, "%s must be an integer between %lld and %lld (got \"%s\")", name,
-                min, max, v);
+        tk_errf(err, errlen, "%s must be an integer between %lld and %lld (got \"%s\")", name, min,
+                max, v);
         return TK_ECONFIG;
     }
     *out = n;
@@ -156,7 +156,7 @@ out:
         rc = get_int(name, def, min, max, &v_, err, errlen);                                       \
         if (rc)                                                                                    \
             goto fail;                                                                             \
-        cfg->field = v_;                                                       \
+        cfg->field = v_;                                                                           \
     } while (0)
 
 #define STR_VAR(field, name, def)                                                                  \

@@ -10,44 +10,44 @@
 #include "common.h"
 
 typedef struct {
-    int port;                 /* PORT, 8080 */
-    int workers;              /* WORKERS, 16: Lua worker threads */
-    char *database_url;       /* DATABASE_URL, required to serve */
-    int db_pool_size;         /* DB_POOL_SIZE, 20 */
-    int db_pool_timeout_ms;   /* DB_POOL_TIMEOUT_MS, 5000 */
-    char *redis_url;          /* REDIS_URL, unset */
-    char *jwt_secret;         /* JWT_SECRET, random with a warning unless production */
-    int jwt_secret_generated; /* 1 when jwt_secret was made up at start-up */
-    char *jwt_key_id;         /* JWT_KEY_ID, "k1" */
-    char *jwt_previous_keys;  /* JWT_PREVIOUS_KEYS, "kid:secret,..." or NULL */
-    int64_t access_token_ttl; /* ACCESS_TOKEN_TTL seconds, 900 */
-    int64_t refresh_token_ttl; /* REFRESH_TOKEN_TTL seconds, 30 days */
-    char *cors_origins;       /* CORS_ORIGINS, comma list, none */
-    size_t body_limit;        /* BODY_LIMIT, 1 MiB ("1mb", "512kb", bytes) */
-    char *smtp_url;           /* SMTP_URL, unset: mails go to the log */
-    char *mail_from;          /* MAIL_FROM */
-    char *app_base_url;       /* APP_BASE_URL, http://localhost:PORT */
-    int log_level;            /* LOG_LEVEL, info */
-    int log_json;             /* LOG_FORMAT json|text, text */
-    char *scripts_dir;        /* SCRIPTS_DIR, ./scripts */
-    char *plugins_dir;        /* PLUGINS_DIR, ./plugins */
-    char *migrations_dir;     /* MIGRATIONS_DIR, ./migrations */
-    int ws_port;              /* WS_PORT, 8081 */
-    int rate_limit_per_min;   /* RATE_LIMIT_PER_MIN, 100 */
-    int auth_rate_limit_per_min; /* AUTH_RATE_LIMIT_PER_MIN, 10 */
-    int bcrypt_cost;          /* BCRYPT_COST, 10 */
-    int require_verified_email; /* REQUIRE_VERIFIED_EMAIL, off */
-    int production;           /* TASKAPI_ENV=production */
-    int job_poll_ms;          /* JOB_POLL_MS, 500 */
-    int job_backoff_base_ms;  /* JOB_BACKOFF_BASE_MS, 2000: first retry delay, doubling */
-    char *plugins;            /* PLUGINS, comma list of enabled plugins, unset */
-    char *plugins_config_path; /* PLUGINS_CONFIG, path of the JSON settings file, unset */
-    char *plugins_config;     /* that file's text, read once by tk_config_load */
+    int port;                         /* PORT, 8080 */
+    int workers;                      /* WORKERS, 16: Lua worker threads */
+    char *database_url;               /* DATABASE_URL, required to serve */
+    int db_pool_size;                 /* DB_POOL_SIZE, 20 */
+    int db_pool_timeout_ms;           /* DB_POOL_TIMEOUT_MS, 5000 */
+    char *redis_url;                  /* REDIS_URL, unset */
+    char *jwt_secret;                 /* JWT_SECRET, random with a warning unless production */
+    int jwt_secret_generated;         /* 1 when jwt_secret was made up at start-up */
+    char *jwt_key_id;                 /* JWT_KEY_ID, "k1" */
+    char *jwt_previous_keys;          /* JWT_PREVIOUS_KEYS, "kid:secret,..." or NULL */
+    int64_t access_token_ttl;         /* ACCESS_TOKEN_TTL seconds, 900 */
+    int64_t refresh_token_ttl;        /* REFRESH_TOKEN_TTL seconds, 30 days */
+    char *cors_origins;               /* CORS_ORIGINS, comma list, none */
+    size_t body_limit;                /* BODY_LIMIT, 1 MiB ("1mb", "512kb", bytes) */
+    char *smtp_url;                   /* SMTP_URL, unset: mails go to the log */
+    char *mail_from;                  /* MAIL_FROM */
+    char *app_base_url;               /* APP_BASE_URL, http://localhost:PORT */
+    int log_level;                    /* LOG_LEVEL, info */
+    int log_json;                     /* LOG_FORMAT json|text, text */
+    char *scripts_dir;                /* SCRIPTS_DIR, ./scripts */
+    char *plugins_dir;                /* PLUGINS_DIR, ./plugins */
+    char *migrations_dir;             /* MIGRATIONS_DIR, ./migrations */
+    int ws_port;                      /* WS_PORT, 8081 */
+    int rate_limit_per_min;           /* RATE_LIMIT_PER_MIN, 100 */
+    int auth_rate_limit_per_min;      /* AUTH_RATE_LIMIT_PER_MIN, 10 */
+    int bcrypt_cost;                  /* BCRYPT_COST, 10 */
+    int require_verified_email;       /* REQUIRE_VERIFIED_EMAIL, off */
+    int production;                   /* TASKAPI_ENV=production */
+    int job_poll_ms;                  /* JOB_POLL_MS, 500 */
+    int job_backoff_base_ms;          /* JOB_BACKOFF_BASE_MS, 2000: first retry delay, doubling */
+    char *plugins;                    /* PLUGINS, comma list of enabled plugins, unset */
+    char *plugins_config_path;        /* PLUGINS_CONFIG, path of the JSON settings file, unset */
+    char *plugins_config;             /* that file's text, read once by tk_config_load */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
-    char *pid_file;           /* PID_FILE, var/taskapi.pid */
-    int watch_scripts;        /* WATCH_SCRIPTS, on: inotify reload */
-    int reload_debounce_ms;   /* RELOAD_DEBOUNCE_MS, 200 */
-    int debug_queries;        /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
+    char *pid_file;                   /* PID_FILE, var/taskapi.pid */
+    int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */
+    int reload_debounce_ms;           /* RELOAD_DEBOUNCE_MS, 200 */
+    int debug_queries; /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
 } tk_config;
 
 /* Fills cfg from the environment. On a bad value returns TK_ECONFIG with one

@@ -1,26 +1,26 @@
 /* The taskapi command line: serve | migrate [status] | routes | check |
  * users grant-admin EMAIL | version. Each subcommand reads the same
  * environment configuration; errors go to stderr as one line. */
-#include <libpq-fe.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
 #include "http/ratelimit.h"
-#include "obs/metrics.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/runner.h"
 #include "lua/vm.h"
 #include "lua/watch.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "redis/bridge.h"
 #include "ws/bus.h"
 #include "ws/server.h"
@@ -220,10 +220,10 @@ static int cmd_migrate(int argc, char **argv)
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
-    int rc = status_only ? tk_db_migrate_status(cfg.database_url, cfg.migrations_dir, stdout,
-                                                err, sizeof err)
-                         : tk_db_migrate_run(cfg.database_url, cfg.migrations_dir, stdout, err,
-                                             sizeof err);
+    int rc =
+        status_only
+            ? tk_db_migrate_status(cfg.database_url, cfg.migrations_dir, stdout, err, sizeof err)
+            : tk_db_migrate_run(cfg.database_url, cfg.migrations_dir, stdout, err, sizeof err);
     if (rc != TK_OK) {
         fprintf(stderr, "taskapi: migrate: %s\n", err);
         goto out;

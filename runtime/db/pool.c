@@ -209,8 +209,8 @@ void tk_db_pool_release(tk_db_pool *p, tk_db_conn *c)
 {
     if (c == NULL)
         return;
-    int broken = c->broken || PQstatus(c->pg) != CONNECTION_OK ||
-                 PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+    int broken =
+        c->broken || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE;
     if (broken)
         conn_free(c);
     pthread_mutex_lock(&p->mu);

@@ -66,7 +66,8 @@ static int rehash(int64_t now)
     return TK_OK;
 }
 
-static void fill(tk_rate_result *out, const slot *s, int limit, int window, int64_t now, int allowed)
+static void fill(tk_rate_result *out, const slot *s, int limit, int window, int64_t now,
+                 int allowed)
 {
     out->allowed = allowed;
     out->limit = limit;

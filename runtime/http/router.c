@@ -201,8 +201,8 @@ int tk_router_match(const tk_router *r, const char *method, const char *path, tk
             continue;
         if (sc > any_score)
             any_score = sc;
-        int method_ok = strcmp(rt->method, method) == 0 ||
-                        (is_head && strcmp(rt->method, "GET") == 0);
+        int method_ok =
+            strcmp(rt->method, method) == 0 || (is_head && strcmp(rt->method, "GET") == 0);
         if (method_ok && sc > best_score) {
             best = rt;
             best_score = sc;

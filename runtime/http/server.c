@@ -8,8 +8,8 @@
  * MHD then calls the handler again (4), which queues the response. */
 #include "http/server.h"
 
-#include <lauxlib.h>
 #include <arpa/inet.h>
+#include <lauxlib.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -387,7 +387,7 @@ static void push_kv_table(lua_State *L, const kv_list *l, int lower)
         if (lower) {
             char name[128];
             size_t k = 0;
-            for (; l->items[i].name[k] && k < sizeof name - 1; k++) {
+            for (; k < sizeof name - 1 && l->items[i].name[k]; k++) {
                 char c = l->items[i].name[k];
                 name[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
             }
@@ -462,10 +462,10 @@ static void run_request(worker *w, tk_req *r)
     ctx->queries = 0;
     tk_lua_vm_begin_request(vm);
     lua_settop(L, 0);
-    tk_lua_vm_push_dispatch(vm);          /* +1 dispatch */
-    lua_pushinteger(L, r->match.id);      /* +1 route index */
-    push_request(L, r, w->id);            /* +1 request */
-    int st = lua_pcall(L, 2, 3, 0);       /* -3 +3 status, body, headers */
+    tk_lua_vm_push_dispatch(vm);     /* +1 dispatch */
+    lua_pushinteger(L, r->match.id); /* +1 route index */
+    push_request(L, r, w->id);       /* +1 request */
+    int st = lua_pcall(L, 2, 3, 0);  /* -3 +3 status, body, headers */
     if (st != LUA_OK) {
         tk_log(TK_LOG_ERROR, r->rid, "dispatcher failed: %s", lua_tostring(L, -1));
         set_error(r, 500, "internal", "internal server error");
@@ -717,9 +717,8 @@ static int precheck(tk_server *s, tk_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     tk_server *s = cls;
@@ -751,7 +750,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (ci && ci->client_addr) {
             const struct sockaddr *sa = ci->client_addr;
             if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip, sizeof r->ip);
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip,
+                          sizeof r->ip);
             else if (sa->sa_family == AF_INET6)
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
                           sizeof r->ip);
@@ -813,7 +813,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    double ms =
+        (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
     tk_metrics_observe_request(r->method, r->matched ? r->match.pattern : NULL, r->status,
                                ms / 1000.0);
     tk_log(TK_LOG_INFO, r->rid, "%s %s %u %.1fms%s", r->method, r->path, r->status, ms,
@@ -879,9 +880,8 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
                      MHD_USE_ERROR_LOG;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         tk_errf(err, errlen, "cannot listen on port %d (in use?)", cfg->port);
         rc = TK_EIO;

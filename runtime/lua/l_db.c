@@ -26,10 +26,24 @@
 
 /* PostgreSQL type OIDs we convert. */
 enum {
-    OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_OID = 26, OID_JSON = 114,
-    OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_BOOL_ARR = 1000, OID_INT2_ARR = 1005,
-    OID_INT4_ARR = 1007, OID_TEXT_ARR = 1009, OID_VARCHAR_ARR = 1015, OID_INT8_ARR = 1016,
-    OID_TIMESTAMP = 1114, OID_TIMESTAMPTZ = 1184, OID_NUMERIC = 1700, OID_UUID_ARR = 2951,
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_OID = 26,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_BOOL_ARR = 1000,
+    OID_INT2_ARR = 1005,
+    OID_INT4_ARR = 1007,
+    OID_TEXT_ARR = 1009,
+    OID_VARCHAR_ARR = 1015,
+    OID_INT8_ARR = 1016,
+    OID_TIMESTAMP = 1114,
+    OID_TIMESTAMPTZ = 1184,
+    OID_NUMERIC = 1700,
+    OID_UUID_ARR = 2951,
     OID_JSONB = 3802
 };
 
@@ -547,7 +561,7 @@ static int l_db_tx(lua_State *L)
         tk_db_pool_release(ctx->pool, c);
         return push_unavailable(L, err);
     }
-    lua_newtable(L); /* +1 after-commit list */
+    lua_newtable(L);                                        /* +1 after-commit list */
     ctx->after_commit_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
     int list_ref = ctx->after_commit_ref;
     ctx->tx_conn = c;

@@ -13,11 +13,11 @@ static int log_at(lua_State *L, tk_log_level lvl)
         return 0;
     int n = lua_gettop(L);
     if (n > 1) {
-        lua_getglobal(L, "string");     /* +1 */
-        lua_getfield(L, -1, "format");  /* +1 */
+        lua_getglobal(L, "string");    /* +1 */
+        lua_getfield(L, -1, "format"); /* +1 */
         lua_insert(L, 1);
         lua_pop(L, 1);
-        lua_call(L, n, 1);              /* -fn-args +1 text */
+        lua_call(L, n, 1); /* -fn-args +1 text */
     }
     const char *msg = luaL_tolstring(L, -1, NULL);
     tk_log(lvl, tk_lua_ctx_get(L)->request_id, "%s", msg);

@@ -55,7 +55,8 @@ static int l_ratelimit_peek(lua_State *L)
 
 int tk_lua_open_ratelimit(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"hit", l_ratelimit_hit}, {"peek", l_ratelimit_peek}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"hit", l_ratelimit_hit}, {"peek", l_ratelimit_peek}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

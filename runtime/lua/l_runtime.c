@@ -203,4 +203,3 @@ int tk_lua_open_runtime(lua_State *L)
     lua_setfield(L, -2, "version");
     return 1;
 }
-

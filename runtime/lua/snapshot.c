@@ -124,8 +124,8 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
-int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out,
-                     char *err, size_t errlen)
+int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out, char *err,
+                     size_t errlen)
 {
     tk_snapshot *s = calloc(1, sizeof *s);
     if (s == NULL)

@@ -16,8 +16,8 @@ typedef struct tk_snapshot tk_snapshot;
  * directory may be missing or NULL). Copies the directory names. Returns 0,
  * or TK_EIO with the unreadable path in err, or TK_ENOMEM. Free with
  * tk_snapshot_free. */
-int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out,
-                     char *err, size_t errlen) TK_WUR;
+int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out, char *err,
+                     size_t errlen) TK_WUR;
 void tk_snapshot_free(tk_snapshot *s);
 
 /* The text of file `rel`, or NULL. Borrowed until the snapshot is freed. */

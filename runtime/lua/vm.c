@@ -71,9 +71,9 @@ static int load_script(lua_State *L, const char *rel)
         lua_pushfstring(L, "cannot read %s: no such file", display); /* +1 msg */
         return LUA_ERRFILE;
     }
-    lua_pushfstring(L, "@%s", display); /* +1 chunk name */
+    lua_pushfstring(L, "@%s", display);                               /* +1 chunk name */
     int st = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t"); /* +1 fn or msg */
-    lua_remove(L, -2); /* -1 chunk name */
+    lua_remove(L, -2);                                                /* -1 chunk name */
     return st;
 }
 
@@ -161,10 +161,10 @@ static int l_load_text(lua_State *L)
 /* ---- the sandbox ------------------------------------------------------- */
 
 static const char *const base_allowed[] = {
-    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print", "rawequal",
-    "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
-    "xpcall", "_G", "_VERSION", "collectgarbage", "table", "string", "math", "utf8", "coroutine",
-    "os", NULL};
+    "assert",   "error",    "getmetatable", "ipairs", "next",      "pairs",    "pcall",
+    "print",    "rawequal", "rawget",       "rawlen", "rawset",    "select",   "setmetatable",
+    "tonumber", "tostring", "type",         "xpcall", "_G",        "_VERSION", "collectgarbage",
+    "table",    "string",   "math",         "utf8",   "coroutine", "os",       NULL};
 
 static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};
 
@@ -283,8 +283,8 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
-                  char *err, size_t errlen)
+int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out, char *err,
+                  size_t errlen)
 {
     tk_snapshot *snap = NULL;
     int rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &snap, err, errlen);
@@ -346,7 +346,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
         goto fail;
     }
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
-    lua_getfield(L, -1, "routes"); /* +1 */
+    lua_getfield(L, -1, "routes");                     /* +1 */
     if (!lua_istable(L, -1)) {
         tk_errf(err, errlen, "%s/%s: the app has no routes table", cfg->scripts_dir, path);
         goto fail;
@@ -459,7 +459,7 @@ void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth)
 {
     lua_State *L = vm->L;
     *general = *auth = 0;
-    push_route(vm, id); /* +1 route */
+    push_route(vm, id);          /* +1 route */
     lua_getfield(L, -1, "rate"); /* +1 rate */
     if (lua_istable(L, -1)) {
         *general = rate_field(L, "general");

@@ -17,14 +17,14 @@
 /* Per-VM context the bindings reach through the registry. Owned by the VM. */
 typedef struct tk_lua_ctx {
     int worker_id;
-    const tk_config *cfg; /* borrowed, outlives the VM */
-    tk_db_pool *pool;     /* borrowed; NULL in `check` mode (no database) */
-    tk_db_conn *tx_conn;  /* the open transaction's connection, or NULL */
-    int after_commit_ref; /* registry ref of the pending after-commit list */
-    const char *request_id; /* of the request being served, or NULL */
-    int queries;          /* SQL round trips of the current request */
+    const tk_config *cfg;        /* borrowed, outlives the VM */
+    tk_db_pool *pool;            /* borrowed; NULL in `check` mode (no database) */
+    tk_db_conn *tx_conn;         /* the open transaction's connection, or NULL */
+    int after_commit_ref;        /* registry ref of the pending after-commit list */
+    const char *request_id;      /* of the request being served, or NULL */
+    int queries;                 /* SQL round trips of the current request */
     const tk_snapshot *snapshot; /* the scripts this VM was loaded from (borrowed) */
-    long long budget;     /* instructions left for the current request (in 1000s) */
+    long long budget;            /* instructions left for the current request (in 1000s) */
 } tk_lua_ctx;
 
 typedef struct tk_lua_vm tk_lua_vm;
@@ -36,13 +36,12 @@ enum { TK_ROUTE_AUTH_NONE = 0, TK_ROUTE_AUTH_REQUIRED = 1, TK_ROUTE_AUTH_OPTIONA
  * fresh snapshot of SCRIPTS_DIR/PLUGINS_DIR (which the VM owns) and checks
  * what it returns. `pool` may be NULL (check mode: queries fail). On a
  * script error returns TK_ELUA with "file:line: message" in err. */
-int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out,
-                  char *err, size_t errlen) TK_WUR;
+int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out, char *err,
+                  size_t errlen) TK_WUR;
 
 /* The same from `snap`, borrowed: it must outlive the VM. */
 int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
-                       const tk_snapshot *snap, tk_lua_vm **out, char *err,
-                       size_t errlen) TK_WUR;
+                       const tk_snapshot *snap, tk_lua_vm **out, char *err, size_t errlen) TK_WUR;
 
 /* Gives the next request a fresh instruction budget (LUA_INSTRUCTION_BUDGET). */
 void tk_lua_vm_begin_request(tk_lua_vm *vm);

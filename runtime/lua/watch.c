@@ -79,7 +79,8 @@ static int drain(int fd)
 static void *watch_main(void *arg)
 {
     tk_watch *w = arg;
-    struct pollfd pfds[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = w->stop_pipe[0], .events = POLLIN}};
+    struct pollfd pfds[2] = {{.fd = w->fd, .events = POLLIN},
+                             {.fd = w->stop_pipe[0], .events = POLLIN}};
     int pending = 0;
     for (;;) {
         int n = poll(pfds, 2, pending ? w->debounce_ms : -1);

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+static const double BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,   0.25,   0.5,   1,    2.5,   5};
 #define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 #define MAX_STATUS 16
 
@@ -130,8 +131,9 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
     if (o.p == NULL)
         return NULL;
     o.p[0] = '\0';
-    put(&o, "# HELP taskapi_http_requests_total HTTP requests answered, by method, route and status.\n"
-            "# TYPE taskapi_http_requests_total counter\n");
+    put(&o,
+        "# HELP taskapi_http_requests_total HTTP requests answered, by method, route and status.\n"
+        "# TYPE taskapi_http_requests_total counter\n");
     pthread_mutex_lock(&mu);
     for (int i = 0; i < nall; i++) {
         for (int k = 0; k < MAX_STATUS && all[i].statuses[k]; k++) {
@@ -165,42 +167,52 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
     }
     pthread_mutex_unlock(&mu);
 
-    put(&o, "# HELP taskapi_db_pool_connections Database pool connections by state.\n"
-            "# TYPE taskapi_db_pool_connections gauge\n"
-            "taskapi_db_pool_connections{state=\"in_use\"} %d\n"
-            "taskapi_db_pool_connections{state=\"idle\"} %d\n"
-            "# HELP taskapi_db_pool_waiting Requests waiting for a database connection.\n"
-            "# TYPE taskapi_db_pool_waiting gauge\ntaskapi_db_pool_waiting %d\n"
-            "# HELP taskapi_db_pool_size Database pool size.\n"
-            "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
+    put(&o,
+        "# HELP taskapi_db_pool_connections Database pool connections by state.\n"
+        "# TYPE taskapi_db_pool_connections gauge\n"
+        "taskapi_db_pool_connections{state=\"in_use\"} %d\n"
+        "taskapi_db_pool_connections{state=\"idle\"} %d\n"
+        "# HELP taskapi_db_pool_waiting Requests waiting for a database connection.\n"
+        "# TYPE taskapi_db_pool_waiting gauge\ntaskapi_db_pool_waiting %d\n"
+        "# HELP taskapi_db_pool_size Database pool size.\n"
+        "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
         src->pool_in_use, src->pool_idle, src->pool_waiting, src->pool_size);
-    put(&o, "# HELP taskapi_redis_up 1 when Redis answers, 0 when it does not, -1 when disabled.\n"
-            "# TYPE taskapi_redis_up gauge\ntaskapi_redis_up %d\n", src->redis_state);
-    put(&o, "# HELP taskapi_websocket_connections Open WebSocket and Socket.IO connections.\n"
-            "# TYPE taskapi_websocket_connections gauge\ntaskapi_websocket_connections %lld\n"
-            "# HELP taskapi_websocket_overflow_disconnects_total Clients closed for a full send queue.\n"
-            "# TYPE taskapi_websocket_overflow_disconnects_total counter\n"
-            "taskapi_websocket_overflow_disconnects_total %lld\n",
+    put(&o,
+        "# HELP taskapi_redis_up 1 when Redis answers, 0 when it does not, -1 when disabled.\n"
+        "# TYPE taskapi_redis_up gauge\ntaskapi_redis_up %d\n",
+        src->redis_state);
+    put(&o,
+        "# HELP taskapi_websocket_connections Open WebSocket and Socket.IO connections.\n"
+        "# TYPE taskapi_websocket_connections gauge\ntaskapi_websocket_connections %lld\n"
+        "# HELP taskapi_websocket_overflow_disconnects_total Clients closed for a full send "
+        "queue.\n"
+        "# TYPE taskapi_websocket_overflow_disconnects_total counter\n"
+        "taskapi_websocket_overflow_disconnects_total %lld\n",
         src->ws_connections, src->ws_overflows);
-    put(&o, "# HELP taskapi_events_published_total Events published after commit.\n"
-            "# TYPE taskapi_events_published_total counter\ntaskapi_events_published_total %lld\n"
-            "# HELP taskapi_events_delivered_total Event messages sent to realtime clients.\n"
-            "# TYPE taskapi_events_delivered_total counter\ntaskapi_events_delivered_total %lld\n"
-            "# HELP taskapi_events_received_total Events received from other instances via Redis.\n"
-            "# TYPE taskapi_events_received_total counter\ntaskapi_events_received_total %lld\n"
-            "# HELP taskapi_events_dropped_total Events not sent to Redis (down or queue full).\n"
-            "# TYPE taskapi_events_dropped_total counter\ntaskapi_events_dropped_total %lld\n",
+    put(&o,
+        "# HELP taskapi_events_published_total Events published after commit.\n"
+        "# TYPE taskapi_events_published_total counter\ntaskapi_events_published_total %lld\n"
+        "# HELP taskapi_events_delivered_total Event messages sent to realtime clients.\n"
+        "# TYPE taskapi_events_delivered_total counter\ntaskapi_events_delivered_total %lld\n"
+        "# HELP taskapi_events_received_total Events received from other instances via Redis.\n"
+        "# TYPE taskapi_events_received_total counter\ntaskapi_events_received_total %lld\n"
+        "# HELP taskapi_events_dropped_total Events not sent to Redis (down or queue full).\n"
+        "# TYPE taskapi_events_dropped_total counter\ntaskapi_events_dropped_total %lld\n",
         src->events_published, src->events_delivered, src->events_remote, src->events_dropped);
-    put(&o, "# HELP taskapi_rate_limit_rejections_total Requests answered 429.\n"
-            "# TYPE taskapi_rate_limit_rejections_total counter\n"
-            "taskapi_rate_limit_rejections_total %lld\n", src->ratelimit_rejections);
-    put(&o, "# HELP taskapi_script_reloads_total Successful script reloads.\n"
-            "# TYPE taskapi_script_reloads_total counter\ntaskapi_script_reloads_total %lld\n"
-            "# HELP taskapi_script_reload_failures_total Reloads refused (the old scripts kept serving).\n"
-            "# TYPE taskapi_script_reload_failures_total counter\n"
-            "taskapi_script_reload_failures_total %lld\n"
-            "# HELP taskapi_script_generation The generation of scripts now serving.\n"
-            "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
+    put(&o,
+        "# HELP taskapi_rate_limit_rejections_total Requests answered 429.\n"
+        "# TYPE taskapi_rate_limit_rejections_total counter\n"
+        "taskapi_rate_limit_rejections_total %lld\n",
+        src->ratelimit_rejections);
+    put(&o,
+        "# HELP taskapi_script_reloads_total Successful script reloads.\n"
+        "# TYPE taskapi_script_reloads_total counter\ntaskapi_script_reloads_total %lld\n"
+        "# HELP taskapi_script_reload_failures_total Reloads refused (the old scripts kept "
+        "serving).\n"
+        "# TYPE taskapi_script_reload_failures_total counter\n"
+        "taskapi_script_reload_failures_total %lld\n"
+        "# HELP taskapi_script_generation The generation of scripts now serving.\n"
+        "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
         src->reloads, src->reload_failures, src->generation);
     if (o.oom) {
         free(o.p);

@@ -39,7 +39,7 @@ tk_json_type tk_json_type_of(const tk_json *doc, int node); /* TK_JSON_NULL for 
 int tk_json_get(const tk_json *doc, int node, const char *key);
 
 /* Element i (0-based) of an array, or -1. */
-int tk_json_at(const tk_json *doc, int node, int i);
+int tk_json_at(const tk_json *doc, int i, int idx);
 
 /* Element count of an array or member count of an object, else 0. */
 int tk_json_len(const tk_json *doc, int node);

@@ -61,7 +61,7 @@ static void forge(char *out, const char *header, const char *payload, const char
         b64url(mac, maclen, p);
     } else {
         *p++ = '.';
-        strcpy(p, sig);
+        strcpy(p, sig ? sig : "");
     }
 }
 

@@ -332,7 +332,8 @@ TEST(long_array_parameters)
 {
     LUA_RUN("local tags = {}\n"
             "for i = 1, 200 do tags[i] = string.rep(string.char(96 + i % 26), 50) .. i end\n"
-            "local r = assert(db.query('SELECT $1::text[] AS t, cardinality($1::text[]) AS n', tags))[1]\n"
+            "local r = assert(db.query('SELECT $1::text[] AS t, cardinality($1::text[]) AS n', "
+            "tags))[1]\n"
             "assert(r.n == 200, r.n)\n"
             "for i = 1, 200 do assert(r.t[i] == tags[i], i) end\n");
     ASSERT_POOL_IDLE();
