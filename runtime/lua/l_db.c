@@ -550,20 +550,24 @@ static int l_db_tx(lua_State *L)
     }
     if (ctx->pool == NULL)
         return push_unavailable(L, "db.tx: no database in this mode");
+    /* Everything that can raise (allocate) happens before the connection is
+     * taken: from acquire to release no Lua error may escape. */
+    lua_newtable(L);                               /* +1 after-commit list */
+    int list_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
     char err[512];
     tk_db_conn *c = NULL;
     int rc = tk_db_pool_acquire(ctx->pool, ctx->cfg->db_pool_timeout_ms, &c, err, sizeof err);
-    if (rc != TK_OK)
-        return push_unavailable(L, err);
-    ctx->queries++;
-    rc = tk_db_conn_command(c, "BEGIN", err, sizeof err);
+    if (rc == TK_OK) {
+        ctx->queries++;
+        rc = tk_db_conn_command(c, "BEGIN", err, sizeof err);
+        if (rc != TK_OK)
+            tk_db_pool_release(ctx->pool, c);
+    }
     if (rc != TK_OK) {
-        tk_db_pool_release(ctx->pool, c);
+        luaL_unref(L, LUA_REGISTRYINDEX, list_ref);
         return push_unavailable(L, err);
     }
-    lua_newtable(L);                                        /* +1 after-commit list */
-    ctx->after_commit_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 */
-    int list_ref = ctx->after_commit_ref;
+    ctx->after_commit_ref = list_ref;
     ctx->tx_conn = c;
     int st = lua_pcall(L, nargs, LUA_MULTRET, 0); /* -fn-args +results or error */
     ctx->tx_conn = NULL;

@@ -468,6 +468,73 @@ void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth)
     lua_pop(L, 2);
 }
 
+static void cat(char *buf, size_t len, const char *s)
+{
+    size_t n = strlen(buf);
+    if (n + 1 < len)
+        snprintf(buf + n, len - n, "%s", s);
+}
+
+/* Writes a one-line summary of the object schema at the top of the stack
+ * into buf ("{email*:string, name:string}": * marks required; fields in
+ * name order). Leaves the stack as it was. */
+static void describe_schema(lua_State *L, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    lua_getfield(L, -1, "properties"); /* +1 properties */
+    lua_getfield(L, -2, "required");   /* +1 required */
+    lua_newtable(L);                   /* +1 keys */
+    if (lua_istable(L, -3)) {
+        lua_pushnil(L);
+        while (lua_next(L, -4)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+            }
+        }
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i < n; i++) /* selection sort: a few fields */
+        for (lua_Integer j = i + 1; j <= n; j++) {
+            lua_rawgeti(L, -1, i);
+            lua_rawgeti(L, -2, j);
+            if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) > 0) { /* a[i] > a[j] */
+                lua_rawseti(L, -3, i);                                  /* swap */
+                lua_rawseti(L, -2, j);
+            } else {
+                lua_pop(L, 2);
+            }
+        }
+    cat(buf, len, "{");
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i); /* +1 name */
+        const char *name = lua_tostring(L, -1);
+        int req = 0;
+        if (lua_istable(L, -3)) {
+            lua_Integer rn = (lua_Integer)lua_rawlen(L, -3);
+            for (lua_Integer k = 1; k <= rn && !req; k++) {
+                lua_rawgeti(L, -3, k);
+                req = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0;
+                lua_pop(L, 1);
+            }
+        }
+        lua_getfield(L, -4, name);   /* +1 field schema (from properties) */
+        lua_getfield(L, -1, "type"); /* +1 type */
+        const char *type = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "any";
+        if (i > 1)
+            cat(buf, len, ", ");
+        cat(buf, len, name);
+        if (req)
+            cat(buf, len, "*");
+        cat(buf, len, ":");
+        cat(buf, len, type);
+        lua_pop(L, 3);
+    }
+    cat(buf, len, "}");
+    lua_pop(L, 3); /* keys, required, properties */
+}
+
 void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file)
 {
     FILE *f = file;
@@ -478,14 +545,20 @@ void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file)
         const char *path = field_str(L, "path");
         const char *auth = field_str(L, "auth");
         const char *where = field_str(L, "where");
-        lua_getfield(L, -1, "body");
-        int has_body = lua_istable(L, -1);
-        lua_getfield(L, -2, "query");
-        int has_query = lua_istable(L, -1);
-        lua_pop(L, 2);
-        fprintf(f, "%-7s %-45s auth=%-8s%s%s  %s\n", method ? method : "?", path ? path : "?",
-                auth ? auth : "required", has_body ? " body" : "", has_query ? " query" : "",
-                where ? where : "");
+        const char *plugin = field_str(L, "plugin");
+        fprintf(f, "%-7s %-48s auth=%-8s %s%s%s\n", method ? method : "?", path ? path : "?",
+                auth ? auth : "required", where ? where : "", plugin ? "  plugin=" : "",
+                plugin ? plugin : "");
+        for (int k = 0; k < 2; k++) {
+            const char *key = k == 0 ? "query" : "body";
+            lua_getfield(L, -1, key); /* +1 schema */
+            if (lua_istable(L, -1)) {
+                char desc[2048];
+                describe_schema(L, desc, sizeof desc);
+                fprintf(f, "        %-5s %s\n", key, desc);
+            }
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
 }
