@@ -228,6 +228,17 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     if (rc)
         goto fail;
 
+    const char *ml = getenv("LUA_MEMORY_LIMIT");
+    cfg->lua_memory_limit = 256u * 1024 * 1024;
+    if (ml && *ml &&
+        (tk_config_parse_size(ml, &cfg->lua_memory_limit) != TK_OK ||
+         cfg->lua_memory_limit < 16u * 1024 * 1024)) {
+        tk_errf(err, errlen,
+                "LUA_MEMORY_LIMIT must be a size of at least 16mb, such as 256mb (got \"%s\")", ml);
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+
     const char *bl = getenv("BODY_LIMIT");
     cfg->body_limit = 1024 * 1024;
     if (bl && *bl && tk_config_parse_size(bl, &cfg->body_limit) != TK_OK) {

@@ -43,6 +43,7 @@ typedef struct {
     char *plugins;                    /* PLUGINS, comma list of enabled plugins, unset */
     char *plugins_config_path;        /* PLUGINS_CONFIG, path of the JSON settings file, unset */
     char *plugins_config;             /* that file's text, read once by tk_config_load */
+    size_t lua_memory_limit;  /* LUA_MEMORY_LIMIT per VM, 256 MiB */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
     char *pid_file;                   /* PID_FILE, var/taskapi.pid */
     int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */

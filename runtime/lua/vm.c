@@ -14,12 +14,11 @@
 #include "lua/bindings.h"
 #include "obs/log.h"
 
-#define VM_MEM_LIMIT (256u * 1024 * 1024) /* per VM; a script that needs more is a bug */
-
 struct tk_lua_vm {
     lua_State *L;
     tk_lua_ctx ctx;
     size_t mem_used;
+    size_t mem_limit; /* LUA_MEMORY_LIMIT: a script that needs more is a bug */
     int app_ref;
     int dispatch_ref;
     int nroutes;
@@ -47,7 +46,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         free(ptr);
         return NULL;
     }
-    if (nsize > old && vm->mem_used + (nsize - old) > VM_MEM_LIMIT)
+    if (nsize > old && vm->mem_used + (nsize - old) > vm->mem_limit)
         return NULL;
     void *np = realloc(ptr, nsize);
     if (np != NULL)
@@ -307,6 +306,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
         return TK_ENOMEM;
     vm->ctx.snapshot = snap;
     vm->ctx.worker_id = worker_id;
+    vm->mem_limit = cfg->lua_memory_limit ? cfg->lua_memory_limit : 256u * 1024 * 1024;
     vm->ctx.cfg = cfg;
     vm->ctx.pool = pool;
     vm->ctx.after_commit_ref = LUA_NOREF;
