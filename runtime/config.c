@@ -185,6 +185,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     INT_VAR(access_token_ttl, "ACCESS_TOKEN_TTL", 900, 10, 86400);
     INT_VAR(refresh_token_ttl, "REFRESH_TOKEN_TTL", 30 * 86400, 60, 365LL * 86400);
     STR_VAR(cors_origins, "CORS_ORIGINS", NULL);
+    STR_VAR(trust_proxy, "TRUST_PROXY", NULL);
     STR_VAR(smtp_url, "SMTP_URL", NULL);
     STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
     STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
@@ -319,12 +320,13 @@ void tk_config_cleanup(tk_config *cfg)
     }
 }
 
-int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
+/* 1 when `item` is one of the comma-separated entries of `list`. */
+static int list_has(const char *list, const char *item)
 {
-    if (cfg->cors_origins == NULL || origin == NULL || *origin == '\0')
+    if (list == NULL || item == NULL || *item == '\0')
         return 0;
-    size_t olen = strlen(origin);
-    const char *p = cfg->cors_origins;
+    size_t ilen = strlen(item);
+    const char *p = list;
     while (*p) {
         while (*p == ',' || isspace((unsigned char)*p))
             p++;
@@ -334,8 +336,18 @@ int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
         const char *end = p;
         while (end > start && isspace((unsigned char)end[-1]))
             end--;
-        if ((size_t)(end - start) == olen && strncmp(start, origin, olen) == 0)
+        if ((size_t)(end - start) == ilen && strncmp(start, item, ilen) == 0)
             return 1;
     }
     return 0;
+}
+
+int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
+{
+    return list_has(cfg->cors_origins, origin);
+}
+
+int tk_config_proxy_trusted(const tk_config *cfg, const char *addr)
+{
+    return list_has(cfg->trust_proxy, addr);
 }

@@ -23,6 +23,7 @@ typedef struct {
     int64_t access_token_ttl;         /* ACCESS_TOKEN_TTL seconds, 900 */
     int64_t refresh_token_ttl;        /* REFRESH_TOKEN_TTL seconds, 30 days */
     char *cors_origins;               /* CORS_ORIGINS, comma list, none */
+    char *trust_proxy;                /* TRUST_PROXY, comma list of proxy addresses, none */
     size_t body_limit;                /* BODY_LIMIT, 1 MiB ("1mb", "512kb", bytes) */
     char *smtp_url;                   /* SMTP_URL, unset: mails go to the log */
     char *mail_from;                  /* MAIL_FROM */
@@ -43,7 +44,7 @@ typedef struct {
     char *plugins;                    /* PLUGINS, comma list of enabled plugins, unset */
     char *plugins_config_path;        /* PLUGINS_CONFIG, path of the JSON settings file, unset */
     char *plugins_config;             /* that file's text, read once by tk_config_load */
-    size_t lua_memory_limit;  /* LUA_MEMORY_LIMIT per VM, 256 MiB */
+    size_t lua_memory_limit;          /* LUA_MEMORY_LIMIT per VM, 256 MiB */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
     char *pid_file;                   /* PID_FILE, var/taskapi.pid */
     int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */
@@ -60,6 +61,9 @@ void tk_config_cleanup(tk_config *cfg);
 
 /* Returns 1 when `origin` is one of CORS_ORIGINS (exact match), else 0. */
 int tk_config_origin_allowed(const tk_config *cfg, const char *origin);
+
+/* Returns 1 when `addr` is one of TRUST_PROXY (exact match), else 0. */
+int tk_config_proxy_trusted(const tk_config *cfg, const char *addr);
 
 /* Parses a size such as "1048576", "512kb", "1mb" into bytes. */
 int tk_config_parse_size(const char *s, size_t *out) TK_WUR;

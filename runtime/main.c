@@ -133,6 +133,10 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg.redis_url && tk_ratelimit_use_redis(cfg.redis_url, err, sizeof err) != TK_OK) {
+        fprintf(stderr, "taskapi: REDIS_URL: %s\n", err);
+        goto out;
+    }
     if (tk_db_pool_new(cfg.database_url, cfg.db_pool_size, &pool) != TK_OK) {
         fprintf(stderr, "taskapi: out of memory\n");
         goto out;

@@ -1,11 +1,18 @@
-/* In-process fixed-window counters: an open-addressing hash table of
- * (key, window start, count) under one mutex. */
+/* Fixed-window counters. In process: an open-addressing hash table of
+ * (key, window start, count) under one mutex. With Redis: one key per
+ * (key, window) incremented and given an expiry in one pipelined round
+ * trip, on connections from a small pool. */
 #include "http/ratelimit.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "obs/log.h"
+#include "redis/conn.h"
 
 typedef struct {
     char *key; /* NULL: empty slot */
@@ -78,7 +85,156 @@ static void fill(tk_rate_result *out, const slot *s, int limit, int window, int6
         out->reset = 1;
 }
 
+/* ---- Redis ----------------------------------------------------------------- */
+
+#define REDIS_POOL 32
+#define REDIS_TIMEOUT_MS 100
+#define REDIS_RETRY_S 1
+
+static pthread_mutex_t rmu = PTHREAD_MUTEX_INITIALIZER;
+static int use_redis;
+static tk_redis_url rurl;
+static redisContext *idle[REDIS_POOL];
+static int nidle;
+static int64_t down_until; /* after a failure, count locally until then */
+static int warned;
+
+int tk_ratelimit_use_redis(const char *url, char *err, size_t errlen)
+{
+    if (tk_redis_url_parse(url, &rurl, err, errlen) != TK_OK)
+        return TK_ECONFIG;
+    use_redis = 1;
+    return TK_OK;
+}
+
+static redisContext *redis_take(int64_t now)
+{
+    pthread_mutex_lock(&rmu);
+    if (now < down_until) {
+        pthread_mutex_unlock(&rmu);
+        return NULL;
+    }
+    redisContext *c = nidle > 0 ? idle[--nidle] : NULL;
+    pthread_mutex_unlock(&rmu);
+    if (c != NULL)
+        return c;
+    char err[256];
+    if (tk_redis_conn_open(&rurl, REDIS_TIMEOUT_MS, &c, err, sizeof err) != TK_OK) {
+        pthread_mutex_lock(&rmu);
+        down_until = now + REDIS_RETRY_S;
+        int first = !warned;
+        warned = 1;
+        pthread_mutex_unlock(&rmu);
+        if (first)
+            tk_log_warn("rate limits: Redis unavailable (%s); counting in process until it is back",
+                        err);
+        return NULL;
+    }
+    return c;
+}
+
+static void redis_give(redisContext *c, int broken)
+{
+    if (broken) {
+        redisFree(c);
+        return;
+    }
+    pthread_mutex_lock(&rmu);
+    if (nidle < REDIS_POOL) {
+        idle[nidle++] = c;
+        c = NULL;
+    }
+    warned = 0;
+    pthread_mutex_unlock(&rmu);
+    if (c != NULL)
+        redisFree(c);
+}
+
+/* INCR + EXPIRE in one round trip. Returns the count, or -1 on failure. */
+static long long redis_incr(redisContext *c, const char *key, int window, int64_t start)
+{
+    char rkey[320];
+    snprintf(rkey, sizeof rkey, "taskapi:rl:%s:%lld", key, (long long)start);
+    redisAppendCommand(c, "INCR %s", rkey);
+    redisAppendCommand(c, "EXPIRE %s %d", rkey, window + 1);
+    redisReply *a = NULL, *b = NULL;
+    long long n = -1;
+    if (redisGetReply(c, (void **)&a) == REDIS_OK && redisGetReply(c, (void **)&b) == REDIS_OK &&
+        a != NULL && a->type == REDIS_REPLY_INTEGER)
+        n = a->integer;
+    if (a)
+        freeReplyObject(a);
+    if (b)
+        freeReplyObject(b);
+    return n;
+}
+
+/* Counts a hit in Redis; returns 0 with out filled, or -1 to fall back. */
+static int redis_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
+{
+    redisContext *c = redis_take(now);
+    if (c == NULL)
+        return -1;
+    int64_t start = now - (now % window);
+    long long n = redis_incr(c, key, window, start);
+    redis_give(c, n < 0 || c->err != 0);
+    if (n < 0) {
+        pthread_mutex_lock(&rmu);
+        down_until = now + REDIS_RETRY_S;
+        pthread_mutex_unlock(&rmu);
+        return -1;
+    }
+    out->allowed = n <= limit;
+    out->limit = limit;
+    out->remaining = n >= limit ? 0 : (int)(limit - n);
+    out->reset = (int)(start + window - now);
+    if (out->reset < 1)
+        out->reset = 1;
+    if (!out->allowed)
+        atomic_fetch_add(&rejections, 1);
+    return 0;
+}
+
+static int redis_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
+{
+    redisContext *c = redis_take(now);
+    if (c == NULL)
+        return -1;
+    int64_t start = now - (now % window);
+    char rkey[320];
+    snprintf(rkey, sizeof rkey, "taskapi:rl:%s:%lld", key, (long long)start);
+    redisReply *r = redisCommand(c, "GET %s", rkey);
+    long long n = -1;
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        n = 0;
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        n = strtoll(r->str, NULL, 10);
+    if (r)
+        freeReplyObject(r);
+    redis_give(c, n < 0 || c->err != 0);
+    if (n < 0)
+        return -1;
+    out->allowed = n < limit;
+    out->limit = limit;
+    out->remaining = n >= limit ? 0 : (int)(limit - n);
+    out->reset = (int)(start + window - now);
+    if (out->reset < 1)
+        out->reset = 1;
+    return 0;
+}
+
+/* ---- in process --------------------------------------------------------------- */
+
+static int local_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out);
+
 int tk_ratelimit_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
+{
+    if (use_redis && redis_hit(key, limit, window, now, out) == 0)
+        return TK_OK;
+    return local_hit(key, limit, window, now, out);
+}
+
+static int local_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
     int rc = TK_OK;
     pthread_mutex_lock(&mu);
@@ -115,6 +271,8 @@ int tk_ratelimit_hit(const char *key, int limit, int window, int64_t now, tk_rat
 
 void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
+    if (use_redis && redis_peek(key, limit, window, now, out) == 0)
+        return;
     pthread_mutex_lock(&mu);
     slot *s = cap ? find(slots, cap, key) : NULL;
     if (s && (s->key == NULL || now >= s->start + window))
@@ -142,4 +300,9 @@ void tk_ratelimit_cleanup(void)
     slots = NULL;
     cap = used = 0;
     pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&rmu);
+    while (nidle > 0)
+        redisFree(idle[--nidle]);
+    use_redis = 0;
+    pthread_mutex_unlock(&rmu);
 }

@@ -1,4 +1,5 @@
-/* Fixed-window rate limiting counters (API.md §9), kept in process. A key is
+/* Fixed-window rate limiting counters (API.md §9), in Redis when a deployment
+ * has one (INCR + EXPIRE per key and window), else in process. A key is
  * "<bucket>:<subject>" (user id, client IP, email); each window is `window`
  * seconds long. Thread-safe; expired windows are swept as the table grows.
  * The limits themselves come from the Lua policy (scripts/policies/
@@ -16,6 +17,12 @@ typedef struct {
     int remaining; /* hits left in this window after this one */
     int reset;     /* seconds until the window ends */
 } tk_rate_result;
+
+/* Shares the counters through Redis at `url` (copied) from now on: every
+ * instance of a deployment then counts against the same budget. While
+ * Redis cannot be reached, hits are counted in process (and a warning is
+ * logged once). Call once at start-up. Returns 0 or TK_ECONFIG. */
+int tk_ratelimit_use_redis(const char *url, char *err, size_t errlen) TK_WUR;
 
 /* Counts one hit on `key` (copied) at `now` and says whether it is allowed.
  * A hit over the limit is not counted further. Returns 0 or TK_ENOMEM (then

@@ -453,8 +453,13 @@ static int s_debug_queries(const worker *w)
 }
 
 /* Runs the dispatcher for r on this worker's VM and stores the response. */
+static int check_rate(tk_req *r);
+
 static void run_request(worker *w, tk_req *r)
 {
+    /* Still before any Lua: a request over its limit gets its 429 here. */
+    if (check_rate(r))
+        return;
     tk_lua_vm *vm = r->gen->vms[w->id - 1];
     lua_State *L = tk_lua_vm_state(vm);
     tk_lua_ctx *ctx = tk_lua_vm_ctx(vm);
@@ -550,6 +555,42 @@ static void enqueue(tk_server *s, tk_req *r)
 }
 
 /* ---- the MHD side ------------------------------------------------------- */
+
+/* Behind a proxy listed in TRUST_PROXY, the client is the right-most
+ * X-Forwarded-For entry that is not itself a trusted proxy. Anything else
+ * (a client's own header, a malformed entry) is ignored. */
+static void client_address(tk_server *s, tk_req *r)
+{
+    if (r->ip[0] == '\0' || !tk_config_proxy_trusted(s->cfg, r->ip))
+        return;
+    const char *xff = kv_get(&r->headers, "X-Forwarded-For");
+    if (xff == NULL)
+        return;
+    const char *end = xff + strlen(xff);
+    while (end > xff) {
+        const char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        const char *a = start, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        char addr[64];
+        size_t n = (size_t)(b - a);
+        if (n == 0 || n >= sizeof addr)
+            return;
+        memcpy(addr, a, n);
+        addr[n] = '\0';
+        unsigned char bin[16];
+        if (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1)
+            return;
+        snprintf(r->ip, sizeof r->ip, "%s", addr);
+        if (!tk_config_proxy_trusted(s->cfg, addr))
+            return;
+        end = start > xff ? start - 1 : xff;
+    }
+}
 
 static int content_type_json(const char *ct)
 {
@@ -713,7 +754,7 @@ static int precheck(tk_server *s, tk_req *r)
             return 1;
         }
     }
-    return check_rate(r);
+    return 0; /* rate limits: on the worker (they may ask Redis) */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -756,6 +797,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
                           sizeof r->ip);
         }
+        client_address(s, r);
         const char *origin = kv_get(&r->headers, "Origin");
         if (origin)
             r->origin = strdup(origin);

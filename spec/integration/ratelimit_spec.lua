@@ -25,6 +25,9 @@ local function req(srv, method, path, opts)
   if opts.token then
     lines[#lines + 1] = "Authorization: Bearer " .. opts.token
   end
+  if opts.forwarded then
+    lines[#lines + 1] = "X-Forwarded-For: " .. opts.forwarded
+  end
   assert(c:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body))
   local data = c:receive("*a")
   c:close()
@@ -42,7 +45,7 @@ describe("rate limits", function()
   local srv
 
   setup(function()
-    srv = server.start({ RATE_LIMIT_PER_MIN = 5, AUTH_RATE_LIMIT_PER_MIN = 3 })
+    srv = server.start({ RATE_LIMIT_PER_MIN = 5, AUTH_RATE_LIMIT_PER_MIN = 3, TRUST_PROXY = "127.0.0.99" })
   end)
 
   teardown(function()
@@ -111,6 +114,24 @@ describe("rate limits", function()
     assert.is_not_nil(r.headers["retry-after"])
   end)
 
+  it("behind a trusted proxy, counts per X-Forwarded-For client; others cannot forge it", function()
+    local function forgot(from, forwarded)
+      return req(srv, "POST", "/api/v1/auth/forgot-password", { from = from, forwarded = forwarded,
+        body = { email = h.unique_email("p") } })
+    end
+    for _ = 1, 3 do
+      h.expect_status(forgot("127.0.0.99", "198.51.100.1, 203.0.113.7"), 202)
+    end
+    assert.are.equal(429, forgot("127.0.0.99", "198.51.100.1, 203.0.113.7").status)
+    -- Another client behind the same proxy has a budget of its own.
+    h.expect_status(forgot("127.0.0.99", "203.0.113.8"), 202)
+    -- A client that is not a trusted proxy cannot choose its address.
+    for _ = 1, 3 do
+      h.expect_status(forgot("127.0.0.98", "203.0.113.9"), 202)
+    end
+    assert.are.equal(429, forgot("127.0.0.98", "203.0.113.10").status)
+  end)
+
   it("never limits /health, /health/live, /health/ready or the OpenAPI document", function()
     for _ = 1, 12 do
       for _, path in ipairs({ "/health", "/health/live", "/health/ready", "/api/v1/openapi.json" }) do
@@ -126,5 +147,48 @@ describe("rate limits", function()
       local r = req(srv, "GET", "/api/v1/nope", { from = "127.0.0.71" })
       assert.are.equal(404, r.status)
     end
+  end)
+end)
+
+describe("rate limits shared through Redis", function()
+  local redis = os.getenv("TEST_REDIS_URL")
+  local a, b
+
+  setup(function()
+    if redis then
+      local env = { RATE_LIMIT_PER_MIN = 100, AUTH_RATE_LIMIT_PER_MIN = 4, REDIS_URL = redis }
+      a = server.start(env)
+      b = server.start(env)
+    end
+  end)
+
+  teardown(function()
+    if a then
+      a.stop()
+    end
+    if b then
+      b.stop()
+    end
+  end)
+
+  it("counts one budget across instances", function()
+    if not redis then
+      pending("TEST_REDIS_URL is not set")
+      return
+    end
+    local from = "127.0.0.81"
+    local function forgot(srv)
+      return req(srv, "POST", "/api/v1/auth/forgot-password", { from = from,
+        body = { email = h.unique_email("r") } })
+    end
+    h.expect_status(forgot(a), 202)
+    h.expect_status(forgot(b), 202)
+    h.expect_status(forgot(a), 202)
+    local last = forgot(b)
+    h.expect_status(last, 202)
+    assert.are.equal("0", last.headers["ratelimit-remaining"])
+    local over = forgot(a)
+    assert.are.equal(429, over.status, over.raw)
+    assert.are.equal(429, forgot(b).status)
   end)
 end)

@@ -18,6 +18,7 @@
 
 static const char *const all_vars[] = {
     "PLUGINS",
+    "TRUST_PROXY",
     "LUA_MEMORY_LIMIT",
     "PLUGINS_CONFIG",
     "JOB_BACKOFF_BASE_MS",
