@@ -25,7 +25,6 @@ codec.decode_max_depth(64)
 local tag = tostring({}):gsub("[^%w]", "") .. tostring(os.time()) .. tostring(math.random(1 << 30))
 local EMPTY = "\1empty-array-" .. tag .. "\1"
 local EMPTY_ENCODED = codec.encode(EMPTY)
-local EMPTY_PATTERN = EMPTY_ENCODED:gsub("%p", "%%%0")
 
 local function is_array_marked(t)
   local mt = getmetatable(t)
@@ -73,7 +72,19 @@ function M.encode(v)
   local fixed, found = fix(v, 0)
   local s = codec.encode(fixed)
   if found then
-    s = s:gsub(EMPTY_PATTERN, "[]")
+    -- A plain find loop: a gsub with a pattern costs ~15x more on big pages.
+    local parts, pos = {}, 1
+    while true do
+      local a, b = s:find(EMPTY_ENCODED, pos, true)
+      if a == nil then
+        break
+      end
+      parts[#parts + 1] = s:sub(pos, a - 1)
+      parts[#parts + 1] = "[]"
+      pos = b + 1
+    end
+    parts[#parts + 1] = s:sub(pos)
+    s = table.concat(parts)
   end
   return s
 end
