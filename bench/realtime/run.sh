@@ -80,7 +80,7 @@ info "$BIN ($("$BIN" version 2>/dev/null || echo '?'))"
 
 section "Node client"
 command -v node >/dev/null 2>&1 || die "node not found (Node.js 20+)"
-if [[ ! -f bench/realtime/node_modules/socket.io-client/package.json ]]; then
+if [[ ! -f bench/realtime/node_modules/socket.io-client/package.json || ! -f bench/realtime/node_modules/ws/package.json ]]; then
     npm ci --prefix bench/realtime --no-audit --no-fund
 fi
 info "node $(node --version), socket.io-client $(node -p 'require("./bench/realtime/node_modules/socket.io-client/package.json").version')"
