@@ -3,6 +3,7 @@
  * environment configuration; errors go to stderr as one line. */
 #include <errno.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,16 +72,25 @@ static int need_database(const tk_config *cfg)
 /* ---- serve ---------------------------------------------------------------- */
 
 /* What a reload swaps: the HTTP workers' scripts, then (if those loaded)
- * the realtime join policy's. */
+ * the realtime join policy's, from the same snapshot. One reload at a time
+ * (SIGHUP on the main thread, inotify on the watcher's), so the policy never
+ * ends on an older generation than HTTP. */
 typedef struct {
     tk_server *srv;
     tk_ws_server *ws;
+    pthread_mutex_t mu;
 } serving;
 
 static void reload_all(serving *sv)
 {
-    if (tk_server_reload(sv->srv) == TK_OK)
-        (void)tk_ws_server_reload(sv->ws);
+    pthread_mutex_lock(&sv->mu);
+    if (tk_server_reload(sv->srv) == TK_OK) {
+        int gen = 0;
+        tk_snapshot *snap = tk_server_snapshot(sv->srv, &gen);
+        (void)tk_ws_server_reload(sv->ws, snap, gen);
+        tk_snapshot_free(snap);
+    }
+    pthread_mutex_unlock(&sv->mu);
 }
 
 static void reload_from_watch(void *ud)
@@ -112,7 +122,8 @@ static int cmd_serve(void)
     tk_watch *watch = NULL;
     tk_ws_server *ws = NULL;
     tk_redis_bridge *bridge = NULL;
-    serving sv = {NULL, NULL};
+    serving sv = {.srv = NULL, .ws = NULL, .mu = PTHREAD_MUTEX_INITIALIZER};
+    int rc;
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
@@ -152,7 +163,10 @@ static int cmd_serve(void)
         tk_log_error("cannot start: %s", err);
         goto out;
     }
-    if (tk_ws_server_start(&cfg, pool, &ws, err, sizeof err) != TK_OK) {
+    tk_snapshot *snap = tk_server_snapshot(srv, NULL);
+    rc = tk_ws_server_start(&cfg, pool, snap, &ws, err, sizeof err);
+    tk_snapshot_free(snap);
+    if (rc != TK_OK) {
         tk_log_error("cannot start the realtime server: %s", err);
         goto out;
     }

@@ -369,6 +369,16 @@ int tk_server_reload(tk_server *s)
     return TK_OK;
 }
 
+tk_snapshot *tk_server_snapshot(tk_server *s, int *gen_id)
+{
+    pthread_mutex_lock(&s->gen_mu);
+    tk_snapshot *snap = tk_snapshot_ref(s->current->snap);
+    if (gen_id != NULL)
+        *gen_id = s->current->id;
+    pthread_mutex_unlock(&s->gen_mu);
+    return snap;
+}
+
 void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen)
 {
     *reloads = atomic_load(&s->reloads);

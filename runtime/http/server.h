@@ -9,6 +9,7 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
+#include "lua/snapshot.h"
 
 typedef struct tk_server tk_server;
 
@@ -22,6 +23,11 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
  * running finish on the old one. On any error nothing changes: the error is
  * logged with file:line and counted. Safe from any thread. */
 int tk_server_reload(tk_server *s);
+
+/* A reference to the snapshot the current generation loaded (drop it with
+ * tk_snapshot_free) and, if gen_id is not NULL, that generation's number:
+ * what the realtime join policy loads, so both run the same scripts. */
+tk_snapshot *tk_server_snapshot(tk_server *s, int *gen_id);
 
 /* Reload counters and the current generation number. */
 void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen);

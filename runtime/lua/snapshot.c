@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ typedef struct {
 } entry;
 
 struct tk_snapshot {
+    atomic_int refs; /* a generation's VMs and consumers each hold one */
     char *scripts_dir, *plugins_dir;
     entry *files;
     int n, cap;
@@ -131,6 +133,7 @@ int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapsh
     if (s == NULL)
         return TK_ENOMEM;
     int rc = TK_ENOMEM;
+    atomic_init(&s->refs, 1);
     s->scripts_dir = strdup(scripts_dir);
     s->plugins_dir = strdup(plugins_dir ? plugins_dir : "plugins");
     if (!s->scripts_dir || !s->plugins_dir)
@@ -154,9 +157,16 @@ fail:
     return rc;
 }
 
+tk_snapshot *tk_snapshot_ref(tk_snapshot *s)
+{
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
 void tk_snapshot_free(tk_snapshot *s)
 {
-    if (s == NULL)
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     for (int i = 0; i < s->n; i++) {
         free(s->files[i].name);

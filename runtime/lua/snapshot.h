@@ -1,7 +1,9 @@
 /* An immutable in-memory copy of the script trees (SCRIPTS_DIR and
- * PLUGINS_DIR). A reload reads the files once into a snapshot, checks it in a
- * scratch VM, and every worker VM of that generation loads from the same
- * snapshot, so a file edited after the check can never reach a worker. */
+ * PLUGINS_DIR). A reload reads the files once into a snapshot and every VM of
+ * that generation, the HTTP workers' and the realtime join policy's, loads
+ * from the same snapshot, so a file edited after the load can never reach a
+ * VM and HTTP and realtime never run different versions. Reference counted:
+ * each VM holds a reference for as long as it may `require` from it. */
 #ifndef TK_LUA_SNAPSHOT_H
 #define TK_LUA_SNAPSHOT_H
 
@@ -14,10 +16,16 @@ typedef struct tk_snapshot tk_snapshot;
 /* Reads every *.lua file under scripts_dir (names relative to it, e.g.
  * "routes/auth.lua") and under plugins_dir (names "plugins/<rel>"; the
  * directory may be missing or NULL). Copies the directory names. Returns 0,
- * or TK_EIO with the unreadable path in err, or TK_ENOMEM. Free with
- * tk_snapshot_free. */
+ * or TK_EIO with the unreadable path in err, or TK_ENOMEM. The caller holds
+ * the one reference; drop it with tk_snapshot_free. */
 int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapshot **out, char *err,
                      size_t errlen) TK_WUR;
+
+/* Takes another reference to s (NULL gives NULL) and returns s. Safe from
+ * any thread. */
+tk_snapshot *tk_snapshot_ref(tk_snapshot *s);
+
+/* Drops one reference; the last one frees the snapshot. NULL is a no-op. */
 void tk_snapshot_free(tk_snapshot *s);
 
 /* The text of file `rel`, or NULL. Borrowed until the snapshot is freed. */

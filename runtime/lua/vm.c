@@ -22,7 +22,7 @@ struct tk_lua_vm {
     int app_ref;
     int dispatch_ref;
     int nroutes;
-    tk_snapshot *owned_snapshot; /* when the VM loaded its own */
+    tk_snapshot *owned_snapshot; /* the VM's reference to what it loads from */
 };
 
 static const char CTX_KEY = 'c';
@@ -290,20 +290,17 @@ int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_
     if (rc != TK_OK)
         return rc;
     rc = tk_lua_vm_new_from(cfg, pool, worker_id, snap, out, err, errlen);
-    if (rc != TK_OK) {
-        tk_snapshot_free(snap);
-        return rc;
-    }
-    (*out)->owned_snapshot = snap;
-    return TK_OK;
+    tk_snapshot_free(snap); /* the VM holds its own reference */
+    return rc;
 }
 
-int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
-                       const tk_snapshot *snap, tk_lua_vm **out, char *err, size_t errlen)
+int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_snapshot *snap,
+                       tk_lua_vm **out, char *err, size_t errlen)
 {
     tk_lua_vm *vm = calloc(1, sizeof *vm);
     if (vm == NULL)
         return TK_ENOMEM;
+    vm->owned_snapshot = tk_snapshot_ref(snap);
     vm->ctx.snapshot = snap;
     vm->ctx.worker_id = worker_id;
     vm->mem_limit = cfg->lua_memory_limit ? cfg->lua_memory_limit : 256u * 1024 * 1024;
@@ -313,7 +310,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
     vm->app_ref = vm->dispatch_ref = LUA_NOREF;
     vm->L = lua_newstate(vm_alloc, vm);
     if (vm->L == NULL) {
-        free(vm);
+        tk_lua_vm_free(vm);
         return TK_ENOMEM;
     }
     lua_State *L = vm->L;

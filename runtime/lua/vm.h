@@ -39,9 +39,10 @@ enum { TK_ROUTE_AUTH_NONE = 0, TK_ROUTE_AUTH_REQUIRED = 1, TK_ROUTE_AUTH_OPTIONA
 int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_vm **out, char *err,
                   size_t errlen) TK_WUR;
 
-/* The same from `snap`, borrowed: it must outlive the VM. */
-int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id,
-                       const tk_snapshot *snap, tk_lua_vm **out, char *err, size_t errlen) TK_WUR;
+/* The same from `snap`; the VM takes a reference of its own (the caller
+ * keeps its own and may drop it at once). */
+int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_snapshot *snap,
+                       tk_lua_vm **out, char *err, size_t errlen) TK_WUR;
 
 /* Gives the next request a fresh instruction budget (LUA_INSTRUCTION_BUDGET). */
 void tk_lua_vm_begin_request(tk_lua_vm *vm);

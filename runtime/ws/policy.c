@@ -138,8 +138,9 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done, void *arg,
-                       tk_ws_policy **out, char *err, size_t errlen)
+int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
+                       tk_ws_policy_done_fn done, void *arg, tk_ws_policy **out, char *err,
+                       size_t errlen)
 {
     tk_ws_policy *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -156,7 +157,7 @@ int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done
         policy_thread *t = &p->threads[i];
         t->p = p;
         /* Worker id -1: not one of the HTTP workers. */
-        rc = tk_lua_vm_new(cfg, pool, -1, &t->vm, err, errlen);
+        rc = tk_lua_vm_new_from(cfg, pool, -1, snap, &t->vm, err, errlen);
         if (rc != TK_OK)
             goto fail;
     }
@@ -214,13 +215,13 @@ void tk_ws_policy_stop(tk_ws_policy *p)
     free(p);
 }
 
-int tk_ws_policy_reload(tk_ws_policy *p, char *err, size_t errlen)
+int tk_ws_policy_reload(tk_ws_policy *p, tk_snapshot *snap, char *err, size_t errlen)
 {
     tk_lua_vm *vms[TK_WS_POLICY_THREADS] = {NULL};
     pthread_mutex_lock(&p->reload_mu);
     int rc = TK_OK;
     for (int i = 0; i < TK_WS_POLICY_THREADS && rc == TK_OK; i++)
-        rc = tk_lua_vm_new(p->cfg, p->pool, -1, &vms[i], err, errlen);
+        rc = tk_lua_vm_new_from(p->cfg, p->pool, -1, snap, &vms[i], err, errlen);
     if (rc != TK_OK) {
         for (int i = 0; i < TK_WS_POLICY_THREADS; i++)
             tk_lua_vm_free(vms[i]);

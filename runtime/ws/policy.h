@@ -12,6 +12,7 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
+#include "lua/snapshot.h"
 #include "ws/rooms.h"
 
 #define TK_WS_POLICY_THREADS 2
@@ -37,19 +38,21 @@ typedef struct tk_ws_policy tk_ws_policy;
  * (free with free()). */
 typedef void (*tk_ws_policy_done_fn)(void *arg, tk_ws_join *job);
 
-/* Loads the scripts into TK_WS_POLICY_THREADS VMs and starts the threads.
- * Borrows cfg and pool until tk_ws_policy_stop. Returns 0, TK_ELUA with
- * "file:line: message" in err, or TK_ENOMEM. */
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_policy_done_fn done, void *arg,
-                       tk_ws_policy **out, char *err, size_t errlen) TK_WUR;
+/* Loads the scripts of `snap` into TK_WS_POLICY_THREADS VMs (each takes a
+ * reference) and starts the threads. Borrows cfg and pool until
+ * tk_ws_policy_stop. Returns 0, TK_ELUA with "file:line: message" in err, or
+ * TK_ENOMEM. */
+int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
+                       tk_ws_policy_done_fn done, void *arg, tk_ws_policy **out, char *err,
+                       size_t errlen) TK_WUR;
 
 /* Queues a job (takes ownership of the malloc'd job); `done` gets it back. */
 void tk_ws_policy_submit(tk_ws_policy *p, tk_ws_join *job);
 
-/* Loads the scripts anew into fresh VMs; each thread switches to its new VM
- * before its next job. On failure (TK_ELUA with the reason in err, or
+/* Loads the scripts of `snap` into fresh VMs; each thread switches to its
+ * new VM before its next job. On failure (TK_ELUA with the reason in err, or
  * TK_ENOMEM) nothing changes. Safe from any thread. */
-int tk_ws_policy_reload(tk_ws_policy *p, char *err, size_t errlen) TK_WUR;
+int tk_ws_policy_reload(tk_ws_policy *p, tk_snapshot *snap, char *err, size_t errlen) TK_WUR;
 
 /* Stops the threads after the job each is running; frees queued jobs
  * without calling `done`. NULL is a no-op. */

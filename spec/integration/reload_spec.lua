@@ -269,6 +269,17 @@ describe("hot reload under sustained load", function()
     local attempts = count(log_text, "SIGHUP: reloading scripts")
       + count(log_text, "scripts changed on disk; reloading")
     assert.are.equal(attempts, count(log_text, "reloaded: generation") + count(log_text, "reload failed;"))
+    -- realtime joins run the very generation HTTP runs: each HTTP generation is followed by the
+    -- join policy switching to the same number, loaded from the same snapshot (never from disk)
+    local http_gens, rt_gens = {}, {}
+    for g in log_text:gmatch("reloaded: generation (%d+)") do
+      http_gens[#http_gens + 1] = tonumber(g)
+    end
+    for g in log_text:gmatch("realtime: the join policy runs generation (%d+)") do
+      rt_gens[#rt_gens + 1] = tonumber(g)
+    end
+    assert.are.same(http_gens, rt_gens)
+    assert.is_nil(log_text:find("join policy could not load", 1, true))
   end)
 
   it("stops on SIGTERM with exit status 0 and no sanitizer report", function()
