@@ -5,6 +5,7 @@ local runtime = require "tk.runtime"
 local dispatch = require "lib.dispatch"
 local openapi = require "lib.openapi"
 local plugins = require "lib.plugins"
+local ratelimit = require "lib.ratelimit"
 local realtime = require "lib.realtime"
 local route = require "lib.route"
 
@@ -38,6 +39,7 @@ local ratelimits = require "policies.ratelimits"
 for _, r in ipairs(routes) do
   r.rate = ratelimits.for_route(r)
 end
+ratelimit.check(routes)
 
 dispatch.check(routes)
 

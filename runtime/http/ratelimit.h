@@ -18,6 +18,22 @@ typedef struct {
     int reset;     /* seconds until the window ends */
 } tk_rate_result;
 
+/* One bucket of a route's limits, as the Lua policy declared it (scripts/
+ * policies/ratelimits.lua, checked by scripts/lib/ratelimit.lua): routes
+ * naming the same bucket count against one budget per subject. */
+#define TK_RATE_MAX_BUCKETS 4
+typedef struct {
+    char name[128]; /* the bucket's name, part of the counter key */
+    int limit;      /* hits per window, >= 1 */
+    int window;     /* seconds, 1..86400 */
+    int per_ip;     /* 1: per client IP; 0: per user (per client IP before login) */
+} tk_rate_bucket;
+
+typedef struct {
+    int n; /* 0: the route is not limited */
+    tk_rate_bucket b[TK_RATE_MAX_BUCKETS];
+} tk_rate_limits;
+
 /* Shares the counters through Redis at `url` (copied) from now on: every
  * instance of a deployment then counts against the same budget. While
  * Redis cannot be reached, hits are counted in process (and a warning is

@@ -48,7 +48,7 @@ typedef struct tk_gen {
     tk_router *router;
     tk_lua_vm **vms; /* [nworkers] */
     int nvms;
-    int (*limits)[2]; /* per route id: general, auth per minute (0 = none) */
+    tk_rate_limits *limits; /* per route id, from the Lua policy */
     atomic_int refs;
 } tk_gen;
 
@@ -333,7 +333,7 @@ static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
     if (g->limits == NULL)
         goto fail;
     for (int id = 1; id <= nroutes; id++)
-        tk_lua_vm_route_limits(g->vms[0], id, &g->limits[id][0], &g->limits[id][1]);
+        tk_lua_vm_route_limits(g->vms[0], id, &g->limits[id]);
     atomic_init(&g->refs, 1);
     *out = g;
     return TK_OK;
@@ -672,26 +672,26 @@ static void serve_metrics(tk_server *s, tk_req *r)
     r->status = 200;
 }
 
-/* Applies the route's limits (from the Lua policy): per user (or client IP
- * before login) and, for the auth routes, per client IP. Returns 1 with a
+/* Applies the route's buckets (from the Lua policy), each counted per user
+ * (per client IP before login) or per client IP, under its own name, so a
+ * route's own limit never reads another route's counter. Returns 1 with a
  * 429 set when a bucket is exhausted. */
 static int check_rate(tk_req *r)
 {
-    const int *lim = r->gen->limits[r->match.id];
-    if (lim[0] == 0 && lim[1] == 0)
+    const tk_rate_limits *lim = &r->gen->limits[r->match.id];
+    if (lim->n == 0)
         return 0;
     int64_t now = (int64_t)time(NULL);
-    char key[192];
+    char key[320];
     const char *ip = r->ip[0] ? r->ip : "unknown";
-    for (int b = 0; b < 2; b++) {
-        if (lim[b] == 0)
-            continue;
-        if (b == 0 && r->has_user)
-            snprintf(key, sizeof key, "g:u:%s", r->claims.sub);
+    for (int i = 0; i < lim->n; i++) {
+        const tk_rate_bucket *b = &lim->b[i];
+        if (!b->per_ip && r->has_user)
+            snprintf(key, sizeof key, "rl:%s:u:%s", b->name, r->claims.sub);
         else
-            snprintf(key, sizeof key, "%s:ip:%s", b == 0 ? "g" : "a", ip);
+            snprintf(key, sizeof key, "rl:%s:ip:%s", b->name, ip);
         tk_rate_result res;
-        (void)tk_ratelimit_hit(key, lim[b], 60, now, &res);
+        (void)tk_ratelimit_hit(key, b->limit, b->window, now, &res);
         if (!r->rated || !res.allowed || res.remaining < r->rate.remaining) {
             r->rate = res;
             r->rated = 1;

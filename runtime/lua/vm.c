@@ -444,23 +444,44 @@ int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen
     return TK_OK;
 }
 
-static int rate_field(lua_State *L, const char *name)
+static int rate_field(lua_State *L, const char *name, lua_Integer max)
 {
     lua_getfield(L, -1, name); /* +1 */
     lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
     lua_pop(L, 1);
-    return v > 0 && v <= 2000000000 ? (int)v : 0;
+    return v > 0 && v <= max ? (int)v : 0;
 }
 
-void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth)
+/* lib.ratelimit has checked the shapes when app.lua loaded; a bucket that is
+ * still malformed here is skipped rather than trusted. */
+void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, tk_rate_limits *out)
 {
     lua_State *L = vm->L;
-    *general = *auth = 0;
+    memset(out, 0, sizeof *out);
     push_route(vm, id);          /* +1 route */
     lua_getfield(L, -1, "rate"); /* +1 rate */
-    if (lua_istable(L, -1)) {
-        *general = rate_field(L, "general");
-        *auth = rate_field(L, "auth");
+    lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    for (lua_Integer i = 1; i <= n && out->n < TK_RATE_MAX_BUCKETS; i++) {
+        if (lua_rawgeti(L, -1, i) != LUA_TTABLE) { /* +1 bucket */
+            lua_pop(L, 1);
+            continue;
+        }
+        tk_rate_bucket *b = &out->b[out->n];
+        lua_getfield(L, -1, "bucket"); /* +1 name */
+        const char *name = lua_tostring(L, -1);
+        int named = name != NULL && strlen(name) < sizeof b->name;
+        if (named)
+            snprintf(b->name, sizeof b->name, "%s", name);
+        lua_pop(L, 1);              /* -1 name */
+        lua_getfield(L, -1, "per"); /* +1 per */
+        const char *per = lua_tostring(L, -1);
+        b->per_ip = per != NULL && strcmp(per, "ip") == 0;
+        lua_pop(L, 1); /* -1 per */
+        b->limit = rate_field(L, "limit", 2000000000);
+        b->window = rate_field(L, "window", 86400);
+        if (named && b->limit > 0 && b->window > 0)
+            out->n++;
+        lua_pop(L, 1); /* -1 bucket */
     }
     lua_pop(L, 2);
 }

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
+#include "http/ratelimit.h"
 #include "http/router.h"
 #include "lua/snapshot.h"
 
@@ -58,8 +59,8 @@ int tk_lua_vm_route_count(tk_lua_vm *vm);
  * "file:line: reason" in err on a malformed or conflicting route. */
 int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen) TK_WUR;
 
-/* The rate limits the policy gave route `id` (0 = unlimited). */
-void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, int *general, int *auth);
+/* The rate-limit buckets the policy gave route `id` (out->n = 0: none). */
+void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, tk_rate_limits *out);
 
 /* Writes the route table (method, pattern, auth, file:line) to out. */
 void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);

@@ -7,7 +7,9 @@
 --
 -- Options: auth = "required" (default) | "optional" | "none"; body and query
 -- are schemas (lib.schema) checked before the handler runs; summary, tags
--- and status document the route. The C runtime compiles method + path into
+-- and status document the route; rate = { limit = n [, window = s]
+-- [, per = "user"|"ip"] } gives the route a rate-limit bucket of its own on
+-- top of the policy's (policies/ratelimits.lua). The C runtime compiles method + path into
 -- its route table; `where` (file:line of the declaration) is kept for
 -- errors and `taskapi routes`.
 local runtime = require "tk.runtime"
@@ -22,7 +24,7 @@ Group.__index = Group
 local AUTH = { required = true, optional = true, none = true }
 local OPTIONS = {
   auth = true, body = true, query = true, summary = true, description = true, tags = true,
-  status = true, responses = true, errors = true,
+  status = true, responses = true, errors = true, rate = true,
 }
 
 function M.group(prefix)
@@ -43,6 +45,10 @@ local function add(self, method, path, opts, handler)
   if not AUTH[auth] then
     error(("route %s %s: auth must be required, optional or none"):format(method, path), 3)
   end
+  if opts.rate ~= nil and type(opts.rate) ~= "table" then
+    error(("route %s %s: rate must be a table { limit = n [, window = s] [, per = ...] }")
+      :format(method, path), 3)
+  end
   local r = {
     method = method,
     path = self.prefix .. path,
@@ -55,6 +61,7 @@ local function add(self, method, path, opts, handler)
     status = opts.status,
     responses = opts.responses,
     errors = opts.errors,
+    rate_option = opts.rate,
     handler = handler,
     where = runtime.where(3),
   }

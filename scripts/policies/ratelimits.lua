@@ -1,17 +1,30 @@
 -- Rate limits (API.md §9, §10): which routes are limited and how much. The
 -- C runtime counts and answers 429 before any Lua runs; this policy only
 -- sets the numbers, per route, when the scripts load (an operator changes
--- them here and reloads). Windows are one minute.
---   general  per user (per client IP before login): RATE_LIMIT_PER_MIN
+-- them here and reloads).
+--
+-- A route's limits are a list of buckets { bucket, limit, window, per }:
+--   bucket  the counter's name; every route naming the same bucket counts
+--           against one budget, so they must agree on limit, window and per
+--           (the loader refuses a mismatch, naming both routes)
+--   limit   hits per window; window in seconds (M.WINDOW by default)
+--   per     "user" (the caller; the client IP before login) or "ip"
+-- The defaults:
+--   general  per user: RATE_LIMIT_PER_MIN, one budget for every route
 --   auth     per client IP, one budget shared by login, register,
 --            forgot-password and reset-password: AUTH_RATE_LIMIT_PER_MIN
+-- A route that declares its own `rate = { limit = 3 [, window, per] }`
+-- also gets a bucket of its own, named after it ("route:GET /path").
 -- Failed logins per email are counted by the login route itself
--- (M.login_failures_per_email) through tk.ratelimit.
+-- (M.login_failures_per_email in M.WINDOW) through tk.ratelimit.
 local runtime = require "tk.runtime"
 
 local M = {}
 
 local cfg = runtime.config()
+
+M.WINDOW = 60 -- seconds, for every bucket below and for failed logins
+M.login_failures_per_email = cfg.auth_rate_limit_per_min
 
 local AUTH_BUDGET = {
   ["POST /api/v1/auth/login"] = true,
@@ -25,19 +38,24 @@ local function exempt(path)
     or path == "/api/v1/openapi.json"
 end
 
---- The limits of a route: { general = n, auth = n } (absent = unlimited).
+--- The buckets of a route (an empty list: unlimited).
 function M.for_route(route)
   if exempt(route.path) then
     return {}
   end
-  local limits = { general = cfg.rate_limit_per_min }
+  local buckets = {
+    { bucket = "general", limit = cfg.rate_limit_per_min, window = M.WINDOW, per = "user" },
+  }
   if AUTH_BUDGET[route.method .. " " .. route.path] then
-    limits.auth = cfg.auth_rate_limit_per_min
+    buckets[#buckets + 1] = { bucket = "auth", limit = cfg.auth_rate_limit_per_min,
+      window = M.WINDOW, per = "ip" }
   end
-  return limits
+  local own = route.rate_option
+  if own then
+    buckets[#buckets + 1] = { bucket = "route:" .. route.method .. " " .. route.path,
+      limit = own.limit, window = own.window or M.WINDOW, per = own.per or "user" }
+  end
+  return buckets
 end
-
-M.login_failures_per_email = cfg.auth_rate_limit_per_min
-M.WINDOW = 60
 
 return M
