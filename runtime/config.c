@@ -217,7 +217,13 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
     if (rc)
         goto fail;
-    STR_VAR(pid_file, "PID_FILE", "var/taskapi.pid");
+    /* An absolute default, so `taskapi reload` finds the server from any
+     * directory: one file per port in the user's runtime directory. */
+    const char *run_dir = getenv("XDG_RUNTIME_DIR");
+    char pid_def[512];
+    snprintf(pid_def, sizeof pid_def, "%s/taskapi-%d.pid",
+             run_dir && run_dir[0] == '/' && strlen(run_dir) < 400 ? run_dir : "/tmp", cfg->port);
+    STR_VAR(pid_file, "PID_FILE", pid_def);
     INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
     cfg->watch_scripts = 1;
     if (getenv("WATCH_SCRIPTS") && *getenv("WATCH_SCRIPTS")) {

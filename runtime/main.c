@@ -2,12 +2,14 @@
  * users grant-admin EMAIL | version. Each subcommand reads the same
  * environment configuration; errors go to stderr as one line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -98,16 +100,36 @@ static void reload_from_watch(void *ud)
     reload_all(ud);
 }
 
+/* Opens the pid file without following a symlink and only if it is a
+ * regular file of this user: the default lives in a shared directory
+ * (/tmp without XDG_RUNTIME_DIR), where another user could plant one.
+ * Returns the descriptor or -1 with errno set. */
+static int open_pid_file(const char *path, int flags)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
 static void write_pid_file(const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
+    int fd = open_pid_file(path, O_WRONLY | O_CREAT);
+    if (fd < 0 || ftruncate(fd, 0) != 0 || dprintf(fd, "%ld\n", (long)getpid()) < 0) {
         tk_log_warn("cannot write PID_FILE %s: %s (taskapi reload will not find this server)", path,
                     strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return;
     }
-    fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
+    close(fd);
+    tk_log_info("PID_FILE %s (taskapi reload finds this server through it)", path);
 }
 
 static int cmd_serve(void)
@@ -290,7 +312,10 @@ static int cmd_reload(void)
     if (load_config(&cfg) != 0)
         return 1;
     int status = 1;
-    FILE *f = fopen(cfg.pid_file, "r");
+    int fd = open_pid_file(cfg.pid_file, O_RDONLY);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL && fd >= 0)
+        close(fd);
     long pid = 0;
     if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
         fprintf(stderr, "taskapi: no running server found in PID_FILE %s\n", cfg.pid_file);

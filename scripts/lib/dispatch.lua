@@ -18,7 +18,7 @@ local BODY_METHODS = { POST = true, PUT = true, PATCH = true, DELETE = true }
 local EMPTY_OBJECT = { type = "object", properties = {} }
 
 local function respond_error(e)
-  return e.status, json.encode(errors.body(e))
+  return e.status, json.encode(errors.body(e)), e.headers
 end
 
 -- Message handler for xpcall: HTTP errors pass through; anything else is a

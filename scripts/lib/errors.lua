@@ -11,8 +11,10 @@ mt.__tostring = function(e)
   return ("%d %s: %s"):format(e.status, e.code, e.message)
 end
 
-function M.new(status, code, message, details)
-  return setmetatable({ status = status, code = code, message = message, details = details }, mt)
+--- An error answer; headers (optional) go with it (e.g. the ETag of a 412).
+function M.new(status, code, message, details, headers)
+  return setmetatable({ status = status, code = code, message = message, details = details,
+    headers = headers }, mt)
 end
 
 function M.is(e)
@@ -20,8 +22,8 @@ function M.is(e)
 end
 
 --- Raises an HTTP error; never returns.
-function M.raise(status, code, message, details)
-  error(M.new(status, code, message, details), 0)
+function M.raise(status, code, message, details, headers)
+  error(M.new(status, code, message, details, headers), 0)
 end
 
 function M.not_found(message)

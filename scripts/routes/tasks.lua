@@ -283,9 +283,11 @@ local function parse_if_match(value)
   return set
 end
 
+-- 412 with the ETag of the version that is current now, so the client can
+-- read it and decide without another round trip for the tag.
 local function precondition_failed(row)
-  errors.raise(412, "precondition_failed",
-    "the task has changed (version " .. tostring(row and row.version or "unknown") .. ")")
+  errors.raise(412, "precondition_failed", "the task has changed (version " .. row.version .. ")",
+    nil, { ETag = etag(row) })
 end
 
 -- Raises 422 on assigneeId unless `user_id` is a member of the project.
@@ -396,8 +398,8 @@ local function update(req)
         notify.emit("task.updated", { actor = user.id, task = task, before = before, changes = ch })
         return t
       end
-      if if_match then
-        precondition_failed(nil)
+      if if_match then -- changed since our read: answer with the version now current
+        precondition_failed(tasks.get(user, id, "task.update", "share"))
       end
       -- Someone else changed it between our read and our write: read again,
       -- this time holding the row, and merge the body over the new values.
@@ -418,8 +420,8 @@ local function delete(req)
     end
     local _, n = db.query(DELETE_TASK, row.id, if_match and row.version or nil)
     if n == 0 then
-      if if_match then
-        precondition_failed(nil)
+      if if_match then -- changed since our read (gone: tasks.get answers 404)
+        precondition_failed(tasks.get(user, id, "task.delete", "share"))
       end
       errors.not_found("task not found")
     end

@@ -344,8 +344,9 @@ describe("tasks", function()
       h.expect_status(patch(member.access, t.id, { title = "v4" }, { ["If-Match"] = 'W/"3"' }), 200)
       h.expect_status(patch(member.access, t.id, { title = "v5" }, { ["If-Match"] = '"1", "4"' }), 200)
       h.expect_status(patch(member.access, t.id, { title = "v6" }, { ["If-Match"] = "*" }), 200)
-      h.expect_error(patch(member.access, t.id, { title = "stale" }, { ["If-Match"] = '"1"' }),
-        412, "precondition_failed")
+      local stale = patch(member.access, t.id, { title = "stale" }, { ["If-Match"] = '"1"' })
+      h.expect_error(stale, 412, "precondition_failed")
+      assert.are.equal('"6"', stale.headers["etag"]) -- the version that is current now
       h.expect_error(patch(member.access, t.id, { title = "junk" }, { ["If-Match"] = '"abc"' }),
         412, "precondition_failed")
       local now = h.expect_status(get_task(member.access, t.id), 200).data
@@ -425,8 +426,9 @@ describe("tasks", function()
     it("honours If-Match (412 on a stale version)", function()
       local t = T.create(member.access, project, { title = "dm" })
       h.expect_status(patch(member.access, t.id, { title = "dm2" }), 200)
-      h.expect_error(call("DELETE", "/tasks/" .. t.id, member.access, nil, { ["If-Match"] = '"1"' }),
-        412, "precondition_failed")
+      local stale = call("DELETE", "/tasks/" .. t.id, member.access, nil, { ["If-Match"] = '"1"' })
+      h.expect_error(stale, 412, "precondition_failed")
+      assert.are.equal('"2"', stale.headers["etag"])
       h.expect_status(get_task(member.access, t.id), 200)
       assert.are.equal(204, call("DELETE", "/tasks/" .. t.id, member.access, nil,
         { ["If-Match"] = 'W/"2"' }).status)

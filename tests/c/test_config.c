@@ -55,6 +55,7 @@ static const char *const all_vars[] = {
     "RELOAD_DEBOUNCE_MS",
     "WATCH_SCRIPTS",
     "TASKAPI_DEBUG_QUERIES",
+    "XDG_RUNTIME_DIR",
 };
 
 static void clean_env(void)
@@ -148,7 +149,7 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_EQ_INT(cfg.production, 0);
     ASSERT_EQ_INT(cfg.job_poll_ms, 500);
     ASSERT_EQ_INT(cfg.lua_instruction_budget, 100000000);
-    ASSERT_STR_EQ(cfg.pid_file, "var/taskapi.pid");
+    ASSERT_STR_EQ(cfg.pid_file, "/tmp/taskapi-8080.pid"); /* XDG_RUNTIME_DIR unset */
     ASSERT_EQ_INT(cfg.watch_scripts, 1);
     ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
@@ -190,6 +191,25 @@ TEST(empty_values_mean_default)
     LOAD_WITH(cfg, "JWT_SECRET", "");
     ASSERT_EQ_INT(cfg.jwt_secret_generated, 1);
     tk_config_cleanup(&cfg);
+    return 0;
+}
+
+TEST(pid_file_default_is_absolute_and_per_port)
+{
+    tk_config cfg;
+    char err[256];
+
+    clean_env();
+    setenv("PORT", "9000", 1);
+    setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_STR_EQ(cfg.pid_file, "/run/user/1000/taskapi-9000.pid");
+    tk_config_cleanup(&cfg);
+    setenv("XDG_RUNTIME_DIR", "relative/dir", 1); /* not absolute: ignored */
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_STR_EQ(cfg.pid_file, "/tmp/taskapi-9000.pid");
+    tk_config_cleanup(&cfg);
+    clean_env();
     return 0;
 }
 
@@ -514,7 +534,8 @@ TEST(origin_allowed)
 }
 
 TEST_MAIN(TEST_ENTRY(defaults_in_a_clean_environment), TEST_ENTRY(generated_secrets_differ),
-          TEST_ENTRY(empty_values_mean_default), TEST_ENTRY(values_are_read),
+          TEST_ENTRY(empty_values_mean_default),
+          TEST_ENTRY(pid_file_default_is_absolute_and_per_port), TEST_ENTRY(values_are_read),
           TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
           TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),
           TEST_ENTRY(body_limit_message), TEST_ENTRY(log_settings), TEST_ENTRY(jwt_secret_rules),
