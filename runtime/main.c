@@ -276,6 +276,19 @@ out:
 
 /* ---- routes / check ------------------------------------------------------------ */
 
+/* Prints a syntax error and remembers the first (ud: a char[512]). */
+static void print_syntax_error(const char *msg, void *ud)
+{
+    char *first = ud;
+    fprintf(stderr, "taskapi: %s\n", msg);
+    if (first[0] == '\0')
+        snprintf(first, 512, "%s", msg);
+}
+
+/* `routes` prints the table; `check` loads the scripts as the server would
+ * (with this environment's PLUGINS settings) and also compiles every file
+ * of SCRIPTS_DIR and PLUGINS_DIR, enabled here or not, so a plugin the
+ * server enables but this shell does not cannot hide a syntax error. */
 static int cmd_scripts(int print_routes)
 {
     tk_config cfg;
@@ -283,22 +296,40 @@ static int cmd_scripts(int print_routes)
         return 1;
     int status = 1;
     char err[4096];
+    tk_snapshot *snap = NULL;
     tk_lua_vm *vm = NULL;
     tk_router *router = NULL;
     if (tk_router_new(&router) != TK_OK)
         goto out;
-    if (tk_lua_vm_new(&cfg, NULL, 0, &vm, err, sizeof err) != TK_OK ||
-        tk_lua_vm_build_router(vm, router, err, sizeof err) != TK_OK) {
+    if (tk_snapshot_load(cfg.scripts_dir, cfg.plugins_dir, &snap, err, sizeof err) != TK_OK) {
         fprintf(stderr, "taskapi: %s\n", err);
         goto out;
     }
+    int bad = 0;
+    char first[512] = "";
+    if (!print_routes && (bad = tk_lua_check_syntax(snap, print_syntax_error, first)) < 0) {
+        fprintf(stderr, "taskapi: out of memory\n");
+        goto out;
+    }
+    /* Load as the server would even after syntax errors: that reports what
+     * only loading finds (a missing plugin, a bad schema), once. */
+    if (tk_lua_vm_new_from(&cfg, NULL, 0, snap, &vm, err, sizeof err) != TK_OK ||
+        tk_lua_vm_build_router(vm, router, err, sizeof err) != TK_OK) {
+        if (first[0] == '\0' || strstr(err, first) == NULL)
+            fprintf(stderr, "taskapi: %s\n", err);
+        goto out;
+    }
+    if (bad > 0)
+        goto out;
     if (print_routes)
         tk_lua_vm_print_routes(vm, stdout);
     else
-        printf("ok: %s: %d routes\n", cfg.scripts_dir, tk_router_count(router));
+        printf("ok: %s: %d routes, %d files compiled\n", cfg.scripts_dir, tk_router_count(router),
+               tk_snapshot_count(snap));
     status = 0;
 out:
     tk_lua_vm_free(vm);
+    tk_snapshot_free(snap);
     tk_router_free(router);
     tk_config_cleanup(&cfg);
     return status;

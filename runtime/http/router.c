@@ -85,6 +85,22 @@ static int same_shape(const route *a, const route *b)
     return 1;
 }
 
+int tk_router_conflict(const tk_router *r, const char *method, const char *pattern)
+{
+    route rt = {0};
+    rt.method = (char *)method; /* read only; never freed here */
+    rt.storage = strdup(pattern);
+    if (rt.storage == NULL)
+        return 0;
+    rt.nsegs = split(rt.storage, rt.segs);
+    int id = 0;
+    for (int i = 0; i < r->n && rt.nsegs >= 0 && id == 0; i++)
+        if (same_shape(&r->routes[i], &rt))
+            id = r->routes[i].id;
+    free(rt.storage);
+    return id;
+}
+
 int tk_router_add(tk_router *r, const char *method, const char *pattern, int id, int flags,
                   char *err, size_t errlen)
 {

@@ -31,6 +31,11 @@ void tk_router_free(tk_router *r);
 int tk_router_add(tk_router *r, const char *method, const char *pattern, int id, int flags,
                   char *err, size_t errlen) TK_WUR;
 
+/* The id of the route already added that method + pattern conflicts with
+ * (same method, same shape), or 0 when none does (or out of memory): lets a
+ * caller name both definitions after tk_router_add refused one. */
+int tk_router_conflict(const tk_router *r, const char *method, const char *pattern);
+
 /* Matches method + path. Returns TK_OK with m filled; TK_ENOTFOUND when no
  * pattern matches the path; 1 when the path matches but not the method, with
  * the allowed methods ("GET, PATCH") written into allow. Static segments win

@@ -178,6 +178,11 @@ void tk_snapshot_free(tk_snapshot *s)
     free(s);
 }
 
+const char *tk_snapshot_name(const tk_snapshot *s, int i)
+{
+    return i >= 0 && i < s->n ? s->files[i].name : NULL;
+}
+
 const char *tk_snapshot_get(const tk_snapshot *s, const char *rel, size_t *len)
 {
     entry key = {.name = (char *)rel};

@@ -44,4 +44,8 @@ void tk_snapshot_list(const tk_snapshot *s, const char *dir, int dirs,
 /* Number of files (for logs). */
 int tk_snapshot_count(const tk_snapshot *s);
 
+/* The name of file i (0 <= i < count, in name order), or NULL. Borrowed
+ * until the snapshot is freed. */
+const char *tk_snapshot_name(const tk_snapshot *s, int i);
+
 #endif

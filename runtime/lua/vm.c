@@ -76,6 +76,30 @@ static int load_script(lua_State *L, const char *rel)
     return st;
 }
 
+int tk_lua_check_syntax(const tk_snapshot *snap, void (*report)(const char *msg, void *ud),
+                        void *ud)
+{
+    lua_State *L = luaL_newstate(); /* compiles only: no library, nothing runs */
+    if (L == NULL)
+        return -1;
+    int failed = 0;
+    for (int i = 0; i < tk_snapshot_count(snap); i++) {
+        const char *rel = tk_snapshot_name(snap, i);
+        size_t len = 0;
+        const char *src = tk_snapshot_get(snap, rel, &len);
+        char display[4096];
+        tk_snapshot_display(snap, rel, display, sizeof display);
+        lua_pushfstring(L, "@%s", display);                                      /* +1 chunk name */
+        if (luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t") != LUA_OK) { /* +1 */
+            report(lua_tostring(L, -1), ud);
+            failed++;
+        }
+        lua_settop(L, 0);
+    }
+    lua_close(L);
+    return failed;
+}
+
 static int module_name_ok(const char *name)
 {
     if (*name == '\0' || *name == '.')
@@ -435,8 +459,18 @@ int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen
         char why[512];
         int rc = tk_router_add(r, method, path, i, flags, why, sizeof why);
         if (rc != TK_OK) {
-            tk_errf(err, errlen, "%s: %s", where ? where : "app.routes", why);
-            lua_pop(L, 1);
+            int other = tk_router_conflict(r, method, path);
+            const char *other_where = NULL;
+            if (other > 0) {
+                push_route(vm, other); /* +1 the route defined first */
+                other_where = field_str(L, "where");
+            }
+            if (other_where)
+                tk_errf(err, errlen, "%s: %s (defined at %s)", where ? where : "app.routes", why,
+                        other_where);
+            else
+                tk_errf(err, errlen, "%s: %s", where ? where : "app.routes", why);
+            lua_pop(L, other > 0 ? 2 : 1);
             return rc;
         }
         lua_pop(L, 1);

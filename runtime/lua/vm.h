@@ -45,6 +45,13 @@ int tk_lua_vm_new(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_lua_
 int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk_snapshot *snap,
                        tk_lua_vm **out, char *err, size_t errlen) TK_WUR;
 
+/* Compiles every file of `snap` (scripts and every plugin, enabled or not)
+ * without running it, and calls report(msg, ud) with "file:line: message"
+ * for each syntax error, in file name order. Returns the number of files
+ * that failed, or -1 out of memory. */
+int tk_lua_check_syntax(const tk_snapshot *snap, void (*report)(const char *msg, void *ud),
+                        void *ud);
+
 /* Gives the next request a fresh instruction budget (LUA_INSTRUCTION_BUDGET). */
 void tk_lua_vm_begin_request(tk_lua_vm *vm);
 void tk_lua_vm_free(tk_lua_vm *vm);

@@ -617,81 +617,16 @@ local function type_matches(t, v)
   return false
 end
 
-local check_node -- forward declaration: (schema, path, stack) -> true | nil, err
+local check_node -- forward declaration: (schema, path, stack, errs); appends to errs
 
-local function check_keyword(s, k, v, path, stack)
-  local where = path .. "." .. k
-  if COUNT_KEYWORDS[k] then
-    if type(v) ~= "number" or not tointeger(v) or v < 0 then
-      return nil, where .. ": must be a non-negative integer"
-    end
-  elseif BOOL_KEYWORDS[k] then
-    if type(v) ~= "boolean" then return nil, where .. ": must be a boolean" end
-  elseif STRING_KEYWORDS[k] then
-    if type(v) ~= "string" then return nil, where .. ": must be a string" end
-  elseif k == "minimum" or k == "maximum" then
-    if type(v) ~= "number" or not finite(v) then return nil, where .. ": must be a number" end
-  elseif k == "format" then
-    if not FORMATS[v] then
-      return nil, where .. ": unknown format '" .. tostring(v)
-        .. "' (expected email, uuid, url, date or date-time)"
-    end
-  elseif k == "pattern" then
-    if type(v) ~= "string" then return nil, where .. ": must be a string" end
-    local ok, err = pcall(sfind, "", v)
-    if not ok then return nil, where .. ": bad Lua pattern: " .. tostring(err) end
-  elseif k == "enum" then
-    local n = array_length(v)
-    if not n or n == 0 then return nil, where .. ": must be a non-empty list" end
-    for i = 1, n do
-      if not type_matches(s.type, v[i]) then
-        return nil, where .. "[" .. (i - 1) .. "]: must be a " .. s.type
-      end
-    end
-  elseif k == "examples" then
-    if not array_length(v) then return nil, where .. ": must be a list" end
-  elseif k == "items" then
-    return check_node(v, where, stack)
-  elseif k == "properties" then
-    if type(v) ~= "table" then return nil, where .. ": must be a table" end
-    for name, sub in pairs(v) do
-      if type(name) ~= "string" then return nil, where .. ": property names must be strings" end
-      local ok, err = check_node(sub, where .. "." .. name, stack)
-      if not ok then return nil, err end
-    end
-  elseif k == "required" then
-    local n = array_length(v)
-    if not n then return nil, where .. ": must be a list of property names" end
-    local seen = {}
-    for i = 1, n do
-      local name = v[i]
-      if type(name) ~= "string" then
-        return nil, where .. ": must be a list of property names"
-      end
-      if not (s.properties and s.properties[name] ~= nil) then
-        return nil, where .. ": '" .. name .. "' is not in properties"
-      end
-      if seen[name] then return nil, where .. ": '" .. name .. "' is listed twice" end
-      seen[name] = true
-    end
-  elseif k == "additionalProperties" then
-    if type(v) == "table" then return check_node(v, where, stack) end
-    if type(v) ~= "boolean" then
-      return nil, where .. ": must be a boolean or a schema"
-    end
-  end
-  return true
+-- Appends one error to errs; returns nil so callers can `return fail(...)`.
+local function fail(errs, msg)
+  errs[#errs + 1] = msg
+  return nil
 end
 
-local function check_pair(s, lo, hi, path)
-  if s[lo] and s[hi] and s[lo] > s[hi] then
-    return nil, path .. ": " .. lo .. " is greater than " .. hi
-  end
-  return true
-end
-
--- Keys in a deterministic order (strings sorted, others after) so the first
--- error reported does not depend on table iteration order.
+-- Keys in a deterministic order (strings sorted, others after) so the
+-- errors reported do not depend on table iteration order.
 local function sorted_keys_any(t)
   local strs, others = {}, {}
   for k in pairs(t) do
@@ -702,54 +637,134 @@ local function sorted_keys_any(t)
   return strs
 end
 
-check_node = function(s, path, stack)
-  if type(s) ~= "table" then return nil, path .. ": must be a schema table" end
-  if stack[s] then return nil, path .. ": schema refers to itself" end
-  local t = s.type
-  if t == nil then return nil, path .. ": missing 'type'" end
-  if not TYPES[t] then
-    return nil, path .. ": unknown type '" .. tostring(t)
-      .. "' (expected string, integer, number, boolean, array or object)"
-  end
-  stack[s] = true
-  local allowed = PER_TYPE[t]
-  for _, k in ipairs(sorted_keys_any(s)) do
-    if type(k) ~= "string" or not (COMMON[k] or allowed[k]) then
-      stack[s] = nil
-      if type(k) == "string" and ANY_TYPE_KEYWORD[k] then
-        return nil, path .. ": keyword '" .. k .. "' does not apply to type " .. t
-      end
-      return nil, path .. ": unknown keyword '" .. tostring(k) .. "'"
+local function check_keyword(s, k, v, path, stack, errs)
+  local where = path .. "." .. k
+  if COUNT_KEYWORDS[k] then
+    if type(v) ~= "number" or not tointeger(v) or v < 0 then
+      return fail(errs, where .. ": must be a non-negative integer")
     end
-    local ok, err = check_keyword(s, k, s[k], path, stack)
-    if not ok then stack[s] = nil; return nil, err end
-  end
-  stack[s] = nil
-  for _, p in ipairs({ { "minLength", "maxLength" }, { "minBytes", "maxBytes" },
-                       { "minItems", "maxItems" }, { "minimum", "maximum" } }) do
-    local ok, err = check_pair(s, p[1], p[2], path)
-    if not ok then return nil, err end
-  end
-  if t == "object" then info_of(s) end
-  if s.default ~= nil then
-    local ctx = { details = {}, max = 1 }
-    if not walk(s, s.default, "", ctx) then
-      return nil, path .. ".default: " .. ctx.details[1].message
+  elseif BOOL_KEYWORDS[k] then
+    if type(v) ~= "boolean" then return fail(errs, where .. ": must be a boolean") end
+  elseif STRING_KEYWORDS[k] then
+    if type(v) ~= "string" then return fail(errs, where .. ": must be a string") end
+  elseif k == "minimum" or k == "maximum" then
+    if type(v) ~= "number" or not finite(v) then return fail(errs, where .. ": must be a number") end
+  elseif k == "format" then
+    if not FORMATS[v] then
+      return fail(errs, where .. ": unknown format '" .. tostring(v)
+        .. "' (expected email, uuid, url, date or date-time)")
+    end
+  elseif k == "pattern" then
+    if type(v) ~= "string" then return fail(errs, where .. ": must be a string") end
+    local ok, err = pcall(sfind, "", v)
+    if not ok then return fail(errs, where .. ": bad Lua pattern: " .. tostring(err)) end
+  elseif k == "enum" then
+    local n = array_length(v)
+    if not n or n == 0 then return fail(errs, where .. ": must be a non-empty list") end
+    for i = 1, n do
+      if not type_matches(s.type, v[i]) then
+        fail(errs, where .. "[" .. (i - 1) .. "]: must be a " .. s.type)
+      end
+    end
+  elseif k == "examples" then
+    if not array_length(v) then return fail(errs, where .. ": must be a list") end
+  elseif k == "items" then
+    check_node(v, where, stack, errs)
+  elseif k == "properties" then
+    if type(v) ~= "table" then return fail(errs, where .. ": must be a table") end
+    for _, name in ipairs(sorted_keys_any(v)) do
+      if type(name) ~= "string" then
+        fail(errs, where .. ": property names must be strings")
+      else
+        check_node(v[name], where .. "." .. name, stack, errs)
+      end
+    end
+  elseif k == "required" then
+    local n = array_length(v)
+    if not n then return fail(errs, where .. ": must be a list of property names") end
+    local seen = {}
+    for i = 1, n do
+      local name = v[i]
+      if type(name) ~= "string" then
+        fail(errs, where .. ": must be a list of property names")
+      elseif not (type(s.properties) == "table" and s.properties[name] ~= nil) then
+        fail(errs, where .. ": '" .. name .. "' is not in properties")
+      elseif seen[name] then
+        fail(errs, where .. ": '" .. name .. "' is listed twice")
+      else
+        seen[name] = true
+      end
+    end
+  elseif k == "additionalProperties" then
+    if type(v) == "table" then
+      check_node(v, where, stack, errs)
+    elseif type(v) ~= "boolean" then
+      return fail(errs, where .. ": must be a boolean or a schema")
     end
   end
   return true
 end
 
--- M.check(schema) -> true | nil, err
+local function check_pair(s, lo, hi, path, errs)
+  if type(s[lo]) == "number" and type(s[hi]) == "number" and s[lo] > s[hi] then
+    fail(errs, path .. ": " .. lo .. " is greater than " .. hi)
+  end
+end
+
+check_node = function(s, path, stack, errs)
+  if type(s) ~= "table" then return fail(errs, path .. ": must be a schema table") end
+  if stack[s] then return fail(errs, path .. ": schema refers to itself") end
+  local t = s.type
+  if t == nil then return fail(errs, path .. ": missing 'type'") end
+  if not TYPES[t] then
+    return fail(errs, path .. ": unknown type '" .. tostring(t)
+      .. "' (expected string, integer, number, boolean, array or object)")
+  end
+  local before = #errs
+  stack[s] = true
+  local allowed = PER_TYPE[t]
+  for _, k in ipairs(sorted_keys_any(s)) do
+    if type(k) ~= "string" or not (COMMON[k] or allowed[k]) then
+      if type(k) == "string" and ANY_TYPE_KEYWORD[k] then
+        fail(errs, path .. ": keyword '" .. k .. "' does not apply to type " .. t)
+      else
+        fail(errs, path .. ": unknown keyword '" .. tostring(k) .. "'")
+      end
+    else
+      check_keyword(s, k, s[k], path, stack, errs)
+    end
+  end
+  stack[s] = nil
+  for _, p in ipairs({ { "minLength", "maxLength" }, { "minBytes", "maxBytes" },
+                       { "minItems", "maxItems" }, { "minimum", "maximum" } }) do
+    check_pair(s, p[1], p[2], path, errs)
+  end
+  if #errs > before then
+    return nil -- the node is broken: its default cannot be judged
+  end
+  if t == "object" then info_of(s) end
+  if s.default ~= nil then
+    local ctx = { details = {}, max = 1 }
+    if not walk(s, s.default, "", ctx) then
+      return fail(errs, path .. ".default: " .. ctx.details[1].message)
+    end
+  end
+  return true
+end
+
+-- M.check(schema) -> true | nil, err, errs
 -- Validates a schema definition (unknown keywords or types, keywords that do
 -- not fit the type, bad format names, malformed Lua patterns, required names
 -- missing from properties, min > max, defaults that fail their own schema).
--- err names the place: "schema.properties.title.maxLenght: ...". Meant for
--- script load time; a good schema is remembered so validate() skips the work.
+-- Reports every problem, in a stable order (keywords and property names
+-- sorted): err joins them with "; ", errs is the list. Each names its place:
+-- "schema.properties.title.maxLenght: ...". Meant for script load time; a
+-- good schema is remembered so validate() skips the work.
 function M.check(schema)
   if checked[schema] then return true end
-  local ok, err = check_node(schema, "schema", {})
-  if not ok then return nil, err end
+  local errs = {}
+  check_node(schema, "schema", {}, errs)
+  if #errs > 0 then return nil, tconcat(errs, "; "), errs end
   checked[schema] = true
   return true
 end

@@ -606,6 +606,35 @@ describe("schema.check", function()
     assert.equal("schema.items: schema refers to itself", err_of(s))
   end)
 
+  it("reports every problem at once, in the same order every time", function()
+    local want = "schema.properties.alpha.maxLength: must be a non-negative integer; "
+      .. "schema.properties.beta: unknown keyword 'minLenght'; "
+      .. "schema.properties.gamma.format: unknown format 'mail' (expected email, uuid, url, date or date-time); "
+      .. "schema.properties.gamma: minLength is greater than maxLength; "
+      .. "schema.required: 'delta' is not in properties"
+    for round = 1, 30 do
+      -- properties built in a different insertion order each round: hash order varies
+      local props, names = {}, { "gamma", "alpha", "beta", "zeta" }
+      for i = 1, #names do
+        local name = names[(i + round) % #names + 1]
+        props[name] = ({
+          alpha = { type = "string", maxLength = -1 },
+          beta = { type = "string", minLenght = 2 },
+          gamma = { type = "string", format = "mail", minLength = 3, maxLength = 1 },
+          zeta = { type = "integer" },
+        })[name]
+      end
+      for i = 1, round do
+        props["pad" .. i] = { type = "boolean" }
+      end
+      local ok, err, errs = schema.check({ type = "object", required = { "alpha", "delta" },
+        properties = props })
+      assert.is_nil(ok)
+      assert.are.equal(want, err)
+      assert.are.equal(5, #errs)
+    end
+  end)
+
   it("allows one sub-schema to be shared by several properties", function()
     local id = { type = "string", format = "uuid" }
     assert.is_true(schema.check({ type = "object", properties = { a = id, b = id } }))

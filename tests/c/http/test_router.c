@@ -356,6 +356,12 @@ TEST(conflicts)
     ADD_OK(r, "GET", "/s/t", 3);
     ASSERT_EQ_INT(tk_router_add(r, "GET", "/s/t", 4, 0, err, sizeof err), TK_EINVAL);
     ASSERT_STR_EQ(err, "route GET /s/t conflicts with GET /s/t");
+    /* the caller can find the route defined first, to name both */
+    ASSERT_EQ_INT(tk_router_conflict(r, "GET", "/a/:z"), 1);
+    ASSERT_EQ_INT(tk_router_conflict(r, "GET", "/s/t"), 3);
+    ASSERT_EQ_INT(tk_router_conflict(r, "GET", "/s/u"), 0);
+    ASSERT_EQ_INT(tk_router_conflict(r, "PUT", "/a/:x"), 0);
+    ASSERT_EQ_INT(tk_router_conflict(r, "GET", "no-slash"), 0);
     /* same shape, other method; or other shape, same method: fine */
     ADD_OK(r, "POST", "/a/:y", 5);
     ADD_OK(r, "GET", "/a/static", 6);
