@@ -13,6 +13,12 @@
 --   comment.updated { actor, comment = <Comment>, task = <Task>, added_mentions = {ids} }
 local M = {}
 
+-- Every type a rule may emit (API.md §6). lib.notify checks this list when
+-- the scripts load ([a-z][a-z0-9_]*, at most 63 characters: the database
+-- stores any such name) and refuses, naming this file, a notification of a
+-- type not listed here; the change that caused it is still stored.
+M.types = { "task_assigned", "mentioned", "task_commented", "task_status_changed" }
+
 local function task_data(task, actor)
   return { taskId = task.id, projectId = task.projectId, title = task.title, by = actor }
 end
