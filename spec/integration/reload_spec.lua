@@ -31,7 +31,7 @@ local CONCURRENCY = 4     -- loops (connections)
 local RATE = 800          -- requests per second, all loops together
 local STEPS = 20          -- script changes
 local FIRST_STEP = 1.0    -- seconds after the load starts
-local DWELL = 0.3         -- seconds the load runs on each version before the next change
+local DWELL = 0.2         -- seconds the load runs on each version before the next change
 local STEP_TIMEOUT = 60   -- seconds a reload may take before the spec gives up on it
 
 -- Broken versions: what is broken (each error message names "broken_vN").
@@ -110,6 +110,21 @@ describe("hot reload under sustained load", function()
       :format(server.quote(srv.url .. "/api/v1/__version"), LOAD_MAX_MS, CONCURRENCY, RATE,
         server.quote(out_file), server.quote(stop_file), server.quote(sum_file), server.quote(load_dir)))
     assert(ok, ("cannot start node (%s): %s"):format(tostring(code), out))
+
+    -- Requests of the load the server has answered so far (its access log,
+    -- less the spec's own), and a wait until it answered more than `n`: the
+    -- load runs on every version, however slowly a loaded machine runs it.
+    local function load_answered()
+      return count(srv:log(), "GET /api/v1/__version 200 ") - #polls
+    end
+    local function wait_load(n)
+      local deadline = now() + STEP_TIMEOUT
+      while load_answered() <= n do
+        assert(now() < deadline, "the load sent nothing for " .. STEP_TIMEOUT .. " s: see " .. load_dir)
+        socket.sleep(0.02)
+      end
+    end
+    wait_load(0)
     socket.sleep(FIRST_STEP)
 
     -- Waits until reload i has ended: version i answers (good), or the log
@@ -167,6 +182,7 @@ describe("hot reload under sustained load", function()
         step.cli_ok, step.cli_out = ok_cli, out_cli
       end
       settle(i, step)
+      wait_load(load_answered())
       socket.sleep(DWELL)
     end
     server.write(stop_file, "stop\n")
