@@ -158,8 +158,9 @@ end
 --- Sends n raw requests on n connections at once (all written before any
 --- is read), so the server's workers get them concurrently. opts.body: a
 --- table or string for all, or function(i) returning request i's body;
---- opts.token; opts.headers (extra request headers). Returns a list of {status=, body=(decoded or nil), raw=} in
---- connection order.
+--- opts.token; opts.headers (extra request headers); opts.timeout (seconds each
+--- connection may wait for its answer, default 30: CI machines are loaded).
+--- Returns a list of {status=, body=(decoded or nil), raw=} in connection order.
 function M.parallel(n, method, path, opts)
   opts = opts or {}
   local function build(i)
@@ -187,7 +188,7 @@ function M.parallel(n, method, path, opts)
   local conns = {}
   for i = 1, n do
     local c = assert(socket.tcp())
-    c:settimeout(15)
+    c:settimeout(opts.timeout or 30)
     local ok, err = c:connect(M.host, M.port)
     if not ok then
       error("parallel: connect failed: " .. tostring(err), 2)

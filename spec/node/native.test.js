@@ -8,7 +8,7 @@ const rt = require('./support/realtime');
 
 const skip = rt.missingEnv();
 
-describe('native /ws', { skip, timeout: 60000 }, () => {
+describe('native /ws', { skip, timeout: 180000 }, () => {
   let owner;
   let project;
   const open = [];
