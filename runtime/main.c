@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
@@ -113,6 +114,7 @@ static int cmd_serve(void)
     tk_ws_server *ws = NULL;
     tk_redis_bridge *bridge = NULL;
     serving sv = {NULL, NULL};
+    tk_auth_users_db users_db = {NULL, 0};
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
@@ -141,6 +143,9 @@ static int cmd_serve(void)
         fprintf(stderr, "taskapi: out of memory\n");
         goto out;
     }
+    users_db.pool = pool;
+    users_db.timeout_ms = cfg.db_pool_timeout_ms;
+    tk_auth_users_init(cfg.user_cache_ttl_ms, tk_auth_users_fetch_db, &users_db);
     if (tk_server_start(&cfg, pool, &srv, err, sizeof err) != TK_OK) {
         tk_log_error("cannot start: %s", err);
         goto out;
@@ -196,6 +201,7 @@ out:
     tk_jobs_stop(jobs);
     if (status == 0)
         unlink(cfg.pid_file);
+    tk_auth_users_cleanup(); /* before the pool it borrows goes */
     tk_db_pool_free(pool);
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();
