@@ -191,10 +191,21 @@ describe("the user behind a token (own server, USER_CACHE_TTL_MS=200)", function
     end
   end)
 
-  it("refuses a disabled user's token and login; enabling again restores both", function()
+  -- Runs `taskapi users VERB EMAIL` on the suite's database.
+  local function users_cli(verb, email)
+    local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+    local p = assert(io.popen(("DATABASE_URL=%s %s users %s %s 2>&1"):format(q(os.getenv("DATABASE_URL")),
+      q(os.getenv("TASKAPI_BIN")), verb, q(email))))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok == true, "taskapi users " .. verb .. ": " .. out)
+    return out
+  end
+
+  it("refuses a disabled user's token and login (taskapi users disable); enable restores both", function()
     local s = session(srv)
     assert.are.equal(200, call(srv, "GET", AUTH .. "/me", { token = s.access }).status)
-    h.psql("UPDATE users SET disabled_at = now() WHERE id = " .. h.sql_literal(s.id))
+    assert.truthy(users_cli("disable", s.email):find("is disabled", 1, true))
     assert.is_true(eventually(5, function()
       return call(srv, "GET", AUTH .. "/me", { token = s.access }).status == 401
     end), "the disabled user's token still works")
@@ -202,7 +213,7 @@ describe("the user behind a token (own server, USER_CACHE_TTL_MS=200)", function
     local r = call(srv, "POST", AUTH .. "/login", { body = { email = s.email, password = s.password } })
     assert.are.equal(401, r.status, r.raw)
     assert.are.equal("invalid_credentials", r.body.error.code)
-    h.psql("UPDATE users SET disabled_at = NULL WHERE id = " .. h.sql_literal(s.id))
+    assert.truthy(users_cli("enable", s.email):find("is enabled", 1, true))
     assert.is_true(eventually(5, function()
       return call(srv, "GET", AUTH .. "/me", { token = s.access }).status == 200
     end), "the enabled user's token is still refused")
