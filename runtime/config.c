@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "http/cidr.h"
 #include "obs/log.h"
 
 static int get_int(const char *name, long long def, long long min, long long max, long long *out,
@@ -186,6 +187,20 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     INT_VAR(refresh_token_ttl, "REFRESH_TOKEN_TTL", 30 * 86400, 60, 365LL * 86400);
     STR_VAR(cors_origins, "CORS_ORIGINS", NULL);
     STR_VAR(trust_proxy, "TRUST_PROXY", NULL);
+    {
+        char why[160];
+        rc = tk_cidr_list_parse(cfg->trust_proxy, &cfg->trust_nets, why, sizeof why);
+        if (rc == TK_EINVAL) {
+            tk_errf(err, errlen,
+                    "TRUST_PROXY must be a comma list of IPv4/IPv6 addresses and CIDR blocks "
+                    "(%s)",
+                    why);
+            rc = TK_ECONFIG;
+        }
+        if (rc)
+            goto fail;
+    }
+    INT_VAR(user_cache_ttl_ms, "USER_CACHE_TTL_MS", 5000, 0, 600000);
     STR_VAR(smtp_url, "SMTP_URL", NULL);
     STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
     STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
@@ -314,16 +329,18 @@ fail:
 
 void tk_config_cleanup(tk_config *cfg)
 {
-    char **strs[] = {&cfg->database_url,  &cfg->redis_url,         &cfg->jwt_secret,
-                     &cfg->jwt_key_id,    &cfg->jwt_previous_keys, &cfg->cors_origins,
-                     &cfg->smtp_url,      &cfg->mail_from,         &cfg->app_base_url,
-                     &cfg->scripts_dir,   &cfg->plugins_dir,       &cfg->migrations_dir,
-                     &cfg->pid_file,      &cfg->plugins,           &cfg->plugins_config_path,
-                     &cfg->plugins_config};
+    char **strs[] = {
+        &cfg->database_url,      &cfg->redis_url,    &cfg->jwt_secret,  &cfg->jwt_key_id,
+        &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,    &cfg->mail_from,
+        &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir, &cfg->plugins_dir,
+        &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,     &cfg->plugins_config_path,
+        &cfg->plugins_config};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
     }
+    tk_cidr_list_free(cfg->trust_nets);
+    cfg->trust_nets = NULL;
 }
 
 /* 1 when `item` is one of the comma-separated entries of `list`. */
@@ -355,5 +372,5 @@ int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
 
 int tk_config_proxy_trusted(const tk_config *cfg, const char *addr)
 {
-    return list_has(cfg->trust_proxy, addr);
+    return tk_cidr_list_match(cfg->trust_nets, addr);
 }

@@ -23,7 +23,9 @@ typedef struct {
     int64_t access_token_ttl;         /* ACCESS_TOKEN_TTL seconds, 900 */
     int64_t refresh_token_ttl;        /* REFRESH_TOKEN_TTL seconds, 30 days */
     char *cors_origins;               /* CORS_ORIGINS, comma list, none */
-    char *trust_proxy;                /* TRUST_PROXY, comma list of proxy addresses, none */
+    char *trust_proxy;                /* TRUST_PROXY, comma list of proxy addresses/CIDRs, none */
+    struct tk_cidr_list *trust_nets;  /* TRUST_PROXY parsed (http/cidr.h); owned */
+    int64_t user_cache_ttl_ms;        /* USER_CACHE_TTL_MS, 5000: user check cache (auth/users.h) */
     size_t body_limit;                /* BODY_LIMIT, 1 MiB ("1mb", "512kb", bytes) */
     char *smtp_url;                   /* SMTP_URL, unset: mails go to the log */
     char *mail_from;                  /* MAIL_FROM */
@@ -62,7 +64,8 @@ void tk_config_cleanup(tk_config *cfg);
 /* Returns 1 when `origin` is one of CORS_ORIGINS (exact match), else 0. */
 int tk_config_origin_allowed(const tk_config *cfg, const char *origin);
 
-/* Returns 1 when `addr` is one of TRUST_PROXY (exact match), else 0. */
+/* Returns 1 when `addr` (an IPv4/IPv6 address text) falls in one of
+ * TRUST_PROXY's addresses or CIDR blocks, else 0. */
 int tk_config_proxy_trusted(const tk_config *cfg, const char *addr);
 
 /* Parses a size such as "1048576", "512kb", "1mb" into bytes. */

@@ -1,5 +1,5 @@
 /* The taskapi command line: serve | migrate [status] | routes | check |
- * users grant-admin EMAIL | version. Each subcommand reads the same
+ * users grant-admin|disable|enable EMAIL | version. Each subcommand reads the same
  * environment configuration; errors go to stderr as one line. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
@@ -39,6 +40,7 @@ static const char USAGE[] =
     "  check                     load the scripts and report errors (exit 1 on error)\n"
     "  reload                    make the running server reload its scripts (SIGHUP via PID_FILE)\n"
     "  users grant-admin EMAIL   make an existing user a global admin\n"
+    "  users disable EMAIL       refuse the user's logins and tokens (enable: undo)\n"
     "  version                   print the version\n"
     "\n"
     "Configuration comes from environment variables; see README.md.\n";
@@ -146,6 +148,7 @@ static int cmd_serve(void)
     tk_redis_bridge *bridge = NULL;
     serving sv = {.srv = NULL, .ws = NULL, .mu = PTHREAD_MUTEX_INITIALIZER};
     int rc;
+    tk_auth_users_db users_db = {NULL, 0};
     char err[1024];
     if (need_database(&cfg) != 0)
         goto out;
@@ -174,6 +177,9 @@ static int cmd_serve(void)
         fprintf(stderr, "taskapi: out of memory\n");
         goto out;
     }
+    users_db.pool = pool;
+    users_db.timeout_ms = cfg.db_pool_timeout_ms;
+    tk_auth_users_init(cfg.user_cache_ttl_ms, tk_auth_users_fetch_db, &users_db);
     if (tk_server_start(&cfg, pool, &srv, err, sizeof err) != TK_OK) {
         tk_log_error("cannot start: %s", err);
         goto out;
@@ -232,6 +238,7 @@ out:
     tk_jobs_stop(jobs);
     if (status == 0)
         unlink(cfg.pid_file);
+    tk_auth_users_cleanup(); /* before the pool it borrows goes */
     tk_db_pool_free(pool);
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();
@@ -365,14 +372,37 @@ out:
     return status;
 }
 
-/* ---- users grant-admin -------------------------------------------------------- */
+/* ---- users grant-admin | disable | enable ---------------------------------------- */
+
+/* The users subcommands: one statement each, on the user named by EMAIL. */
+static const struct {
+    const char *name, *sql, *done;
+} user_cmds[] = {
+    {"grant-admin",
+     "UPDATE users SET role = 'admin', updated_at = now() WHERE email = lower(btrim($1)) "
+     "RETURNING id",
+     "is now a global admin"},
+    /* A disabled user's tokens are refused by every instance once its user
+     * cache entry expires (USER_CACHE_TTL_MS); logins and refreshes at once. */
+    {"disable",
+     "UPDATE users SET disabled_at = coalesce(disabled_at, now()), updated_at = now() "
+     "WHERE email = lower(btrim($1)) RETURNING id",
+     "is disabled"},
+    {"enable",
+     "UPDATE users SET disabled_at = NULL, updated_at = now() WHERE email = lower(btrim($1)) "
+     "RETURNING id",
+     "is enabled"},
+};
 
 static int cmd_users(int argc, char **argv)
 {
-    if (argc < 3 || strcmp(argv[2], "grant-admin") != 0)
+    size_t k = 0;
+    while (argc >= 3 && k < TK_ARRAY_LEN(user_cmds) && strcmp(argv[2], user_cmds[k].name) != 0)
+        k++;
+    if (argc < 3 || k == TK_ARRAY_LEN(user_cmds))
         return usage_error("unknown users command '%s'", argc < 3 ? "" : argv[2]);
     if (argc != 4)
-        return usage_error("%s", "users grant-admin needs exactly one EMAIL");
+        return usage_error("users %s needs exactly one EMAIL", user_cmds[k].name);
     tk_config cfg;
     if (load_config(&cfg) != 0)
         return 1;
@@ -387,10 +417,7 @@ static int cmd_users(int argc, char **argv)
         goto out;
     }
     const char *params[1] = {argv[3]};
-    r = PQexecParams(pg,
-                     "UPDATE users SET role = 'admin', updated_at = now() "
-                     "WHERE email = lower(btrim($1)) RETURNING id",
-                     1, NULL, params, NULL, NULL, 0);
+    r = PQexecParams(pg, user_cmds[k].sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fprintf(stderr, "taskapi: %s", PQresultErrorMessage(r));
         goto out;
@@ -399,7 +426,7 @@ static int cmd_users(int argc, char **argv)
         fprintf(stderr, "taskapi: no user with email %s\n", argv[3]);
         goto out;
     }
-    printf("%s is now a global admin (user %s)\n", argv[3], PQgetvalue(r, 0, 0));
+    printf("%s %s (user %s)\n", argv[3], user_cmds[k].done, PQgetvalue(r, 0, 0));
     status = 0;
 out:
     PQclear(r);

@@ -39,6 +39,11 @@ int tk_auth_random_token(char *out, size_t outlen) TK_WUR;
 /* Writes a random (v4) UUID string into out (outlen > TK_AUTH_UUID_LEN). */
 int tk_auth_uuid_v4(char *out, size_t outlen) TK_WUR;
 
+/* Parses a UUID in its canonical text form (8-4-4-4-12 hex digits, either
+ * case, nothing else) into out. Returns 0 or TK_EINVAL (out then partly
+ * written). */
+int tk_auth_uuid_parse(const char *s, unsigned char out[16]) TK_WUR;
+
 /* Writes the lowercase hex SHA-256 of data into out[65] (NUL-terminated). */
 void tk_auth_sha256_hex(const void *data, size_t len, char out[65]);
 
@@ -56,25 +61,34 @@ int tk_auth_keys_init(const char *kid, const char *secret, const char *previous)
 /* Frees what tk_auth_keys_init took. */
 void tk_auth_keys_cleanup(void);
 
+/* How far ahead of this server's clock a token's `iat` may be (another
+ * instance's clock may run a little fast). `nbf`, which we never issue, gets
+ * no such leeway: a token not valid yet is refused. */
+#define TK_AUTH_CLOCK_SKEW 30
+
 typedef struct {
-    char sub[64];  /* user id */
+    char sub[64];  /* user id: always a UUID in a verified token */
     char role[16]; /* "user" | "admin" */
     char jti[40];  /* token id (uuid) */
     int64_t iat;
     int64_t exp;
+    int64_t ver; /* the user's token version when signed (claim "ver"; 0 if absent) */
 } tk_auth_claims;
 
-/* Signs an access token for sub/role valid `ttl` seconds from now, with a
- * fresh jti. On success *token is a malloc'd string the caller frees with
- * free(), and `claims` (may be NULL) gets what was signed. Returns 0,
- * TK_EINVAL or TK_ENOMEM. */
-int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ttl, char **token,
+/* Signs an access token for sub (a UUID) / role valid `ttl` seconds from
+ * now, with the user's token version `ver` (>= 0) and a fresh jti. On
+ * success *token is a malloc'd string the caller frees with free(), and
+ * `claims` (may be NULL) gets what was signed. Returns 0, TK_EINVAL or
+ * TK_ENOMEM. */
+int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ver, int64_t ttl, char **token,
                      tk_auth_claims *claims) TK_WUR;
 
-/* Verifies signature (key chosen by `kid`, alg must be HS256), exp (against
- * `now`, unix seconds) and required claims; fills claims. Returns 0 or
- * TK_EAUTH for any invalid, expired or malformed token. Does not consult
- * the denylist. */
+/* Verifies signature (key chosen by `kid`, alg must be HS256), the time
+ * claims against `now` (unix seconds): exp in the future, iat at most
+ * TK_AUTH_CLOCK_SKEW ahead, nbf (optional) not ahead; and the required
+ * claims (sub a UUID; ver, optional, an integer >= 0); fills claims.
+ * Returns 0 or TK_EAUTH for any invalid, expired, not-yet-valid or
+ * malformed token. Does not consult the denylist or the user. */
 int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims) TK_WUR;
 
 /* ---- denylist ------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* HS256 access tokens through libjwt 1.10. A process-wide key set (one
  * signing key plus older keys still accepted) is picked by the `kid` header.
- * Expiry is checked here; revocation (denylist) and roles are left to callers. */
+ * The time claims (exp, iat, nbf) and the shape of sub (a UUID) are checked
+ * here; revocation (denylist), the user and roles are left to callers. */
 #include "auth/auth.h"
 
 #include <errno.h>
@@ -423,7 +424,39 @@ static int grant_int(jwt_t *jwt, const char *name, int64_t *out)
     return 0;
 }
 
-int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ttl, char **token,
+/* An optional integer claim >= min: absent leaves *out alone; present but
+ * not such an integer (a string, a float, null, too small) is -1. libjwt
+ * 1.10 cannot tell "absent" from "not an integer" (and reads "1" as 0), so
+ * the claim's own JSON text is read: plain decimal digits only. */
+static int grant_opt_int(jwt_t *jwt, const char *name, long min, int64_t *out)
+{
+    char *json = jwt_get_grants_json(jwt, name);
+    char *end = NULL;
+    long long v;
+    int rc = -1;
+
+    if (json == NULL)
+        return 0;
+    if (json[0] < '0' || json[0] > '9')
+        goto done; /* a string, null, an object, a negative number */
+    errno = 0;
+    v = strtoll(json, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > LONG_MAX)
+        goto done; /* a fraction, an exponent, out of range */
+    *out = v;
+    rc = 0;
+done:
+    free(json);
+    return rc;
+}
+
+static int sub_ok(const char *sub)
+{
+    unsigned char bin[16];
+    return tk_auth_uuid_parse(sub, bin) == 0;
+}
+
+int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ver, int64_t ttl, char **token,
                      tk_auth_claims *claims)
 {
     tk_auth_claims c;
@@ -438,8 +471,10 @@ int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ttl, char **toke
         goto fail;
     *token = NULL;
     if (field_copy(c.sub, sizeof(c.sub), sub) != 0 ||
-        field_copy(c.role, sizeof(c.role), role) != 0 || ttl <= 0 || ttl > LONG_MAX - now)
+        field_copy(c.role, sizeof(c.role), role) != 0 || !sub_ok(c.sub) || ver < 0 ||
+        ver > LONG_MAX || ttl <= 0 || ttl > LONG_MAX - now)
         goto fail;
+    c.ver = ver;
     c.iat = now;
     c.exp = now + ttl;
     rc = tk_auth_uuid_v4(c.jti, sizeof(c.jti));
@@ -463,7 +498,8 @@ int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ttl, char **toke
     locked = 0;
     if (jwt_add_grant(jwt, "sub", c.sub) != 0 || jwt_add_grant(jwt, "role", c.role) != 0 ||
         jwt_add_grant(jwt, "jti", c.jti) != 0 || jwt_add_grant_int(jwt, "iat", (long)c.iat) != 0 ||
-        jwt_add_grant_int(jwt, "exp", (long)c.exp) != 0)
+        jwt_add_grant_int(jwt, "exp", (long)c.exp) != 0 ||
+        jwt_add_grant_int(jwt, "ver", (long)c.ver) != 0)
         goto fail;
     out = jwt_encode_str(jwt); /* plain malloc in 1.10: free() works */
     if (out == NULL)
@@ -486,6 +522,7 @@ int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims)
     jwt_t *jwt = NULL;
     const key *k;
     const char *hkid;
+    int64_t nbf = 0;
     int locked = 0;
     int rc = TK_EAUTH;
 
@@ -511,9 +548,12 @@ int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims)
     if (field_copy(c.sub, sizeof(c.sub), jwt_get_grant(jwt, "sub")) != 0 ||
         field_copy(c.role, sizeof(c.role), jwt_get_grant(jwt, "role")) != 0 ||
         field_copy(c.jti, sizeof(c.jti), jwt_get_grant(jwt, "jti")) != 0 ||
-        grant_int(jwt, "iat", &c.iat) != 0 || grant_int(jwt, "exp", &c.exp) != 0)
+        grant_int(jwt, "iat", &c.iat) != 0 || grant_int(jwt, "exp", &c.exp) != 0 ||
+        grant_opt_int(jwt, "nbf", 1, &nbf) != 0 || grant_opt_int(jwt, "ver", 0, &c.ver) != 0)
         goto fail;
-    if (c.exp <= now || c.iat > c.exp)
+    if (!sub_ok(c.sub))
+        goto fail;
+    if (c.exp <= now || c.iat > c.exp || c.iat > now + TK_AUTH_CLOCK_SKEW || nbf > now)
         goto fail;
     if (claims != NULL)
         *claims = c;

@@ -96,6 +96,38 @@ int tk_auth_uuid_v4(char *out, size_t outlen)
     return 0;
 }
 
+static int hexnib(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tk_auth_uuid_parse(const char *s, unsigned char out[16])
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        return TK_EINVAL;
+    for (size_t i = 0; i < TK_AUTH_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return TK_EINVAL;
+            continue;
+        }
+        int hi = hexnib(s[i]);
+        int lo = hi < 0 ? -1 : hexnib(s[++i]);
+        if (lo < 0)
+            return TK_EINVAL;
+        out[n++] = (unsigned char)(hi << 4 | lo);
+    }
+    return s[TK_AUTH_UUID_LEN] == '\0' ? 0 : TK_EINVAL;
+}
+
 /* When EVP_Digest fails (allocation) or data is NULL with len > 0, out is
  * left as the empty string. */
 void tk_auth_sha256_hex(const void *data, size_t len, char out[65])

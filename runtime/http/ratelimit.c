@@ -83,6 +83,7 @@ static void fill(tk_rate_result *out, const slot *s, int limit, int window, int6
     out->reset = s ? (int)(s->start + window - now) : window;
     if (out->reset < 1)
         out->reset = 1;
+    out->start = s ? s->start : now - (now % window);
 }
 
 /* ---- Redis ----------------------------------------------------------------- */
@@ -190,9 +191,29 @@ static int redis_hit(const char *key, int limit, int window, int64_t now, tk_rat
     out->reset = (int)(start + window - now);
     if (out->reset < 1)
         out->reset = 1;
+    out->start = start;
     if (!out->allowed)
         atomic_fetch_add(&rejections, 1);
     return 0;
+}
+
+/* DECR that never goes below zero nor recreates an expired key. */
+static const char undo_script[] = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                                  "if n > 0 then return redis.call('DECR', KEYS[1]) end return 0";
+
+static int redis_undo(const char *key, int64_t start, int64_t now)
+{
+    redisContext *c = redis_take(now);
+    if (c == NULL)
+        return -1;
+    char rkey[320];
+    snprintf(rkey, sizeof rkey, "taskapi:rl:%s:%lld", key, (long long)start);
+    redisReply *r = redisCommand(c, "EVAL %s 1 %s", undo_script, rkey);
+    int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (r)
+        freeReplyObject(r);
+    redis_give(c, !ok || c->err != 0);
+    return ok ? 0 : -1;
 }
 
 static int redis_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
@@ -267,6 +288,18 @@ static int local_hit(const char *key, int limit, int window, int64_t now, tk_rat
     if (!allowed)
         atomic_fetch_add(&rejections, 1);
     return rc;
+}
+
+void tk_ratelimit_undo(const char *key, int window, int64_t start, int64_t now)
+{
+    (void)window;
+    if (use_redis && redis_undo(key, start, now) == 0)
+        return;
+    pthread_mutex_lock(&mu);
+    slot *s = cap ? find(slots, cap, key) : NULL;
+    if (s && s->key != NULL && s->start == start && s->count > 0)
+        s->count--;
+    pthread_mutex_unlock(&mu);
 }
 
 void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)

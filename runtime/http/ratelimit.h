@@ -16,6 +16,7 @@ typedef struct {
     int limit;     /* the limit applied */
     int remaining; /* hits left in this window after this one */
     int reset;     /* seconds until the window ends */
+    int64_t start; /* start of the window counted (unix seconds), for tk_ratelimit_undo */
 } tk_rate_result;
 
 /* One bucket of a route's limits, as the Lua policy declared it (scripts/
@@ -44,6 +45,12 @@ int tk_ratelimit_use_redis(const char *url, char *err, size_t errlen) TK_WUR;
  * A hit over the limit is not counted further. Returns 0 or TK_ENOMEM (then
  * the hit is allowed: failing open beats refusing everyone). */
 int tk_ratelimit_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out);
+
+/* Takes back one hit counted on `key` in the window that began at `start`
+ * (tk_rate_result.start of that hit), if that window is still counted: for
+ * limits on failures, where the hit is counted before the attempt (so
+ * concurrent attempts cannot overshoot) and returned when it succeeded. */
+void tk_ratelimit_undo(const char *key, int window, int64_t start, int64_t now);
 
 /* Reports the state of `key` without counting a hit. */
 void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out);

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
 #include "lua/bindings.h"
@@ -464,11 +465,14 @@ static int s_debug_queries(const worker *w)
 
 /* Runs the dispatcher for r on this worker's VM and stores the response. */
 static int check_rate(tk_req *r);
+static int check_user(tk_req *r);
 
 static void run_request(worker *w, tk_req *r)
 {
-    /* Still before any Lua: a request over its limit gets its 429 here. */
-    if (check_rate(r))
+    /* Still before any Lua: a token whose user is gone gets its 401 and a
+     * request over its limit its 429 here (both may wait on the network,
+     * so not on MHD's thread). */
+    if (check_user(r) || check_rate(r))
         return;
     tk_lua_vm *vm = r->gen->vms[w->id - 1];
     lua_State *L = tk_lua_vm_state(vm);
@@ -566,17 +570,55 @@ static void enqueue(tk_server *s, tk_req *r)
 
 /* ---- the MHD side ------------------------------------------------------- */
 
-/* Behind a proxy listed in TRUST_PROXY, the client is the right-most
- * X-Forwarded-For entry that is not itself a trusted proxy. Anything else
- * (a client's own header, a malformed entry) is ignored. */
+#define XFF_MAX 4096 /* X-Forwarded-For lines joined; a longer chain is cut on the left */
+
+/* Behind a proxy in TRUST_PROXY (addresses or CIDR blocks), the client is
+ * the right-most X-Forwarded-For entry that is not itself a trusted proxy.
+ * Every X-Forwarded-For line counts, joined in order (a proxy may append a
+ * line of its own instead of extending the client's). The walk stops at
+ * the first malformed entry, keeping the last good hop; entries further
+ * left are the client's own to choose and never read. */
 static void client_address(tk_server *s, tk_req *r)
 {
     if (r->ip[0] == '\0' || !tk_config_proxy_trusted(s->cfg, r->ip))
         return;
-    const char *xff = kv_get(&r->headers, "X-Forwarded-For");
-    if (xff == NULL)
+    char joined[XFF_MAX];
+    size_t used = 0;
+    int cut = 0;
+    for (int i = 0; i < r->headers.n; i++) {
+        if (strcasecmp(r->headers.items[i].name, "X-Forwarded-For") != 0)
+            continue;
+        const char *v = r->headers.items[i].value;
+        size_t n = strlen(v);
+        if (used > 0) {
+            if (used + 1 >= sizeof joined)
+                break;
+            joined[used++] = ',';
+        }
+        if (used + n >= sizeof joined) {
+            /* keep the right-hand end: that is where the walk starts */
+            used = 0;
+            cut = 1;
+            if (n >= sizeof joined) {
+                v += n - (sizeof joined - 1);
+                n = sizeof joined - 1;
+            }
+        }
+        memcpy(joined + used, v, n);
+        used += n;
+    }
+    if (used == 0)
         return;
-    const char *end = xff + strlen(xff);
+    joined[used] = '\0';
+    const char *xff = joined;
+    const char *end = xff + used;
+    if (cut) {
+        /* the left-most entry may be a piece of one: never read it */
+        xff = strchr(joined, ',');
+        if (xff == NULL)
+            return;
+        xff++;
+    }
     while (end > xff) {
         const char *start = end;
         while (start > xff && start[-1] != ',')
@@ -632,6 +674,31 @@ static const char *check_auth(tk_req *r)
         return "access token has been revoked";
     r->has_user = 1;
     return NULL;
+}
+
+/* The user behind a verified token must still exist, be enabled and not
+ * have changed the password since the token was signed (auth/users.h:
+ * cached, one query on a miss). Returns 1 with a 401 (or 503) set. */
+static int check_user(tk_req *r)
+{
+    if (!r->has_user)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const char *why = NULL;
+    int rc = tk_auth_users_check(&r->claims, now_ms, &why);
+    if (rc == TK_OK)
+        return 0;
+    if (rc == TK_EAUTH) {
+        set_error(r, 401, "unauthorized", why);
+        if (r->resp)
+            MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
+    } else {
+        tk_log(TK_LOG_WARN, r->rid, "user check failed: %s", why);
+        set_error(r, 503, "unavailable", "service temporarily unavailable");
+    }
+    return 1;
 }
 
 /* GET /metrics: Prometheus text, answered by C without Lua or a token. */

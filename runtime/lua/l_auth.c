@@ -5,8 +5,11 @@
 #include "lua/l_auth.h"
 
 #include "auth/auth.h"
+#include "auth/users.h"
+#include "ws/bus.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,10 +50,10 @@ static int fail(lua_State *L, const char *msg)
     return 2;
 }
 
-/* Pushes {sub=, role=, jti=, iat=, exp=}. */
+/* Pushes {sub=, role=, jti=, iat=, exp=, ver=}. */
 static void push_claims(lua_State *L, const tk_auth_claims *c)
 {
-    lua_createtable(L, 0, 5);    /* +1 claims */
+    lua_createtable(L, 0, 6);    /* +1 claims */
     lua_pushstring(L, c->sub);   /* +1 */
     lua_setfield(L, -2, "sub");  /* -1 */
     lua_pushstring(L, c->role);  /* +1 */
@@ -61,6 +64,8 @@ static void push_claims(lua_State *L, const tk_auth_claims *c)
     lua_setfield(L, -2, "iat");  /* -1 */
     lua_pushinteger(L, c->exp);  /* +1 */
     lua_setfield(L, -2, "exp");  /* -1 */
+    lua_pushinteger(L, c->ver);  /* +1 */
+    lua_setfield(L, -2, "ver");  /* -1 */
 }
 
 /* Checks that argument arg is a string of 1..max bytes with no NUL. */
@@ -105,19 +110,24 @@ static int l_auth_verify_password(lua_State *L)
     return 1;
 }
 
-/* auth.sign_access(sub, role, ttl) -> token, claims | nil, err */
+/* auth.sign_access(sub, role, ttl [, ver]) -> token, claims | nil, err
+ * sub must be a UUID; ver is the user's token version (default 0). */
 static int l_auth_sign_access(lua_State *L)
 {
     const char *sub = check_field(L, 1, sizeof(((tk_auth_claims *)0)->sub) - 1);
     const char *role = check_field(L, 2, sizeof(((tk_auth_claims *)0)->role) - 1);
     lua_Integer ttl = luaL_checkinteger(L, 3);
+    lua_Integer ver = luaL_optinteger(L, 4, 0);
+    unsigned char id[16];
     tk_auth_claims c;
     l_buf *b;
     int rc;
 
+    luaL_argcheck(L, tk_auth_uuid_parse(sub, id) == 0, 1, "expected a UUID");
     luaL_argcheck(L, ttl > 0, 3, "ttl must be positive");
+    luaL_argcheck(L, ver >= 0 && ver <= INT32_MAX, 4, "ver must be 0..2^31-1");
     b = buf_new(L); /* +1 buf: owns the token until it is pushed */
-    rc = tk_auth_jwt_sign(sub, role, ttl, &b->s, &c);
+    rc = tk_auth_jwt_sign(sub, role, ver, ttl, &b->s, &c);
     if (rc != 0)
         return fail(L, tk_strerror(rc));
     lua_pushstring(L, b->s); /* +1 token */
@@ -213,7 +223,28 @@ static int l_auth_deny(lua_State *L)
     return 1;
 }
 
+/* auth.user_changed(id) -> true | nil, err
+ * The user was deleted or disabled, or changed the password: forget what the
+ * user check cached about them, here and (through the realtime bus and
+ * Redis) on every other instance, so their older tokens are refused at once.
+ * Call after the change is committed. */
+static int l_auth_user_changed(lua_State *L)
+{
+    const char *id = check_field(L, 1, TK_AUTH_UUID_LEN);
+    unsigned char bin[16];
+
+    luaL_argcheck(L, tk_auth_uuid_parse(id, bin) == 0, 1, "expected a UUID");
+    tk_auth_users_invalidate(id);
+    tk_rt_msg m = {.kind = TK_RT_USER, .room = "", .arg = id};
+    int rc = tk_ws_bus_publish(&m);
+    if (rc != 0)
+        return fail(L, tk_strerror(rc));
+    lua_pushboolean(L, 1); /* +1 true */
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"user_changed", l_auth_user_changed},
     {"hash_password", l_auth_hash_password},
     {"verify_password", l_auth_verify_password},
     {"sign_access", l_auth_sign_access},

@@ -1,7 +1,10 @@
 /* tk.ratelimit: the runtime's rate-limit counters for scripts (e.g. failed
  * logins per email).
- *   ratelimit.hit(key, limit, window)  -> allowed, {limit, remaining, reset}
- *   ratelimit.peek(key, limit, window) -> allowed, {limit, remaining, reset}
+ *   ratelimit.hit(key, limit, window)  -> allowed, {limit, remaining, reset, start}
+ *   ratelimit.peek(key, limit, window) -> allowed, {limit, remaining, reset, start}
+ *   ratelimit.undo(key, window, start)  takes back one hit of the window `start`
+ *     (the `start` hit returned): count an attempt first, atomically, and
+ *     give it back when it turned out not to be a failure
  * Keys share one table with the C-side limits; scripts should prefix theirs
  * ("login-email:..."). */
 #include <lauxlib.h>
@@ -13,13 +16,15 @@
 static int push_result(lua_State *L, const tk_rate_result *r)
 {
     lua_pushboolean(L, r->allowed);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, r->limit);
     lua_setfield(L, -2, "limit");
     lua_pushinteger(L, r->remaining);
     lua_setfield(L, -2, "remaining");
     lua_pushinteger(L, r->reset);
     lua_setfield(L, -2, "reset");
+    lua_pushinteger(L, (lua_Integer)r->start);
+    lua_setfield(L, -2, "start");
     return 2;
 }
 
@@ -53,10 +58,21 @@ static int l_ratelimit_peek(lua_State *L)
     return push_result(L, &r);
 }
 
+static int l_ratelimit_undo(lua_State *L)
+{
+    const char *key = luaL_checkstring(L, 1);
+    lua_Integer w = luaL_checkinteger(L, 2), start = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, w >= 1 && w <= 86400, 2, "window must be 1..86400 seconds");
+    tk_ratelimit_undo(key, (int)w, (int64_t)start, (int64_t)time(NULL));
+    return 0;
+}
+
 int tk_lua_open_ratelimit(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"hit", l_ratelimit_hit}, {"peek", l_ratelimit_peek}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"hit", l_ratelimit_hit},
+                                   {"peek", l_ratelimit_peek},
+                                   {"undo", l_ratelimit_undo},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "obs/log.h"
 #include "redis/bridge.h"
 #include "ws/server.h"
@@ -44,6 +45,7 @@ static int msg_ok(const tk_rt_msg *m)
     case TK_RT_RECHECK:
         return tk_rt_name_ok(m->room, 0) && tk_rt_name_ok(m->arg, 1);
     case TK_RT_REVOKE:
+    case TK_RT_USER:
         return tk_rt_name_ok(m->room, 1) && tk_rt_name_ok(m->arg, 0);
     default:
         return 0;
@@ -94,6 +96,8 @@ void tk_ws_bus_deliver_remote(void *arg, const tk_rt_msg *m)
         if (end && *end == '\0' && exp > 0 && tk_auth_deny_add(m->arg, (int64_t)exp) != TK_OK)
             tk_log_warn("realtime: cannot record a revoked token (out of memory)");
     }
+    if (m->kind == TK_RT_USER)
+        tk_auth_users_invalidate(m->arg); /* changed through another instance */
     pthread_mutex_lock(&bus.mu);
     bus.remote++;
     if (bus.ws && tk_ws_server_post(bus.ws, m) != TK_OK)

@@ -26,6 +26,9 @@ typedef enum {
                                connections authenticated with it are closed (4401) */
     TK_RT_RECHECK = 'v',    /* room: ask the join policy again for every connection in it;
                                those it now refuses leave (e.g. a project made private) */
+    TK_RT_USER = 'u',       /* arg = user id: the user was deleted, disabled or changed the
+                               password; every instance drops it from the user check cache
+                               (auth/users.h) */
 } tk_rt_kind;
 
 /* A message as the bus passes it around; every pointer is borrowed. room
@@ -57,7 +60,8 @@ int tk_ws_bus_publish(const tk_rt_msg *m) TK_WUR;
 void tk_ws_bus_attach(struct tk_ws_server *ws, struct tk_redis_bridge *br);
 
 /* The bridge's callback for a message from another instance: local delivery
- * only (a revoked jti is also added to this instance's denylist). */
+ * only (a revoked jti is also added to this instance's denylist, a changed
+ * user dropped from its user cache). */
 void tk_ws_bus_deliver_remote(void *arg, const tk_rt_msg *m);
 
 /* -1 when no bridge is attached, 1 when it is connected, 0 when not. */

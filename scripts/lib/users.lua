@@ -5,7 +5,10 @@ local json = require "lib.json"
 
 local M = {}
 
-M.COLUMNS = "id, email, name, role, avatar_url, email_verified, created_at, updated_at"
+-- token_version goes into access tokens (claim "ver"); disabled_at refuses
+-- logins and tokens (migrations/0006). Neither is part of the public User.
+M.COLUMNS = "id, email, name, role, avatar_url, email_verified, created_at, updated_at, "
+  .. "token_version, disabled_at"
 
 --- The User object clients see (never the password hash).
 function M.public(row)

@@ -75,7 +75,7 @@ local function issue_refresh(user_id, family)
 end
 
 local function token_pair(user, refresh)
-  local access = auth.sign_access(user.id, user.role, config.access_token_ttl)
+  local access = auth.sign_access(user.id, user.role, config.access_token_ttl, user.token_version)
   return {
     accessToken = access,
     refreshToken = refresh,
@@ -106,6 +106,14 @@ end
 local function revoke_all_refresh(user_id)
   db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
     user_id)
+end
+
+-- A new password bumps the token version: access tokens signed before it
+-- carry an older "ver" and are refused (runtime/auth/users.c).
+local function set_password(user_id, hash)
+  db.query([[
+    UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
+     WHERE id = $1]], user_id, hash)
 end
 
 local function bad_token()
@@ -139,8 +147,11 @@ r:post("/login", { auth = "none", body = S.login,
   summary = "Exchange email and password for an access and a refresh token" }, function(req)
   local b = req.body
   -- Failed logins are limited per email (API.md §10), whoever sends them.
+  -- Every attempt is counted before bcrypt runs (one atomic increment, in
+  -- Redis when configured), so concurrent attempts cannot overshoot the
+  -- limit; a successful login gives its count back.
   local key, limit = "login-email:" .. b.email, ratelimits.login_failures_per_email
-  local allowed, state = ratelimit.peek(key, limit, ratelimits.WINDOW)
+  local allowed, state = ratelimit.hit(key, limit, ratelimits.WINDOW)
   if not allowed then
     return 429, errors.body(errors.new(429, "rate_limited", "too many failed logins for this email; retry later")),
       { ["Retry-After"] = tostring(state.reset) }
@@ -149,10 +160,10 @@ r:post("/login", { auth = "none", body = S.login,
     b.email)
   -- Always spend one bcrypt check, so a missing user takes as long as a bad password.
   local ok = auth.verify_password(b.password, user and user.password_hash)
-  if not user or not ok then
-    ratelimit.hit(key, limit, ratelimits.WINDOW)
+  if not user or not ok or user.disabled_at then
     invalid_credentials()
   end
+  ratelimit.undo(key, ratelimits.WINDOW, state.start)
   if config.require_verified_email and not user.email_verified then
     errors.raise(403, "email_not_verified", "verify your email address first")
   end
@@ -180,7 +191,7 @@ r:post("/refresh", { auth = "none", body = S.refresh,
     end
     db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", rt.id)
     local user = users.by_id(rt.user_id)
-    if not user then
+    if not user or user.disabled_at then
       return nil
     end
     return { user = user, refresh = issue_refresh(user.id, rt.family_id) }
@@ -245,9 +256,10 @@ r:post("/change-password", { body = S.change_password, status = 204,
   end
   local hash = hash_password(b.newPassword)
   db.tx(function()
-    db.query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", req.user.id, hash)
+    set_password(req.user.id, hash)
     revoke_all_refresh(req.user.id)
   end)
+  auth.user_changed(req.user.id) -- older access tokens are refused from now on, everywhere
   return 204
 end)
 
@@ -291,18 +303,19 @@ r:post("/reset-password", { auth = "none", body = S.reset, status = 204,
   summary = "Set a new password with a reset token; every refresh token is revoked" }, function(req)
   local b = req.body
   local hash = hash_password(b.password)
-  local ok = db.tx(function()
-    local user_id = consume_one_time(b.token, "reset_password")
-    if not user_id then
-      return false
+  local user_id = db.tx(function()
+    local id = consume_one_time(b.token, "reset_password")
+    if not id then
+      return nil
     end
-    db.query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", user_id, hash)
-    revoke_all_refresh(user_id)
-    return true
+    set_password(id, hash)
+    revoke_all_refresh(id)
+    return id
   end)
-  if not ok then
+  if not user_id then
     bad_token()
   end
+  auth.user_changed(user_id)
   return 204
 end)
 

@@ -56,6 +56,7 @@ static const char *const all_vars[] = {
     "WATCH_SCRIPTS",
     "TASKAPI_DEBUG_QUERIES",
     "XDG_RUNTIME_DIR",
+    "USER_CACHE_TTL_MS",
 };
 
 static void clean_env(void)
@@ -153,6 +154,9 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_EQ_INT(cfg.watch_scripts, 1);
     ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
+    ASSERT_EQ_INT(cfg.user_cache_ttl_ms, 5000);
+    ASSERT_NULL(cfg.trust_proxy);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "127.0.0.1"), 0);
     /* no JWT_SECRET outside production: a random one, flagged */
     ASSERT_NOT_NULL(cfg.jwt_secret);
     ASSERT_EQ_INT(cfg.jwt_secret_generated, 1);
@@ -285,6 +289,7 @@ TEST(int_vars_out_of_range)
         {"JOB_POLL_MS", 10, 60000},
         {"LUA_INSTRUCTION_BUDGET", 100000, 1000000000000LL},
         {"RELOAD_DEBOUNCE_MS", 10, 60000},
+        {"USER_CACHE_TTL_MS", 0, 600000},
     };
     char v[64];
 
@@ -533,8 +538,33 @@ TEST(origin_allowed)
     return 0;
 }
 
-TEST_MAIN(TEST_ENTRY(defaults_in_a_clean_environment), TEST_ENTRY(generated_secrets_differ),
-          TEST_ENTRY(empty_values_mean_default),
+/* ---- TRUST_PROXY ---------------------------------------------------------- */
+
+TEST(trust_proxy)
+{
+    tk_config cfg;
+
+    LOAD_WITH(cfg, "TRUST_PROXY", "10.0.0.5, 127.0.0.0/8,fd00::/8 , ::1");
+    ASSERT_STR_EQ(cfg.trust_proxy, "10.0.0.5, 127.0.0.0/8,fd00::/8 , ::1");
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "10.0.0.5"), 1);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "10.0.0.6"), 0);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "127.9.8.7"), 1);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "fd12::1"), 1);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "::1"), 1);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "203.0.113.1"), 0);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, ""), 0);
+    ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, NULL), 0);
+    tk_config_cleanup(&cfg);
+    ASSERT_NULL(cfg.trust_proxy); /* freed: it leaked before */
+    ASSERT_NULL(cfg.trust_nets);
+    ASSERT_LOAD_FAILS("TRUST_PROXY", "10.0.0.0/33");
+    ASSERT_LOAD_FAILS("TRUST_PROXY", "127.0.0.1, nginx");
+    ASSERT_LOAD_FAILS("TRUST_PROXY", "10.0.0.1/8");
+    return 0;
+}
+
+TEST_MAIN(TEST_ENTRY(trust_proxy), TEST_ENTRY(defaults_in_a_clean_environment),
+          TEST_ENTRY(generated_secrets_differ), TEST_ENTRY(empty_values_mean_default),
           TEST_ENTRY(pid_file_default_is_absolute_and_per_port), TEST_ENTRY(values_are_read),
           TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
           TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),

@@ -12,6 +12,8 @@
 
 #define S1 "first-secret-0123456789abcdef-0123456789"
 #define S2 "second-secret-0123456789abcdef-012345678"
+#define U1 "6f1d8a2e-3b4c-4d5e-8f60-718293a4b5c6"
+#define U7 "0c9e7f4a-1d2b-4c3d-9e4f-5a6b7c8d9e0f"
 #define S3 "third-secret-0123456789abcdef-0123456789"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -71,7 +73,8 @@ static const char *good_payload(void)
 {
     long now = (long)time(NULL);
     snprintf(payload_ok, sizeof(payload_ok),
-             "{\"sub\":\"7\",\"role\":\"admin\",\"jti\":\"1b4e28ba-2fa1-41d2-883f-0016d3cca427\","
+             "{\"sub\":\"" U7
+             "\",\"role\":\"admin\",\"jti\":\"1b4e28ba-2fa1-41d2-883f-0016d3cca427\","
              "\"iat\":%ld,\"exp\":%ld}",
              now, now + 600);
     return payload_ok;
@@ -95,9 +98,9 @@ TEST(sign_verify)
     int64_t t0 = (int64_t)time(NULL);
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, &c), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, &c), 0);
     ASSERT_NOT_NULL(tok);
-    ASSERT_STR_EQ(c.sub, "42");
+    ASSERT_STR_EQ(c.sub, U1);
     ASSERT_STR_EQ(c.role, "user");
     ASSERT_EQ_INT(strlen(c.jti), 36);
     ASSERT_EQ_INT(c.jti[14], '4');
@@ -105,7 +108,7 @@ TEST(sign_verify)
     ASSERT_EQ_INT(c.exp - c.iat, 900);
 
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, (int64_t)time(NULL), &v), 0);
-    ASSERT_STR_EQ(v.sub, "42");
+    ASSERT_STR_EQ(v.sub, U1);
     ASSERT_STR_EQ(v.role, "user");
     ASSERT_STR_EQ(v.jti, c.jti);
     ASSERT_EQ_INT(v.iat, c.iat);
@@ -114,7 +117,7 @@ TEST(sign_verify)
     free(tok);
 
     /* every token gets its own jti; claims may be NULL */
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, (int64_t)time(NULL), &v), 0);
     ASSERT_STR_NE(v.jti, c.jti);
     free(tok);
@@ -124,38 +127,115 @@ TEST(sign_verify)
 
 TEST(field_limits)
 {
-    char sub[70];
     char *tok = NULL;
     tk_auth_claims v;
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    memset(sub, 'x', sizeof(sub));
-    sub[63] = '\0';
-    ASSERT_EQ_INT(tk_auth_jwt_sign(sub, "admin", 60, &tok, NULL), 0);
+    /* upper-case hex is a UUID too; the sub comes back as signed */
+    ASSERT_EQ_INT(
+        tk_auth_jwt_sign("1B4E28BA-2FA1-41D2-883F-0016D3CCA427", "admin", 7, 60, &tok, NULL), 0);
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, (int64_t)time(NULL), &v), 0);
-    ASSERT_STR_EQ(v.sub, sub);
-    free(tok);
-    /* a sub with JSON specials survives the round trip */
-    ASSERT_EQ_INT(tk_auth_jwt_sign("a\"b\\c/\xc3\xa9", "user", 60, &tok, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, (int64_t)time(NULL), &v), 0);
-    ASSERT_STR_EQ(v.sub, "a\"b\\c/\xc3\xa9");
+    ASSERT_STR_EQ(v.sub, "1B4E28BA-2FA1-41D2-883F-0016D3CCA427");
+    ASSERT_EQ_INT(v.ver, 7);
     free(tok);
 
     tok = (char *)1;
-    sub[63] = 'x';
-    sub[64] = '\0';
-    ASSERT_EQ_INT(tk_auth_jwt_sign(sub, "user", 60, &tok, NULL), TK_EINVAL);
+    /* a sub that is not a UUID is never signed */
+    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 0, 60, &tok, NULL), TK_EINVAL);
     ASSERT_NULL(tok);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("", "user", 60, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign(NULL, "user", 60, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "", 60, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "0123456789abcdef", 60, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "0123456789abcde", 60, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1 "0", "user", 0, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign("1b4e28ba2fa141d2883f0016d3cca427", "user", 0, 60, &tok, NULL),
+                  TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign("", "user", 0, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(NULL, "user", 0, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "", 0, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "0123456789abcdef", 0, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "0123456789abcde", 0, 60, &tok, NULL), 0);
     free(tok);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", 0, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", -5, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", INT64_MAX, &tok, NULL), TK_EINVAL);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", 60, NULL, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", -1, 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 0, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, -5, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, INT64_MAX, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 60, NULL, NULL), TK_EINVAL);
+    tk_auth_keys_cleanup();
+    return 0;
+}
+
+/* Forges a token with the given extra claims (a JSON fragment starting with
+ * a comma, or "") around a valid sub/role/jti/exp. */
+static int verify_with(const char *sub, long iat, const char *extra)
+{
+    char payload[512];
+    char tok[4096];
+    long now = (long)time(NULL);
+
+    snprintf(payload, sizeof(payload),
+             "{\"sub\":\"%s\",\"role\":\"user\",\"jti\":\"1b4e28ba-2fa1-41d2-883f-0016d3cca427\","
+             "\"iat\":%ld,\"exp\":%ld%s}",
+             sub, iat, now + 600, extra);
+    forge(tok, HDR_OK, payload, S1, NULL);
+    return verify(tok);
+}
+
+TEST(time_claims)
+{
+    long now = (long)time(NULL);
+    char extra[64];
+
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
+    ASSERT_EQ_INT(verify_with(U7, now, ""), 0);
+    /* iat: a little ahead is clock skew between instances, more is refused */
+    ASSERT_EQ_INT(verify_with(U7, now + TK_AUTH_CLOCK_SKEW - 5, ""), 0);
+    ASSERT_EQ_INT(verify_with(U7, now + TK_AUTH_CLOCK_SKEW + 5, ""), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now + 300, ""), TK_EAUTH);
+    /* nbf: optional; in the past fine, in the future refused, never malformed */
+    snprintf(extra, sizeof(extra), ",\"nbf\":%ld", now - 10);
+    ASSERT_EQ_INT(verify_with(U7, now - 10, extra), 0);
+    snprintf(extra, sizeof(extra), ",\"nbf\":%ld", now + 10);
+    ASSERT_EQ_INT(verify_with(U7, now, extra), TK_EAUTH);
+    snprintf(extra, sizeof(extra), ",\"nbf\":%ld", now + 3600);
+    ASSERT_EQ_INT(verify_with(U7, now, extra), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":\"0\""), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":null"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":1.5"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":0"), TK_EAUTH);
+    tk_auth_keys_cleanup();
+    return 0;
+}
+
+TEST(sub_and_ver_claims)
+{
+    static const char *bad_subs[] = {"7",
+                                     "42",
+                                     "admin",
+                                     "1b4e28ba-2fa1-41d2-883f-0016d3cca42",
+                                     "1b4e28ba-2fa1-41d2-883f-0016d3cca4270",
+                                     "1b4e28ba-2fa1-41d2-883f_0016d3cca427",
+                                     "1b4e28ba-2fa1-41d2-883f-0016d3cca42g",
+                                     "{1b4e28ba-2fa1-41d2-883f-0016d3cca427}",
+                                     "1b4e28ba2fa141d2883f0016d3cca427",
+                                     "' OR 1=1 --"};
+    long now = (long)time(NULL);
+    tk_auth_claims c;
+    char *tok = NULL;
+
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_subs); i++) {
+        if (verify_with(bad_subs[i], now, "") != TK_EAUTH)
+            TEST_FAIL_("sub %s accepted", bad_subs[i]);
+    }
+    /* ver: absent is 0; present must be an integer >= 0 */
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":0"), 0);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":12"), 0);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":-1"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":\"1\""), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":1.5"), TK_EAUTH);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 3, 60, &tok, &c), 0);
+    ASSERT_EQ_INT(c.ver, 3);
+    memset(&c, 0, sizeof(c));
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, (int64_t)now, &c), 0);
+    ASSERT_EQ_INT(c.ver, 3);
+    free(tok);
     tk_auth_keys_cleanup();
     return 0;
 }
@@ -166,7 +246,7 @@ TEST(no_keys)
     char forged[4096];
 
     tk_auth_keys_cleanup();
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", 60, &tok, NULL), TK_EINVAL);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 60, &tok, NULL), TK_EINVAL);
     ASSERT_NULL(tok);
     forge(forged, HDR_OK, good_payload(), S1, NULL);
     ASSERT_EQ_INT(verify(forged), TK_EAUTH);
@@ -219,15 +299,15 @@ TEST(tampered_payload)
     char mixed[4096];
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
     char *p = strchr(tok, '.') + 5;
     *p = (*p == 'A') ? 'B' : 'A';
     ASSERT_EQ_INT(verify(tok), TK_EAUTH);
     free(tok);
 
     /* payload of an admin token, signature of a user token */
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "admin", 900, &other, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "admin", 0, 900, &other, NULL), 0);
     size_t head_body = (size_t)(strrchr(other, '.') - other);
     memcpy(mixed, other, head_body);
     strcpy(mixed + head_body, strrchr(tok, '.'));
@@ -248,7 +328,7 @@ TEST(tampered_signature)
     char buf[4096];
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
     strcpy(buf, tok);
     char *sig = strrchr(buf, '.') + 1;
     sig[0] = (sig[0] == 'A') ? 'B' : 'A';
@@ -282,7 +362,7 @@ TEST(expired)
     char payload[256];
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 60, &tok, &c), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 60, &tok, &c), 0);
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.exp - 1, &v), 0);
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.exp, &v), TK_EAUTH);
     ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.exp + 3600, &v), TK_EAUTH);
@@ -291,8 +371,8 @@ TEST(expired)
 
     /* correctly signed, but exp in the past */
     snprintf(payload, sizeof(payload),
-             "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"iat\":%ld,\"exp\":%ld}", now - 120,
-             now - 60);
+             "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"iat\":%ld,\"exp\":%ld}",
+             now - 120, now - 60);
     forge(buf, HDR_OK, payload, S1, NULL);
     ASSERT_EQ_INT(verify(buf), TK_EAUTH);
     tk_auth_keys_cleanup();
@@ -303,16 +383,16 @@ TEST(missing_or_bad_claims)
 {
     static const char *payloads[] = {
         "{\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld}",
-        "{\"sub\":\"7\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"iat\":1700000000,\"exp\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"exp\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"x\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":\"%ld\"}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld.5}",
+        "{\"sub\":\"" U7 "\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"iat\":1700000000,\"exp\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"exp\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"x\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":\"%ld\"}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld.5}",
         "{\"sub\":7,\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld}",
         "{\"sub\":\"\",\"role\":\"user\",\"jti\":\"j\",\"iat\":1700000000,\"exp\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"0123456789abcdef\",\"jti\":\"j\",\"iat\":1,\"exp\":%ld}",
-        "{\"sub\":\"7\",\"role\":\"user\",\"jti\":\"j\",\"iat\":4102444800,\"exp\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"0123456789abcdef\",\"jti\":\"j\",\"iat\":1,\"exp\":%ld}",
+        "{\"sub\":\"" U7 "\",\"role\":\"user\",\"jti\":\"j\",\"iat\":4102444800,\"exp\":%ld}",
         "[%ld]",
         "not json %ld",
     };
@@ -337,7 +417,7 @@ TEST(wrong_kid)
     char buf[4096];
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
     ASSERT_EQ_INT(tk_auth_keys_init("k2", S2, NULL), 0);
     ASSERT_EQ_INT(verify(tok), TK_EAUTH);
     /* same kid, different secret */
@@ -383,14 +463,14 @@ TEST(rotation)
     tk_auth_claims c;
 
     ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("1", "user", 900, &a, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &a, NULL), 0);
     /* rotate: k2 signs, k1 still verifies */
     ASSERT_EQ_INT(tk_auth_keys_init("k2", S2, "k1:" S1), 0);
-    ASSERT_EQ_INT(tk_auth_jwt_sign("2", "user", 900, &b, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U7, "user", 0, 900, &b, NULL), 0);
     ASSERT_EQ_INT(tk_auth_jwt_verify(a, (int64_t)time(NULL), &c), 0);
-    ASSERT_STR_EQ(c.sub, "1");
+    ASSERT_STR_EQ(c.sub, U1);
     ASSERT_EQ_INT(tk_auth_jwt_verify(b, (int64_t)time(NULL), &c), 0);
-    ASSERT_STR_EQ(c.sub, "2");
+    ASSERT_STR_EQ(c.sub, U7);
     ASSERT(strcmp(a, b) != 0);
     /* rotate again: k1 retired */
     ASSERT_EQ_INT(tk_auth_keys_init("k3", S3, "k2:" S2 ",k0:zzzz"), 0);
@@ -530,7 +610,7 @@ TEST(garbage)
         ASSERT_EQ_INT(verify(buf), TK_EAUTH);
     }
     /* a good token with junk around it */
-    ASSERT_EQ_INT(tk_auth_jwt_sign("42", "user", 900, &tok, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 0, 900, &tok, NULL), 0);
     snprintf(buf, sizeof(buf), " %s", tok);
     ASSERT_EQ_INT(verify(buf), TK_EAUTH);
     snprintf(buf, sizeof(buf), "%s\n", tok);
@@ -552,7 +632,7 @@ static void *worker(void *arg)
         char *tok = NULL;
         tk_auth_claims c;
         tk_auth_claims v;
-        if (tk_auth_jwt_sign("t", "user", 60, &tok, &c) != 0 ||
+        if (tk_auth_jwt_sign(U1, "user", 0, 60, &tok, &c) != 0 ||
             tk_auth_jwt_verify(tok, (int64_t)time(NULL), &v) != 0 || strcmp(c.jti, v.jti) != 0)
             (*failures)++;
         free(tok);
@@ -576,8 +656,9 @@ TEST(threads)
     return 0;
 }
 
-TEST_MAIN(TEST_ENTRY(sign_verify), TEST_ENTRY(field_limits), TEST_ENTRY(no_keys),
-          TEST_ENTRY(keys_init_errors), TEST_ENTRY(forged_with_right_key_is_accepted),
-          TEST_ENTRY(tampered_payload), TEST_ENTRY(tampered_signature), TEST_ENTRY(expired),
-          TEST_ENTRY(missing_or_bad_claims), TEST_ENTRY(wrong_kid), TEST_ENTRY(rotation),
-          TEST_ENTRY(alg_none), TEST_ENTRY(other_algs), TEST_ENTRY(garbage), TEST_ENTRY(threads))
+TEST_MAIN(TEST_ENTRY(sign_verify), TEST_ENTRY(field_limits), TEST_ENTRY(time_claims),
+          TEST_ENTRY(sub_and_ver_claims), TEST_ENTRY(no_keys), TEST_ENTRY(keys_init_errors),
+          TEST_ENTRY(forged_with_right_key_is_accepted), TEST_ENTRY(tampered_payload),
+          TEST_ENTRY(tampered_signature), TEST_ENTRY(expired), TEST_ENTRY(missing_or_bad_claims),
+          TEST_ENTRY(wrong_kid), TEST_ENTRY(rotation), TEST_ENTRY(alg_none), TEST_ENTRY(other_algs),
+          TEST_ENTRY(garbage), TEST_ENTRY(threads))

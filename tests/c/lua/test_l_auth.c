@@ -66,44 +66,61 @@ TEST(access_tokens)
     lua_State *L = state();
     ASSERT_NOT_NULL(L);
     ASSERT_EQ_INT(tk_auth_keys_init("k1", "lua-test-secret-0123456789abcdef-0123", NULL), 0);
-    LUA_OK_(L, "local tok, c = auth.sign_access('42', 'admin', 900)\n"
-               "assert(type(tok) == 'string' and select(2, tok:gsub('%.', '')) == 2)\n"
-               "assert(c.sub == '42' and c.role == 'admin' and #c.jti == 36)\n"
-               "assert(math.type(c.iat) == 'integer' and c.exp - c.iat == 900)\n"
-               "local v = assert(auth.verify_access(tok))\n"
-               "assert(v.sub == '42' and v.role == 'admin' and v.jti == c.jti)\n"
-               "assert(v.iat == c.iat and v.exp == c.exp)\n"
-               "local bad = tok:sub(1, -2) .. (tok:sub(-1) == 'A' and 'B' or 'A')\n"
-               "local r, err = auth.verify_access(tok:gsub('^.', 'x'))\n"
-               "assert(r == nil and err == 'invalid')\n"
-               "r, err = auth.verify_access('garbage')\n"
-               "assert(r == nil and err == 'invalid')\n"
-               "r, err = auth.verify_access(tok .. '\\0')\n"
-               "assert(r == nil and err == 'invalid')\n"
-               "r, err = auth.verify_access('')\n"
-               "assert(r == nil and err == 'invalid')\n"
-               "-- revoke it\n"
-               "assert(auth.deny(c.jti, c.exp) == true)\n"
-               "r, err = auth.verify_access(tok)\n"
-               "assert(r == nil and err == 'revoked', err)\n"
-               "-- other tokens unaffected\n"
-               "local tok2 = auth.sign_access('43', 'user', 60)\n"
-               "assert(auth.verify_access(tok2).sub == '43')\n");
-    LUA_OK_(L, "assert(not pcall(auth.sign_access, '1', 'user'))\n"
-               "assert(not pcall(auth.sign_access, '1', 'user', 0))\n"
-               "assert(not pcall(auth.sign_access, '1', 'user', 1.5))\n"
-               "assert(not pcall(auth.sign_access, '', 'user', 60))\n"
-               "assert(not pcall(auth.sign_access, string.rep('x', 64), 'user', 60))\n"
-               "assert(not pcall(auth.sign_access, '1', string.rep('r', 16), 60))\n"
-               "assert(not pcall(auth.sign_access, '1\\0', 'user', 60))\n"
-               "assert(not pcall(auth.verify_access))\n"
-               "assert(not pcall(auth.verify_access, {}))\n"
-               "assert(not pcall(auth.deny, 'j'))\n"
-               "assert(not pcall(auth.deny, {}, 1))\n");
+    LUA_OK_(
+        L, "local tok, c = auth.sign_access('00000000-0000-4000-8000-000000000042', 'admin', 900)\n"
+           "assert(type(tok) == 'string' and select(2, tok:gsub('%.', '')) == 2)\n"
+           "assert(c.sub == '00000000-0000-4000-8000-000000000042' and c.role == 'admin' and "
+           "#c.jti == 36)\n"
+           "assert(math.type(c.iat) == 'integer' and c.exp - c.iat == 900)\n"
+           "local v = assert(auth.verify_access(tok))\n"
+           "assert(v.sub == '00000000-0000-4000-8000-000000000042' and v.role == 'admin' and v.jti "
+           "== c.jti)\n"
+           "assert(v.iat == c.iat and v.exp == c.exp)\n"
+           "local bad = tok:sub(1, -2) .. (tok:sub(-1) == 'A' and 'B' or 'A')\n"
+           "local r, err = auth.verify_access(tok:gsub('^.', 'x'))\n"
+           "assert(r == nil and err == 'invalid')\n"
+           "r, err = auth.verify_access('garbage')\n"
+           "assert(r == nil and err == 'invalid')\n"
+           "r, err = auth.verify_access(tok .. '\\0')\n"
+           "assert(r == nil and err == 'invalid')\n"
+           "r, err = auth.verify_access('')\n"
+           "assert(r == nil and err == 'invalid')\n"
+           "-- revoke it\n"
+           "assert(auth.deny(c.jti, c.exp) == true)\n"
+           "r, err = auth.verify_access(tok)\n"
+           "assert(r == nil and err == 'revoked', err)\n"
+           "-- other tokens unaffected\n"
+           "local tok2 = auth.sign_access('00000000-0000-4000-8000-000000000043', 'user', 60)\n"
+           "assert(auth.verify_access(tok2).sub == '00000000-0000-4000-8000-000000000043')\n");
+    LUA_OK_(
+        L,
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001', 'user'))\n"
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001', 'user', 0))\n"
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001', 'user', 1.5))\n"
+        "assert(not pcall(auth.sign_access, '', 'user', 60))\n"
+        "assert(not pcall(auth.sign_access, string.rep('x', 64), 'user', 60))\n"
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001', "
+        "string.rep('r', 16), 60))\n"
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001\\0', 'user', "
+        "60))\n"
+        "assert(not pcall(auth.sign_access, '42', 'user', 60))\n"
+        "assert(not pcall(auth.sign_access, '00000000-0000-4000-8000-000000000001', 'user', 60, "
+        "-1))\n"
+        "assert(select(2, auth.sign_access('00000000-0000-4000-8000-000000000001', 'user', 60, "
+        "5)).ver == 5)\n"
+        "assert(auth.verify_access((auth.sign_access('00000000-0000-4000-8000-000000000001', "
+        "'user', 60, 5))).ver == 5)\n"
+        "assert(auth.verify_access((auth.sign_access('00000000-0000-4000-8000-000000000001', "
+        "'user', 60))).ver == 0)\n"
+        "assert(not pcall(auth.verify_access))\n"
+        "assert(not pcall(auth.verify_access, {}))\n"
+        "assert(not pcall(auth.deny, 'j'))\n"
+        "assert(not pcall(auth.deny, {}, 1))\n");
     /* no keys: a runtime failure, not a raise */
     tk_auth_keys_cleanup();
-    LUA_OK_(L, "local t, err = auth.sign_access('1', 'user', 60)\n"
-               "assert(t == nil and type(err) == 'string')\n");
+    LUA_OK_(L,
+            "local t, err = auth.sign_access('00000000-0000-4000-8000-000000000001', 'user', 60)\n"
+            "assert(t == nil and type(err) == 'string')\n");
     lua_close(L);
     tk_auth_deny_cleanup();
     return 0;
