@@ -895,6 +895,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (refused && r->has_body) {
             if (r->resp)
                 MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+            if (s->guard) /* drain the body the client may still send */
+                tk_http_guard_linger(s->guard, conn);
             return queue(r);
         }
         return MHD_YES;
