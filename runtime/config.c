@@ -1,6 +1,7 @@
 /* Environment parsing: defaults, range checks, one clear error per bad value. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -167,6 +168,31 @@ out:
             goto fail;                                                                             \
     } while (0)
 
+/* The HTTP edge: HOST, METRICS_TOKEN, HTTP_HEADER_TIMEOUT, HTTP_CONN_PER_IP. */
+static int load_edge(tk_config *cfg, char *err, size_t errlen)
+{
+    int rc;
+    unsigned char bin[16];
+    STR_VAR(host, "HOST", NULL);
+    if (cfg->host && inet_pton(AF_INET, cfg->host, bin) != 1 &&
+        inet_pton(AF_INET6, cfg->host, bin) != 1) {
+        tk_errf(err, errlen,
+                "HOST must be an IPv4 or IPv6 address such as 127.0.0.1 (got \"%.200s\")",
+                cfg->host);
+        return TK_ECONFIG;
+    }
+    STR_VAR(metrics_token, "METRICS_TOKEN", NULL);
+    if (cfg->metrics_token && strlen(cfg->metrics_token) < 16) {
+        tk_errf(err, errlen, "METRICS_TOKEN must be at least 16 characters");
+        return TK_ECONFIG;
+    }
+    INT_VAR(http_header_timeout, "HTTP_HEADER_TIMEOUT", 10, 1, 3600);
+    INT_VAR(http_conn_per_ip, "HTTP_CONN_PER_IP", 256, 0, 10000);
+    return TK_OK;
+fail:
+    return rc;
+}
+
 int tk_config_load(tk_config *cfg, char *err, size_t errlen)
 {
     int rc;
@@ -247,6 +273,9 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
             goto fail;
     }
     rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
+    if (rc)
+        goto fail;
+    rc = load_edge(cfg, err, errlen);
     if (rc)
         goto fail;
 
@@ -341,6 +370,10 @@ void tk_config_cleanup(tk_config *cfg)
     }
     tk_cidr_list_free(cfg->trust_nets);
     cfg->trust_nets = NULL;
+    free(cfg->host);
+    cfg->host = NULL;
+    free(cfg->metrics_token);
+    cfg->metrics_token = NULL;
 }
 
 /* 1 when `item` is one of the comma-separated entries of `list`. */

@@ -51,7 +51,11 @@ typedef struct {
     char *pid_file;                   /* PID_FILE, $XDG_RUNTIME_DIR|/tmp/taskapi-PORT.pid */
     int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */
     int reload_debounce_ms;           /* RELOAD_DEBOUNCE_MS, 200 */
-    int debug_queries; /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
+    int debug_queries;       /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
+    char *host;              /* HOST, unset: the HTTP port listens on every address */
+    char *metrics_token;     /* METRICS_TOKEN, unset: /metrics is open */
+    int http_header_timeout; /* HTTP_HEADER_TIMEOUT seconds, 10 */
+    int http_conn_per_ip;    /* HTTP_CONN_PER_IP, 256 (0: no cap) */
 } tk_config;
 
 /* Fills cfg from the environment. On a bad value returns TK_ECONFIG with one

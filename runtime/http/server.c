@@ -21,6 +21,8 @@
 
 #include "auth/auth.h"
 #include "auth/users.h"
+#include "http/edge.h"
+#include "http/guard.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
 #include "lua/bindings.h"
@@ -63,8 +65,9 @@ typedef struct tk_req {
     char *body;
     size_t body_len, body_cap;
     int too_large;
-    int queued;  /* handed to a worker; waiting for its response */
-    int started; /* the first call of the access handler is done */
+    int has_body; /* Content-Length > 0: refusing before the body means closing */
+    int queued;   /* handed to a worker; waiting for its response */
+    int started;  /* the first call of the access handler is done */
     struct MHD_Response *resp;
     unsigned status;
     tk_route_match match;
@@ -90,6 +93,7 @@ struct tk_server {
     const tk_config *cfg;
     tk_db_pool *pool;
     struct MHD_Daemon *daemon;
+    tk_http_guard *guard;      /* header-read deadline */
     pthread_mutex_t gen_mu;    /* guards current */
     pthread_mutex_t reload_mu; /* one reload at a time */
     tk_gen *current;
@@ -701,9 +705,17 @@ static int check_user(tk_req *r)
     return 1;
 }
 
-/* GET /metrics: Prometheus text, answered by C without Lua or a token. */
+/* GET /metrics: Prometheus text, answered by C without Lua; behind
+ * METRICS_TOKEN (a bearer token) when that is set. */
 static void serve_metrics(tk_server *s, tk_req *r)
 {
+    if (s->cfg->metrics_token &&
+        !tk_http_edge_bearer_ok(kv_get(&r->headers, "Authorization"), s->cfg->metrics_token)) {
+        set_error(r, 401, "unauthorized", "the metrics token is missing or wrong");
+        if (r->resp)
+            MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
+        return;
+    }
     tk_metrics_sources src = {0};
     tk_db_pool_stats ps;
     tk_db_pool_get_stats(s->pool, &ps);
@@ -771,16 +783,11 @@ static int check_rate(tk_req *r)
     return 0;
 }
 
-/* The C checks before Lua. Returns 1 when a response is set (answer now),
- * 0 when the request goes to a worker. */
+/* The C checks before Lua that need only the headers, made on the first
+ * call of the access handler, before any body byte is read. Returns 1 when
+ * a response is set, 0 when the request goes on. */
 static int precheck(tk_server *s, tk_req *r)
 {
-    if (r->too_large) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "request body is larger than %zu bytes", s->cfg->body_limit);
-        set_error(r, 413, "payload_too_large", msg);
-        return 1;
-    }
     if (strcmp(r->method, "OPTIONS") == 0) {
         r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         r->status = 204;
@@ -816,7 +823,7 @@ static int precheck(tk_server *s, tk_req *r)
             MHD_add_response_header(r->resp, "Allow", allow);
         return 1;
     }
-    if (r->body_len > 0 && !content_type_json(kv_get(&r->headers, "Content-Type"))) {
+    if (r->has_body && !content_type_json(kv_get(&r->headers, "Content-Type"))) {
         set_error(r, 415, "unsupported_media_type", "request body must be application/json");
         return 1;
     }
@@ -834,11 +841,79 @@ static int precheck(tk_server *s, tk_req *r)
     return 0; /* rate limits: on the worker (they may ask Redis) */
 }
 
+/* The checks once the body is in. Returns 1 when a response is set. */
+static int precheck_body(tk_server *s, tk_req *r)
+{
+    if (r->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body is larger than %zu bytes", s->cfg->body_limit);
+        set_error(r, 413, "payload_too_large", msg);
+        return 1;
+    }
+    if (r->body_len > 0 && !content_type_json(kv_get(&r->headers, "Content-Type"))) {
+        set_error(r, 415, "unsupported_media_type", "request body must be application/json");
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    tk_http_header *items;
+    size_t n, cap;
+    int failed;
+} header_refs;
+
+/* Collects the header lines as MHD holds them (borrowed, duplicates kept). */
+static enum MHD_Result collect_ref(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    header_refs *l = cls;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        tk_http_header *ni = realloc(l->items, cap * sizeof *ni);
+        if (ni == NULL) {
+            l->failed = 1;
+            return MHD_NO;
+        }
+        l->items = ni;
+        l->cap = cap;
+    }
+    l->items[l->n].name = key;
+    l->items[l->n].value = value ? value : "";
+    l->n++;
+    return MHD_YES;
+}
+
+/* The HTTP/1.1 edge checks (http/edge.c) on the header section. Returns 1
+ * with a response set when the request is refused, -1 when out of memory. */
+static int edge_check(tk_server *s, tk_req *r, const char *version)
+{
+    header_refs l = {0};
+    (void)MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_ref, &l);
+    if (l.failed) {
+        free(l.items);
+        return -1;
+    }
+    tk_http_edge_verdict v;
+    if (tk_http_edge_check(version, l.items, l.n, s->cfg->body_limit, &v) == 0 &&
+        !tk_http_edge_layout_ok(l.items, l.n)) {
+        v.status = 400;
+        v.code = "bad_request";
+        v.message = "folded header line or NUL byte in a header field";
+    }
+    free(l.items);
+    r->has_body = v.has_body;
+    if (v.status == 0)
+        return 0;
+    set_error(r, v.status, v.code, v.message);
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     tk_server *s = cls;
     tk_req *r = *con_cls;
 
@@ -878,9 +953,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *origin = kv_get(&r->headers, "Origin");
         if (origin)
             r->origin = strdup(origin);
-        const char *cl = kv_get(&r->headers, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->cfg->body_limit)
-            r->too_large = 1;
+        if (s->guard)
+            tk_http_guard_set_busy(s->guard, conn, 1);
+        /* (1) Everything the headers decide, before a byte of body: a
+         * refusal of a request that announced a body is answered now and
+         * the connection closed (MHD discards the body); one without a body
+         * is answered at (3), which comes at once, keeping the connection. */
+        int refused = edge_check(s, r, version);
+        if (refused < 0)
+            return MHD_NO;
+        if (refused) {
+            r->has_body = 1; /* framing is in doubt: never reuse the connection */
+        } else {
+            if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, r) < 0)
+                return MHD_NO;
+            refused = precheck(s, r);
+        }
+        if (refused && r->has_body) {
+            if (r->resp)
+                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+            if (s->guard) /* drain the body the client may still send */
+                tk_http_guard_linger(s->guard, conn);
+            return queue(r);
+        }
         return MHD_YES;
     }
 
@@ -910,10 +1005,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->queued) /* (4): the worker resumed us */
         return queue(r);
 
-    if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, r) < 0)
-        return MHD_NO;
-    if (precheck(s, r))
-        return queue(r);
+    if (r->resp != NULL || r->status != 0 || precheck_body(s, r))
+        return queue(r); /* refused at (1) or by the body checks */
 
     r->queued = 1;
     atomic_fetch_add(&s->in_flight, 1);
@@ -925,7 +1018,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     tk_server *s = cls;
     tk_req *r = *con_cls;
     if (r == NULL)
@@ -940,6 +1032,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     if (r->queued)
         atomic_fetch_sub(&s->in_flight, 1);
+    if (s->guard)
+        tk_http_guard_set_busy(s->guard, conn, 0);
     req_free(r);
     *con_cls = NULL;
 }
@@ -995,14 +1089,29 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
         s->nworkers = i + 1;
     }
 
+    rc = tk_http_guard_new(cfg->http_header_timeout * 1000, &s->guard);
+    if (rc != TK_OK)
+        goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
+    struct sockaddr_storage bind_addr;
+    if (tk_http_edge_bind_addr(cfg->host, cfg->port, &bind_addr) != TK_OK) {
+        tk_errf(err, errlen, "HOST is not an IP address");
+        rc = TK_ECONFIG;
+        goto fail;
+    }
+    if (bind_addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, tk_http_guard_notify, s->guard,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&bind_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_conn_per_ip,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        tk_errf(err, errlen, "cannot listen on port %d (in use?)", cfg->port);
+        tk_errf(err, errlen, "cannot listen on %s port %d (in use?)",
+                cfg->host ? cfg->host : "all addresses,", cfg->port);
         rc = TK_EIO;
         goto fail;
     }
@@ -1036,6 +1145,7 @@ void tk_server_stop(tk_server *s)
         pthread_join(s->workers[i].thread, NULL);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    tk_http_guard_free(s->guard);
     free(s->workers);
     gen_release(s->current);
     pthread_mutex_destroy(&s->gen_mu);

@@ -57,6 +57,10 @@ static const char *const all_vars[] = {
     "TASKAPI_DEBUG_QUERIES",
     "XDG_RUNTIME_DIR",
     "USER_CACHE_TTL_MS",
+    "HOST",
+    "METRICS_TOKEN",
+    "HTTP_HEADER_TIMEOUT",
+    "HTTP_CONN_PER_IP",
 };
 
 static void clean_env(void)
@@ -290,6 +294,8 @@ TEST(int_vars_out_of_range)
         {"LUA_INSTRUCTION_BUDGET", 100000, 1000000000000LL},
         {"RELOAD_DEBOUNCE_MS", 10, 60000},
         {"USER_CACHE_TTL_MS", 0, 600000},
+        {"HTTP_HEADER_TIMEOUT", 1, 3600},
+        {"HTTP_CONN_PER_IP", 0, 10000},
     };
     char v[64];
 
@@ -563,8 +569,43 @@ TEST(trust_proxy)
     return 0;
 }
 
-TEST_MAIN(TEST_ENTRY(trust_proxy), TEST_ENTRY(defaults_in_a_clean_environment),
-          TEST_ENTRY(generated_secrets_differ), TEST_ENTRY(empty_values_mean_default),
+/* ---- the HTTP edge ------------------------------------------------------- */
+
+TEST(http_edge_vars)
+{
+    tk_config cfg;
+    char err[256] = "";
+
+    clean_env();
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_NULL(cfg.host); /* every address, as before HOST */
+    ASSERT_NULL(cfg.metrics_token);
+    ASSERT_EQ_INT(cfg.http_header_timeout, 10);
+    ASSERT_EQ_INT(cfg.http_conn_per_ip, 256);
+    tk_config_cleanup(&cfg);
+
+    LOAD_WITH(cfg, "HOST", "127.0.0.1");
+    ASSERT_STR_EQ(cfg.host, "127.0.0.1");
+    tk_config_cleanup(&cfg);
+    ASSERT_NULL(cfg.host);
+    LOAD_WITH(cfg, "HOST", "::1");
+    ASSERT_STR_EQ(cfg.host, "::1");
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("HOST", "localhost"); /* literals only: no resolver at start-up */
+    ASSERT_LOAD_FAILS("HOST", "10.0.0.256");
+    ASSERT_LOAD_FAILS("HOST", "127.0.0.1:8080");
+
+    LOAD_WITH(cfg, "METRICS_TOKEN", "0123456789abcdef");
+    ASSERT_STR_EQ(cfg.metrics_token, "0123456789abcdef");
+    tk_config_cleanup(&cfg);
+    ASSERT_NULL(cfg.metrics_token);
+    ASSERT_LOAD_FAILS("METRICS_TOKEN", "short");
+    return 0;
+}
+
+TEST_MAIN(TEST_ENTRY(trust_proxy), TEST_ENTRY(http_edge_vars),
+          TEST_ENTRY(defaults_in_a_clean_environment), TEST_ENTRY(generated_secrets_differ),
+          TEST_ENTRY(empty_values_mean_default),
           TEST_ENTRY(pid_file_default_is_absolute_and_per_port), TEST_ENTRY(values_are_read),
           TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
           TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),
