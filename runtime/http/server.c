@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
+#include "http/static.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
@@ -222,8 +223,9 @@ static void add_common_headers(tk_req *r, struct MHD_Response *resp)
         if (!r->rate.allowed)
             MHD_add_response_header(resp, "Retry-After", v);
     }
-    for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++)
-        MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++) /* a page's own CSP stays */
+        if (MHD_get_response_header(resp, security_headers[i][0]) == NULL)
+            MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
     if (r->origin && tk_config_origin_allowed(r->srv->cfg, r->origin)) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
@@ -702,6 +704,13 @@ static int precheck(tk_server *s, tk_req *r)
         char msg[96];
         snprintf(msg, sizeof msg, "request body is larger than %zu bytes", s->cfg->body_limit);
         set_error(r, 413, "payload_too_large", msg);
+        return 1;
+    }
+    if (tk_static_owns(r->path)) { /* the web client at /app/: http/static.c */
+        tk_static_request q = {r->method, r->path, kv_get(&r->headers, "If-None-Match"),
+                               kv_get(&r->headers, "Accept-Encoding"), kv_get(&r->headers, "Host")};
+        if (tk_static_answer(s->cfg, &q, &r->resp, &r->status) == TK_OK)
+            add_common_headers(r, r->resp);
         return 1;
     }
     if (strcmp(r->method, "OPTIONS") == 0) {
