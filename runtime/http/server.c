@@ -932,7 +932,8 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        (unsigned)10000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+        tk_static_unescape, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         tk_errf(err, errlen, "cannot listen on port %d (in use?)", cfg->port);
         rc = TK_EIO;

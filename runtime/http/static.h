@@ -10,6 +10,7 @@
 #include "config.h"
 
 struct MHD_Response;
+struct MHD_Connection;
 
 /* What tk_static_answer needs from a request; every field is borrowed and
  * may be NULL but method and path. */
@@ -46,6 +47,12 @@ int tk_static_accepts_gzip(const char *ae);
  * from the page's own origin, and the realtime port (WS_PORT) on the host
  * the request named (left out when Host is missing or malformed). */
 void tk_static_csp(const tk_config *cfg, const char *host, char *buf, size_t len);
+
+/* MHD's URL unescaping (MHD_OPTION_UNESCAPE_CALLBACK), in place: "%XX" with
+ * two hex digits becomes that byte, except "%00", which stays as the three
+ * characters so that no path or query value is cut short by an encoded NUL
+ * (a static path with '%' is then a 404). Returns the new length. */
+size_t tk_static_unescape(void *cls, struct MHD_Connection *conn, char *s);
 
 /* Answers a request that tk_static_owns: 200 with the file (gzip when the
  * client takes it and it is smaller), 304 when If-None-Match names its ETag,

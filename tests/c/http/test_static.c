@@ -137,6 +137,30 @@ TEST(csp_names_the_realtime_port)
     return 0;
 }
 
+#define UNESCAPES(in, want)                                                                        \
+    do {                                                                                           \
+        char b_[64];                                                                               \
+        snprintf(b_, sizeof b_, "%s", (in));                                                       \
+        size_t n_ = tk_static_unescape(NULL, NULL, b_);                                            \
+        ASSERT_STR_EQ(b_, (want));                                                                 \
+        ASSERT_EQ_INT(n_, strlen(want));                                                           \
+    } while (0)
+
+TEST(unescape_keeps_encoded_nul)
+{
+    UNESCAPES("/app/a%20b.js", "/app/a b.js");
+    UNESCAPES("/app/%2e%2E/x", "/app/../x");
+    UNESCAPES("/app/%252e", "/app/%2e");
+    UNESCAPES("/app/index.html%00.png", "/app/index.html%00.png");
+    UNESCAPES("%0", "%0");
+    UNESCAPES("%zz%4", "%zz%4");
+    UNESCAPES("%C3%A9", "\xc3\xa9");
+    UNESCAPES("", "");
+    char rel[64];
+    ASSERT_EQ_INT(tk_static_resolve("/app/index.html%00.png", rel, sizeof rel), TK_ENOTFOUND);
+    return 0;
+}
+
 /* ---- whole answers from a temporary WEB_DIR ------------------------------ */
 
 static char dir[64];
@@ -278,4 +302,4 @@ TEST(answers)
 TEST_MAIN(TEST_ENTRY(owns_only_app), TEST_ENTRY(paths_normalise), TEST_ENTRY(traversal_is_refused),
           TEST_ENTRY(types_by_extension), TEST_ENTRY(etag_matching),
           TEST_ENTRY(accept_encoding_parsing), TEST_ENTRY(csp_names_the_realtime_port),
-          TEST_ENTRY(answers))
+          TEST_ENTRY(unescape_keeps_encoded_nul), TEST_ENTRY(answers))
