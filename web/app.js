@@ -499,7 +499,8 @@ async function loadMembers() {
   if (!state.project) return;
   try {
     state.members = (await api('GET', `/projects/${state.project.id}/members?limit=100`)).data;
-  } catch { /* shown elsewhere */ }
+  } catch { return; /* the board shows the error */ }
+  for (const t of state.tasks.values()) renderCard(t); // assignee names
 }
 
 async function fetchAllTasks(projectId) {
