@@ -661,6 +661,7 @@ function openDetail(id) {
   const t = state.tasks.get(id);
   if (!t) return;
   state.detail = { task: t, dirty: false };
+  banner(''); // the user moved on from whatever it said
   renderDetail();
   const d = $('#task-dialog');
   if (!d.open) d.showModal();

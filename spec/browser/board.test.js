@@ -113,6 +113,28 @@ describe('web client: two people on one live board', { skip: !BASE && 'TASKAPI_U
     assert.equal(await ann.evaluate(() => document.activeElement?.id), `task-${taskId}`);
   });
 
+  it('two moves at once: the one that lost gets the 412, shown with the fresh card', async () => {
+    // Ann's move (In review -> In progress) is held on its way until Bob's
+    // (In review -> Done) has landed, so it reaches the server with a stale If-Match.
+    let held = false;
+    await ann.route(`**/api/v1/tasks/${taskId}`, async (route) => {
+      if (route.request().method() !== 'PATCH') return route.continue();
+      held = true;
+      await bob.locator(`#task-${taskId}`).focus();
+      await bob.keyboard.press('Alt+ArrowRight');
+      await card(bob, 'done').waitFor();
+      await route.continue();
+    });
+    await ann.locator(`#task-${taskId}`).focus();
+    await ann.keyboard.press('Alt+ArrowLeft');
+    await ann.locator('#banner', { hasText: 'was changed by someone else' }).waitFor();
+    await ann.unroute(`**/api/v1/tasks/${taskId}`);
+    assert.ok(held, 'the PATCH went through the hold');
+    await card(ann, 'done').locator('.conflict-note', { hasText: 'Changed by someone else' }).waitFor();
+    await card(bob, 'done').waitFor(); // Bob's move stands
+    assert.equal(await card(ann, 'done').getAttribute('data-version'), '4');
+  });
+
   it('Ann mentions Bob in a comment: Bob\'s bell rings and the comment shows live', async () => {
     await ann.locator(`#task-${taskId} .title`).click();
     await ann.getByRole('dialog').waitFor();
@@ -137,18 +159,18 @@ describe('web client: two people on one live board', { skip: !BASE && 'TASKAPI_U
     await bob.locator('#bell').click();
   });
 
-  it('a stale edit gets the 412 path: "changed by someone else" with the fresh card', async () => {
+  it('a stale edit in the task detail gets the 412 path too: "changed by someone else" with the fresh card', async () => {
     // Ann has the detail open and starts editing; Bob moves the card meanwhile.
     await ann.getByLabel('Title').fill('Write the launch post (v2)');
     await bob.locator(`#task-${taskId}`).focus();
-    await bob.keyboard.press('Alt+ArrowRight');
-    await card(bob, 'done').waitFor();
-    await card(ann, 'done').waitFor(); // the board behind the dialog is live
+    await bob.keyboard.press('Alt+ArrowLeft');
+    await card(bob, 'in_review').waitFor();
+    await card(ann, 'in_review').waitFor(); // the board behind the dialog is live
     await ann.locator('#detail-note', { hasText: 'Someone else changed this task' }).waitFor();
     await ann.getByRole('button', { name: 'Save' }).click();
     await ann.locator('#detail-note', { hasText: 'Changed by someone else' }).waitFor();
     await ann.locator('#banner', { hasText: 'was changed by someone else' }).waitFor();
-    assert.equal(await ann.getByLabel('Status').inputValue(), 'done'); // the fresh version
+    assert.equal(await ann.getByLabel('Status').inputValue(), 'in_review'); // the fresh version
     assert.equal(await ann.getByLabel('Title').inputValue(), 'Write the launch post');
     await ann.locator(`#task-${taskId} .conflict-note`).waitFor();
     await ann.getByRole('button', { name: 'Close' }).click();
