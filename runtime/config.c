@@ -230,6 +230,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     STR_VAR(smtp_url, "SMTP_URL", NULL);
     STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
     STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
+    STR_VAR(web_dir, "WEB_DIR", "web");
     STR_VAR(plugins_dir, "PLUGINS_DIR", "plugins");
     STR_VAR(migrations_dir, "MIGRATIONS_DIR", "migrations");
     INT_VAR(ws_port, "WS_PORT", 8081, 1, 65535);
@@ -363,7 +364,7 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,    &cfg->mail_from,
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir, &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,     &cfg->plugins_config_path,
-        &cfg->plugins_config};
+        &cfg->plugins_config,    &cfg->web_dir};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -401,6 +402,17 @@ static int list_has(const char *list, const char *item)
 int tk_config_origin_allowed(const tk_config *cfg, const char *origin)
 {
     return list_has(cfg->cors_origins, origin);
+}
+
+int tk_config_is_app_origin(const tk_config *cfg, const char *origin)
+{
+    if (cfg->app_base_url == NULL || origin == NULL || *origin == '\0')
+        return 0;
+    const char *u = cfg->app_base_url, *scheme = strstr(u, "://");
+    if (scheme == NULL)
+        return 0;
+    size_t n = strcspn(scheme + 3, "/?#") + (size_t)(scheme + 3 - u);
+    return strlen(origin) == n && strncasecmp(origin, u, n) == 0;
 }
 
 int tk_config_proxy_trusted(const tk_config *cfg, const char *addr)

@@ -33,6 +33,7 @@ typedef struct {
     int log_level;                    /* LOG_LEVEL, info */
     int log_json;                     /* LOG_FORMAT json|text, text */
     char *scripts_dir;                /* SCRIPTS_DIR, ./scripts */
+    char *web_dir;                    /* WEB_DIR, ./web: the web client served at /app/ */
     char *plugins_dir;                /* PLUGINS_DIR, ./plugins */
     char *migrations_dir;             /* MIGRATIONS_DIR, ./migrations */
     int ws_port;                      /* WS_PORT, 8081 */
@@ -67,6 +68,10 @@ void tk_config_cleanup(tk_config *cfg);
 
 /* Returns 1 when `origin` is one of CORS_ORIGINS (exact match), else 0. */
 int tk_config_origin_allowed(const tk_config *cfg, const char *origin);
+
+/* Returns 1 when `origin` is APP_BASE_URL's own origin (scheme://host[:port],
+ * compared without case), else 0: the web client served at /app/ there. */
+int tk_config_is_app_origin(const tk_config *cfg, const char *origin);
 
 /* Returns 1 when `addr` (an IPv4/IPv6 address text) falls in one of
  * TRUST_PROXY's addresses or CIDR blocks, else 0. */

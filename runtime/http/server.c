@@ -25,6 +25,7 @@
 #include "http/guard.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
+#include "http/static.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
@@ -227,8 +228,9 @@ static void add_common_headers(tk_req *r, struct MHD_Response *resp)
         if (!r->rate.allowed)
             MHD_add_response_header(resp, "Retry-After", v);
     }
-    for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++)
-        MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++) /* a page's own CSP stays */
+        if (MHD_get_response_header(resp, security_headers[i][0]) == NULL)
+            MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
     if (r->origin && tk_config_origin_allowed(r->srv->cfg, r->origin)) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
@@ -788,6 +790,13 @@ static int check_rate(tk_req *r)
  * a response is set, 0 when the request goes on. */
 static int precheck(tk_server *s, tk_req *r)
 {
+    if (tk_static_owns(r->path)) { /* the web client at /app/: http/static.c */
+        tk_static_request q = {r->method, r->path, kv_get(&r->headers, "If-None-Match"),
+                               kv_get(&r->headers, "Accept-Encoding"), kv_get(&r->headers, "Host")};
+        if (tk_static_answer(s->cfg, &q, &r->resp, &r->status) == TK_OK)
+            add_common_headers(r, r->resp);
+        return 1;
+    }
     if (strcmp(r->method, "OPTIONS") == 0) {
         r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         r->status = 204;
@@ -1108,7 +1117,8 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&bind_addr, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_conn_per_ip,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, tk_static_unescape,
+        NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         tk_errf(err, errlen, "cannot listen on %s port %d (in use?)",
                 cfg->host ? cfg->host : "all addresses,", cfg->port);

@@ -462,7 +462,7 @@ static int confirm_upgrade(tk_ws_server *s, struct lws *wsi)
     int olen = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (olen > 0) {
         if (olen >= (int)sizeof buf || lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_ORIGIN) < 0 ||
-            !tk_config_origin_allowed(s->cfg, buf)) {
+            (!tk_config_origin_allowed(s->cfg, buf) && !tk_config_is_app_origin(s->cfg, buf))) {
             rc = http_error(wsi, 403, "forbidden", "origin not allowed");
             return rc == 0 ? 1 : -1;
         }

@@ -9,13 +9,13 @@ local templates = {
   verify_email = {
     subject = "Verify your email address",
     text = "Welcome to taskapi, %s.\n\nConfirm your email address by opening this link:\n%s\n",
-    path = "/api/v1/auth/verify-email?token=",
+    path = "/app/#/verify-email?token=", -- the web client's landing page
   },
   reset_password = {
     subject = "Reset your password",
     text = "Hello %s,\n\nSomeone asked to reset your password. If it was you, open this link "
       .. "within an hour:\n%s\n\nIf not, ignore this mail.\n",
-    path = "/reset-password?token=",
+    path = "/app/#/reset-password?token=",
   },
 }
 

@@ -41,6 +41,7 @@ static const char *const all_vars[] = {
     "LOG_LEVEL",
     "LOG_FORMAT",
     "SCRIPTS_DIR",
+    "WEB_DIR",
     "PLUGINS_DIR",
     "MIGRATIONS_DIR",
     "WS_PORT",
@@ -144,6 +145,7 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_EQ_INT(cfg.log_level, TK_LOG_INFO);
     ASSERT_EQ_INT(cfg.log_json, 0);
     ASSERT_STR_EQ(cfg.scripts_dir, "scripts");
+    ASSERT_STR_EQ(cfg.web_dir, "web");
     ASSERT_STR_EQ(cfg.plugins_dir, "plugins");
     ASSERT_STR_EQ(cfg.migrations_dir, "migrations");
     ASSERT_EQ_INT(cfg.ws_port, 8081);
@@ -236,6 +238,7 @@ TEST(values_are_read)
     setenv("JWT_KEY_ID", "k9", 1);
     setenv("MAIL_FROM", "me <me@x>", 1);
     setenv("SCRIPTS_DIR", "/srv/scripts", 1);
+    setenv("WEB_DIR", "/srv/web", 1);
     setenv("BCRYPT_COST", "4", 1);
     setenv("REQUIRE_VERIFIED_EMAIL", "on", 1);
     setenv("LOG_LEVEL", "WARN", 1);
@@ -251,6 +254,7 @@ TEST(values_are_read)
     ASSERT_STR_EQ(cfg.jwt_key_id, "k9");
     ASSERT_STR_EQ(cfg.mail_from, "me <me@x>");
     ASSERT_STR_EQ(cfg.scripts_dir, "/srv/scripts");
+    ASSERT_STR_EQ(cfg.web_dir, "/srv/web");
     ASSERT_EQ_INT(cfg.bcrypt_cost, 4);
     ASSERT_EQ_INT(cfg.require_verified_email, 1);
     ASSERT_EQ_INT(cfg.log_level, TK_LOG_WARN);
@@ -495,6 +499,29 @@ TEST(jwt_secret_rules)
 
 /* ---- CORS origins ------------------------------------------------------- */
 
+TEST(app_origin_is_app_base_url_origin)
+{
+    tk_config cfg;
+
+    LOAD_WITH(cfg, "APP_BASE_URL", "https://tasks.example:8443/base/");
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "https://tasks.example:8443"), 1);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "https://TASKS.example:8443"), 1);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "https://tasks.example"), 0);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "http://tasks.example:8443"), 0);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "https://tasks.example:8443/base"), 0);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "https://tasks.example:84430"), 0);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, ""), 0);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, NULL), 0);
+    /* CORS is not widened by it */
+    ASSERT_EQ_INT(tk_config_origin_allowed(&cfg, "https://tasks.example:8443"), 0);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "PORT", "9000"); /* the default base follows PORT */
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "http://localhost:9000"), 1);
+    ASSERT_EQ_INT(tk_config_is_app_origin(&cfg, "http://localhost:8080"), 0);
+    tk_config_cleanup(&cfg);
+    return 0;
+}
+
 TEST(origin_allowed)
 {
     tk_config cfg;
@@ -610,4 +637,4 @@ TEST_MAIN(TEST_ENTRY(trust_proxy), TEST_ENTRY(http_edge_vars),
           TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
           TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),
           TEST_ENTRY(body_limit_message), TEST_ENTRY(log_settings), TEST_ENTRY(jwt_secret_rules),
-          TEST_ENTRY(origin_allowed))
+          TEST_ENTRY(origin_allowed), TEST_ENTRY(app_origin_is_app_base_url_origin))
