@@ -10,6 +10,8 @@
  *   realtime.revoke(jti [, exp])  -> true | nil, err   connections authenticated with jti
  *                                                      are closed with 4401; with exp, other
  *                                                      instances deny the jti until then too
+ *   realtime.revoke_user(user_id) -> true | nil, err   every connection of that user is closed
+ *                                                      with 4401 (password changed or reset)
  *   realtime.redis_state()        -> "disabled" | "ok" | "unavailable"
  *   realtime.stats()              -> {published, remote, connections, delivered, dropped,
  *                                     overflows}
@@ -75,6 +77,12 @@ static int l_realtime_revoke(lua_State *L)
     return publish(L, &m);
 }
 
+static int l_realtime_revoke_user(lua_State *L)
+{
+    tk_rt_msg m = {.kind = TK_RT_REVOKE_USER, .room = "", .arg = check_name(L, 1)};
+    return publish(L, &m);
+}
+
 static int l_realtime_redis_state(lua_State *L)
 {
     if (tk_lua_ctx_get(L)->cfg->redis_url == NULL) {
@@ -111,6 +119,7 @@ int tk_lua_open_realtime(lua_State *L)
                                    {"close_room", l_realtime_close_room},
                                    {"recheck", l_realtime_recheck},
                                    {"revoke", l_realtime_revoke},
+                                   {"revoke_user", l_realtime_revoke_user},
                                    {"redis_state", l_realtime_redis_state},
                                    {"stats", l_realtime_stats},
                                    {NULL, NULL}};

@@ -44,6 +44,7 @@ static int msg_ok(const tk_rt_msg *m)
     case TK_RT_RECHECK:
         return tk_rt_name_ok(m->room, 0) && tk_rt_name_ok(m->arg, 1);
     case TK_RT_REVOKE:
+    case TK_RT_REVOKE_USER:
         return tk_rt_name_ok(m->room, 1) && tk_rt_name_ok(m->arg, 0);
     default:
         return 0;

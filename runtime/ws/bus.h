@@ -19,13 +19,15 @@
 #include "common.h"
 
 typedef enum {
-    TK_RT_EVENT = 'e',      /* room, arg = event name, data = JSON of the event's data */
-    TK_RT_KICK = 'k',       /* room, arg = user id: that user's connections leave the room */
-    TK_RT_CLOSE_ROOM = 'c', /* room: every connection leaves it */
-    TK_RT_REVOKE = 'r',     /* arg = jti, data = its expiry (unix seconds, decimal) or empty:
-                               connections authenticated with it are closed (4401) */
-    TK_RT_RECHECK = 'v',    /* room: ask the join policy again for every connection in it;
-                               those it now refuses leave (e.g. a project made private) */
+    TK_RT_EVENT = 'e',       /* room, arg = event name, data = JSON of the event's data */
+    TK_RT_KICK = 'k',        /* room, arg = user id: that user's connections leave the room */
+    TK_RT_CLOSE_ROOM = 'c',  /* room: every connection leaves it */
+    TK_RT_REVOKE = 'r',      /* arg = jti, data = its expiry (unix seconds, decimal) or empty:
+                                connections authenticated with it are closed (4401) */
+    TK_RT_RECHECK = 'v',     /* room: ask the join policy again for every connection in it;
+                                those it now refuses leave (e.g. a project made private) */
+    TK_RT_REVOKE_USER = 'u', /* arg = user id: every connection of that user is closed (4401),
+                                e.g. after a password change */
 } tk_rt_kind;
 
 /* A message as the bus passes it around; every pointer is borrowed. room

@@ -234,7 +234,7 @@ r:patch("/me", { body = S.patch_me, summary = "Change the caller's name or avata
 end)
 
 r:post("/change-password", { body = S.change_password, status = 204,
-  summary = "Change the password; every refresh token of the user is revoked" }, function(req)
+  summary = "Change the password; every refresh token and live socket of the user is revoked" }, function(req)
   local b = req.body
   local row = db.one("SELECT password_hash FROM users WHERE id = $1", req.user.id)
   if not row then
@@ -248,6 +248,7 @@ r:post("/change-password", { body = S.change_password, status = 204,
     db.query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", req.user.id, hash)
     revoke_all_refresh(req.user.id)
   end)
+  realtime.revoke_user(req.user.id) -- every live WebSocket of the user ends (4401), on every instance
   return 204
 end)
 
@@ -288,21 +289,22 @@ r:post("/forgot-password", { auth = "none", body = S.forgot, status = 202,
 end)
 
 r:post("/reset-password", { auth = "none", body = S.reset, status = 204,
-  summary = "Set a new password with a reset token; every refresh token is revoked" }, function(req)
+  summary = "Set a new password with a reset token; every refresh token and live socket is revoked" }, function(req)
   local b = req.body
   local hash = hash_password(b.password)
-  local ok = db.tx(function()
-    local user_id = consume_one_time(b.token, "reset_password")
-    if not user_id then
+  local user_id = db.tx(function()
+    local id = consume_one_time(b.token, "reset_password")
+    if not id then
       return false
     end
-    db.query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", user_id, hash)
-    revoke_all_refresh(user_id)
-    return true
+    db.query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", id, hash)
+    revoke_all_refresh(id)
+    return id
   end)
-  if not ok then
+  if not user_id then
     bad_token()
   end
+  realtime.revoke_user(user_id) -- every live WebSocket of the user ends (4401), on every instance
   return 204
 end)
 
