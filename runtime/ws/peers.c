@@ -3,6 +3,7 @@
  * nothing open, so the table's size follows the live connections. */
 #include "ws/peers.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,16 @@ int tk_ws_peer_key_of(const struct sockaddr *sa, tk_ws_peer_key *out)
         return TK_OK;
     }
     return TK_EINVAL;
+}
+
+void tk_ws_peer_key_text(const tk_ws_peer_key *key, char *out, size_t outlen)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const char *r = memcmp(key->addr, mapped, 12) == 0
+                        ? inet_ntop(AF_INET, key->addr + 12, out, (socklen_t)outlen)
+                        : inet_ntop(AF_INET6, key->addr, out, (socklen_t)outlen);
+    if (r == NULL && outlen > 0)
+        out[0] = '\0';
 }
 
 static unsigned bucket_of(const tk_ws_peer_key *key)

@@ -30,6 +30,9 @@ void tk_ws_peers_free(tk_ws_peers *p);
 /* The key of sa (AF_INET or AF_INET6); TK_EINVAL for another family. */
 int tk_ws_peer_key_of(const struct sockaddr *sa, tk_ws_peer_key *out) TK_WUR;
 
+/* The address of key as text (a.b.c.d for IPv4) into out (>= 46 bytes). */
+void tk_ws_peer_key_text(const tk_ws_peer_key *key, char *out, size_t outlen);
+
 /* The entry of key, or NULL when the address has no connection. */
 tk_ws_peer *tk_ws_peers_find(tk_ws_peers *p, const tk_ws_peer_key *key);
 

@@ -1065,12 +1065,20 @@ static void *service_main(void *arg)
 
 /* A new TCP connection (FILTER_NETWORK_CONNECTION): refused at once when
  * its address already has WS_MAX_PENDING_PER_IP handshakes in progress.
- * Otherwise its address is kept for the WSI_CREATE that follows. */
+ * Otherwise its address is kept for the WSI_CREATE that follows. A proxy
+ * named in TRUST_PROXY carries many clients: its connections are not
+ * counted. */
 static int filter_connection(tk_ws_server *s, const struct lws_filter_network_conn_args *a)
 {
     s->next_key_set = 0;
     if (a == NULL || tk_ws_peer_key_of((const struct sockaddr *)&a->cli_addr, &s->next_key) != 0)
         return 0;
+    if (s->cfg->trust_proxy) {
+        char text[64];
+        tk_ws_peer_key_text(&s->next_key, text, sizeof text);
+        if (tk_config_proxy_trusted(s->cfg, text))
+            return 0;
+    }
     int cap = s->cfg->ws_max_pending_per_ip;
     const tk_ws_peer *e = tk_ws_peers_find(s->peers, &s->next_key);
     if (cap > 0 && e && e->pending >= cap) {
@@ -1207,7 +1215,7 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_ws_server **ou
     /* A connection has WS_HANDSHAKE_TIMEOUT to send its upgrade headers. */
     info.timeout_secs_ah_idle = (unsigned)cfg->ws_handshake_timeout;
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 64; /* handshakes in progress at once; more wait their turn */
+    info.max_http_header_pool = 256; /* handshakes in progress at once; more wait their turn */
     s->ctx = lws_create_context(&info);
     if (s->ctx == NULL) {
         tk_errf(err, errlen, "WS_PORT %d: cannot listen (in use?)", cfg->ws_port);
