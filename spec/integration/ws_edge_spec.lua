@@ -8,6 +8,7 @@ local cjson = require "cjson"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
+local h = require "spec.integration.helper"
 local rel = require "spec.integration.support.rel_server"
 local ws = require "spec.integration.support.rawws"
 
@@ -233,6 +234,20 @@ describe("realtime edge (raw WebSocket frames)", function()
     assert.are.equal("session ended", reason)
     a:close()
     b:close()
+  end)
+
+  it("closes every socket of a user who reset the password (4401 session ended)", function()
+    local u = session(s)
+    local a = native(s, u.token)
+    assert.are.equal(202, (post(s, "/api/v1/auth/forgot-password", { email = u.email })))
+    local token = h.mail_token(u.email, "reset_password")
+    assert.is_string(token)
+    local status = post(s, "/api/v1/auth/reset-password", { token = token, password = "Pw-reset-" .. math.random(1e9) })
+    assert.are.equal(204, status)
+    local code, reason = ws.read_close(a, 5)
+    a:close()
+    assert.are.equal(4401, code)
+    assert.are.equal("session ended", reason)
   end)
 
   it("closes a socket when its access token expires (4401 token expired)", function()
