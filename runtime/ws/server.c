@@ -81,6 +81,7 @@ struct tk_ws_server {
     int shutting_down;
     int64_t shutdown_deadline;
     lws_sorted_usec_list_t tick;
+    lws_sorted_usec_list_t sweep; /* once a second: frames announced but not sent */
     char scratch[TK_WS_TOKEN_MAX + 16];
 
     atomic_llong connections, delivered, overflows;
@@ -746,6 +747,9 @@ static void on_timer(tk_ws_conn *c)
         tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authentication timeout", 1);
         return;
     }
+    if (c->msg_deadline > 0 && now >= c->msg_deadline && c->rx_len == 0 &&
+        lws_remaining_packet_payload(c->wsi) == 0)
+        c->msg_deadline = 0; /* set by sweep() for a control frame that has since ended */
     if (c->msg_deadline > 0 && now >= c->msg_deadline) {
         /* a client that holds a message open is not waited for again */
         c->msg_deadline = 0;
@@ -1048,9 +1052,35 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->tick, tick, 50 * LWS_US_PER_MS);
 }
 
+/* Once a second: libwebsockets says nothing until a frame's first payload
+ * byte, so a header alone (say one announcing 2^62 bytes) is seen here. A
+ * frame announcing more than WS_MAX_MESSAGE fails the connection (1009);
+ * one under way starts the WS_MESSAGE_TIMEOUT deadline. */
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+    tk_ws_server *s = lws_container_of(sul, tk_ws_server, sweep);
+    size_t max = (size_t)s->cfg->ws_max_message;
+    for (tk_ws_conn *c = s->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        size_t rem = lws_remaining_packet_payload(c->wsi);
+        if (rem == 0)
+            continue;
+        if (rem > max - c->rx_len) {
+            tk_ws_conn_close(c, TK_WS_CLOSE_TOO_BIG, "message too big", 0);
+            c->close_fail = 1;
+        } else if (c->msg_deadline == 0) {
+            c->msg_deadline = tk_ws_now_us() + s->cfg->ws_message_timeout * 1000000LL;
+            tk_ws_conn_rearm(c);
+        }
+    }
+    lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
+}
+
 static void *service_main(void *arg)
 {
     tk_ws_server *s = arg;
+    lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
     while (!atomic_load(&s->stop))
         if (lws_service(s->ctx, 0) < 0)
             break;
@@ -1060,6 +1090,7 @@ static void *service_main(void *arg)
         if (lws_service(s->ctx, 0) < 0)
             break;
     lws_sul_cancel(&s->tick);
+    lws_sul_cancel(&s->sweep);
     return NULL;
 }
 

@@ -123,6 +123,17 @@ describe("realtime edge (raw WebSocket frames)", function()
     assert.is_true(eof)
   end)
 
+  it("closes with 1009 a frame header declaring 2^62 bytes that no payload follows", function()
+    local u = session(s)
+    local c = native(s, u.token)
+    local frame = ws.frame(0x1, "", { length = 1 << 62 })
+    c:send(frame:sub(1, 10)) -- the header without its mask key: nothing a callback would see
+    local code, reason, eof = ws.read_close(c, 5)
+    c:close()
+    assert.are.equal(1009, code, reason)
+    assert.is_true(eof)
+  end)
+
   it("closes with 1009 a Socket.IO message that grows past WS_MAX_MESSAGE in fragments", function()
     local c, open = sio_open(s)
     assert.are.equal(8192, open.maxPayload)
