@@ -234,6 +234,14 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     STR_VAR(plugins_dir, "PLUGINS_DIR", "plugins");
     STR_VAR(migrations_dir, "MIGRATIONS_DIR", "migrations");
     INT_VAR(ws_port, "WS_PORT", 8081, 1, 65535);
+    /* realtime edge limits (ws/server.c) */
+    INT_VAR(ws_handshake_timeout, "WS_HANDSHAKE_TIMEOUT", 5, 1, 300);
+    INT_VAR(ws_auth_timeout, "WS_AUTH_TIMEOUT", 10, 1, 600);
+    INT_VAR(ws_message_timeout, "WS_MESSAGE_TIMEOUT", 10, 1, 600);
+    INT_VAR(ws_max_message, "WS_MAX_MESSAGE", 65536, 8192, 1000000);
+    INT_VAR(ws_max_pending_per_ip, "WS_MAX_PENDING_PER_IP", 16, 0, 100000);
+    INT_VAR(ws_max_conn_per_ip, "WS_MAX_CONN_PER_IP", 256, 0, 1000000);
+    INT_VAR(ws_max_conn_per_user, "WS_MAX_CONN_PER_USER", 32, 0, 100000);
     INT_VAR(rate_limit_per_min, "RATE_LIMIT_PER_MIN", 100, 1, 2000000000);
     INT_VAR(auth_rate_limit_per_min, "AUTH_RATE_LIMIT_PER_MIN", 10, 1, 2000000000);
     INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);

@@ -37,6 +37,13 @@ typedef struct {
     char *plugins_dir;                /* PLUGINS_DIR, ./plugins */
     char *migrations_dir;             /* MIGRATIONS_DIR, ./migrations */
     int ws_port;                      /* WS_PORT, 8081 */
+    int ws_handshake_timeout;         /* WS_HANDSHAKE_TIMEOUT seconds, 5: upgrade headers due */
+    int ws_auth_timeout;              /* WS_AUTH_TIMEOUT seconds, 10: token due after connect */
+    int ws_message_timeout;           /* WS_MESSAGE_TIMEOUT seconds, 10: a started message due */
+    int ws_max_message;               /* WS_MAX_MESSAGE bytes, 65536: client input held per conn */
+    int ws_max_pending_per_ip;        /* WS_MAX_PENDING_PER_IP, 16 (0: no cap) */
+    int ws_max_conn_per_ip;           /* WS_MAX_CONN_PER_IP, 256 (0: no cap) */
+    int ws_max_conn_per_user;         /* WS_MAX_CONN_PER_USER, 32 (0: no cap) */
     int rate_limit_per_min;           /* RATE_LIMIT_PER_MIN, 100 */
     int auth_rate_limit_per_min;      /* AUTH_RATE_LIMIT_PER_MIN, 10 */
     int bcrypt_cost;                  /* BCRYPT_COST, 10 */

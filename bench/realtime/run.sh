@@ -124,6 +124,7 @@ start_server() {
         JWT_SECRET="rtbench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
         RATE_LIMIT_PER_MIN=10000000 AUTH_RATE_LIMIT_PER_MIN=100000 \
         ACCESS_TOKEN_TTL=7200 WORKERS="${WORKERS:-16}" LOG_LEVEL=warn WATCH_SCRIPTS=off \
+        WS_MAX_PENDING_PER_IP=0 WS_MAX_CONN_PER_IP=0 WS_MAX_CONN_PER_USER=0 \
         PID_FILE="$OUT/taskapi.pid" \
         "$BIN" serve >"$log" 2>&1 9>&- &
     TK_SERVER_PID=$!

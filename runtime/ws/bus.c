@@ -60,6 +60,8 @@ int tk_ws_bus_publish(const tk_rt_msg *m)
     uint64_t ticket = 0;
     pthread_mutex_lock(&bus.mu);
     bus.published++;
+    if (m->kind == TK_RT_USER)
+        tk_auth_users_invalidate(m->arg); /* here at once; remote instances on arrival */
     if (bus.ws)
         rc = tk_ws_server_post(bus.ws, m);
     tk_redis_bridge *br = bus.br;

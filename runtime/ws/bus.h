@@ -27,8 +27,8 @@ typedef enum {
     TK_RT_RECHECK = 'v',    /* room: ask the join policy again for every connection in it;
                                those it now refuses leave (e.g. a project made private) */
     TK_RT_USER = 'u',       /* arg = user id: the user was deleted, disabled or changed the
-                               password; every instance drops it from the user check cache
-                               (auth/users.h) */
+                               password: every instance drops it from the user check cache
+                               (auth/users.h) and closes its connections (4401) */
 } tk_rt_kind;
 
 /* A message as the bus passes it around; every pointer is borrowed. room

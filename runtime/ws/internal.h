@@ -25,14 +25,12 @@ enum {
     TK_WS_CLOSE_POLICY = 1008,
     TK_WS_CLOSE_TOO_BIG = 1009,
     TK_WS_CLOSE_UNAUTHORIZED = 4401,
+    TK_WS_CLOSE_TOO_MANY = 4429, /* the user has WS_MAX_CONN_PER_USER sockets open */
 };
 
-#define TK_WS_AUTH_TIMEOUT_US (10 * 1000000LL) /* token must arrive within 10 s */
-#define TK_WS_QUEUE_MAX_MSGS 1000              /* per-connection send queue bound ... */
-#define TK_WS_QUEUE_MAX_BYTES (1024 * 1024)    /* ... in messages and in bytes */
-#define TK_WS_PENDING_MAX 32                   /* client messages waiting behind a join check */
-#define TK_WS_NATIVE_MAX_IN (64 * 1024)        /* largest native client message */
-#define TK_WS_SIO_MAX_IN 1000000               /* Engine.IO maxPayload we announce */
+#define TK_WS_QUEUE_MAX_MSGS 1000           /* per-connection send queue bound ... */
+#define TK_WS_QUEUE_MAX_BYTES (1024 * 1024) /* ... in messages and in bytes */
+#define TK_WS_PENDING_MAX 32                /* client messages waiting behind a join check */
 #define TK_WS_TOKEN_MAX 4096
 
 /* An outgoing text frame, shared by every connection it is queued on. */
@@ -66,7 +64,7 @@ typedef struct tk_ws_conn {
     char user_id[64];
     char role[16];
     char jti[40];
-    int64_t exp;
+    int64_t exp; /* the token's expiry, unix seconds */
 
     tk_ws_room_set rooms;
 
@@ -84,12 +82,16 @@ typedef struct tk_ws_conn {
     int busy;
     tk_ws_pending *phead, *ptail;
     int pcount;
+    size_t pbytes; /* their payload; with rx_len at most WS_MAX_MESSAGE */
 
-    /* deadlines, monotonic microseconds, 0 = none */
-    int64_t auth_deadline, ping_at, pong_deadline;
+    /* deadlines, monotonic microseconds, 0 = none: the token (auth), the
+     * Socket.IO heartbeat (ping, pong), the message being received (msg,
+     * WS_MESSAGE_TIMEOUT) and the token's expiry (exp) */
+    int64_t auth_deadline, ping_at, pong_deadline, msg_deadline, exp_deadline;
 
-    /* closing: no more deliveries; flush the queue (or not), then close */
-    int closing, close_flush, close_code;
+    /* closing: no more deliveries; flush the queue (or not), then close;
+     * close_fail: without waiting for the client's close frame */
+    int closing, close_flush, close_code, close_fail;
     char close_reason[64];
 
     /* Socket.IO */
@@ -116,9 +118,17 @@ int tk_ws_conn_send_jbuf(tk_ws_conn *c, tk_jbuf *b);
 void tk_ws_conn_close(tk_ws_conn *c, int code, const char *reason, int flush);
 
 /* Verifies an access token (signature, expiry, denylist); on success fills
- * the user fields, puts c in room user:<id>, clears the auth deadline and
- * returns 0. Returns -1 for a bad token (c is unchanged). */
+ * the user fields, puts c in room user:<id>, clears the auth deadline, arms
+ * the expiry deadline (the socket is closed with 4401 when the token
+ * expires) and returns 0. Returns -1 for a bad token, -2 when the user
+ * already has WS_MAX_CONN_PER_USER sockets (c is unchanged). */
 int tk_ws_conn_authenticate(tk_ws_conn *c, const char *token);
+
+/* Starts (again) the WS_AUTH_TIMEOUT deadline for a token to arrive. */
+void tk_ws_conn_await_auth(tk_ws_conn *c);
+
+/* WS_MAX_MESSAGE: the largest client message (Engine.IO maxPayload). */
+size_t tk_ws_conn_max_message(const tk_ws_conn *c);
 
 /* Asks the policy whether c may join room; the answer comes back to the
  * protocol's join_done (native.c / sio.c). Already in the room: answered

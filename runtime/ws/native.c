@@ -1,7 +1,8 @@
 /* The native realtime protocol at /ws (API.md §8, §10). One JSON object per
  * text frame. The client authenticates with ?token= or, first thing, with
  * {"type":"auth","token"} (closed with 4401 on a bad token, on any other
- * first message, or when nothing comes within 10 s), then sends join, leave
+ * first message, or when nothing comes within WS_AUTH_TIMEOUT; with 4429
+ * when the user already has WS_MAX_CONN_PER_USER sockets), then sends join, leave
  * and ping. The server answers ready, joined, left, pong and
  * {"type":"error","code","message"} with codes of API.md §1, and sends
  * events as {"type":"event","event","room","data"}. */
@@ -52,7 +53,12 @@ static void send_ready(tk_ws_conn *c)
 
 static void authenticate(tk_ws_conn *c, const char *token)
 {
-    if (tk_ws_conn_authenticate(c, token) != 0) {
+    int rc = tk_ws_conn_authenticate(c, token);
+    if (rc == -2) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_TOO_MANY, "too many connections for this user", 1);
+        return;
+    }
+    if (rc != 0) {
         tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "invalid or expired token", 1);
         return;
     }
@@ -65,8 +71,7 @@ void tk_ws_native_open(tk_ws_conn *c, const char *token)
         authenticate(c, token);
         return;
     }
-    c->auth_deadline = tk_ws_now_us() + TK_WS_AUTH_TIMEOUT_US;
-    tk_ws_conn_rearm(c);
+    tk_ws_conn_await_auth(c);
 }
 
 static const char *message_for(const char *code)

@@ -3,11 +3,16 @@
  * and the send queues, so none of them needs a lock; other threads reach it
  * only through the inbox (a locked list plus lws_cancel_service). Per
  * connection: a bounded queue of shared frames (a slow reader is closed with
- * 1008, never buffered without limit), one lws timer for the auth deadline
- * and the Socket.IO heartbeat, and lws' own ping/idle policy. The native and
- * Socket.IO protocols live in native.c and sio.c. */
+ * 1008, never buffered without limit), bounded input (WS_MAX_MESSAGE bytes
+ * held at most, a started message due within WS_MESSAGE_TIMEOUT), one lws
+ * timer for the auth, message and token-expiry deadlines and the Socket.IO
+ * heartbeat, and lws' own ping/idle policy. Per client address (peers.h):
+ * the handshakes in progress and the open sockets are capped; per user, the
+ * open sockets. The native and Socket.IO protocols live in native.c and
+ * sio.c. */
 #include "ws/server.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +23,7 @@
 #include "auth/auth.h"
 #include "obs/log.h"
 #include "ws/internal.h"
+#include "ws/peers.h"
 
 #define CMD_JOIN 'j'     /* an answered join check */
 #define INBOX_MAX 100000 /* messages waiting for the service thread */
@@ -36,6 +42,16 @@ typedef struct cmd {
     char mem[]; /* room, arg and data, each NUL-terminated */
 } cmd;
 
+/* What a connection counts against its address, from WSI_CREATE to
+ * WSI_DESTROY, found by its wsi. (Not the wsi's opaque user data: lws
+ * overwrites that after WSI_CREATE when it adopts the socket.) */
+typedef struct ticket {
+    struct ticket *next;
+    const struct lws *wsi;
+    tk_ws_peer *peer;
+    int open; /* counted in peer->open (upgraded), else in peer->pending */
+} ticket;
+
 struct tk_ws_server {
     const tk_config *cfg;
     struct lws_context *ctx;
@@ -51,15 +67,21 @@ struct tk_ws_server {
     tk_ws_policy *policy;
 
     /* service thread only */
+    tk_ws_peers *peers;
+    tk_ws_peer_key next_key; /* the address just accepted, for WSI_CREATE */
+    int next_key_set;
+    int64_t pending_warned_at;
     tk_ws_rooms *rooms;
     tk_ws_conn *conns;
     int nconns;
     tk_ws_conn *ids[ID_BUCKETS];
+    ticket *tickets[ID_BUCKETS];
     uint64_t next_id;
     uint64_t control_seq; /* bumped by every kick / close_room */
     int shutting_down;
     int64_t shutdown_deadline;
     lws_sorted_usec_list_t tick;
+    lws_sorted_usec_list_t sweep; /* once a second: frames announced but not sent */
     char scratch[TK_WS_TOKEN_MAX + 16];
 
     atomic_llong connections, delivered, overflows;
@@ -75,6 +97,19 @@ static const lws_retry_bo_t idle_policy = {
 };
 
 /* ---- small helpers -------------------------------------------------------- */
+
+static ticket **ticket_slot(tk_ws_server *s, const struct lws *wsi)
+{
+    ticket **pp = &s->tickets[((uintptr_t)wsi >> 4) % ID_BUCKETS];
+    while (*pp && (*pp)->wsi != wsi)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static ticket *ticket_of(tk_ws_server *s, const struct lws *wsi)
+{
+    return *ticket_slot(s, wsi);
+}
 
 int64_t tk_ws_now_us(void)
 {
@@ -252,6 +287,7 @@ static void pending_free(tk_ws_conn *c)
     }
     c->ptail = NULL;
     c->pcount = 0;
+    c->pbytes = 0;
 }
 
 static void conn_free(tk_ws_conn *c)
@@ -289,6 +325,13 @@ int tk_ws_conn_authenticate(tk_ws_conn *c, const char *token)
         return -1;
     char room[TK_WS_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof room, "user:%s", cl.sub);
+    int cap = c->srv->cfg->ws_max_conn_per_user;
+    if (cap > 0 && tk_ws_room_size(tk_ws_rooms_find(c->srv->rooms, room)) >= cap) {
+        tk_log_warn("realtime: user %s already has %d sockets open (WS_MAX_CONN_PER_USER); "
+                    "refusing another (4429)",
+                    cl.sub, cap);
+        return -2;
+    }
     if (tk_ws_rooms_join(c->srv->rooms, room, c, &c->rooms) != TK_OK)
         return -1;
     snprintf(c->user_id, sizeof c->user_id, "%s", cl.sub);
@@ -297,8 +340,21 @@ int tk_ws_conn_authenticate(tk_ws_conn *c, const char *token)
     c->exp = cl.exp;
     c->authed = 1;
     c->auth_deadline = 0;
+    /* exp is wall-clock time; the deadline is monotonic like the others */
+    c->exp_deadline = tk_ws_now_us() + (cl.exp > now ? cl.exp - now : 0) * 1000000LL;
     tk_ws_conn_rearm(c);
     return 0;
+}
+
+void tk_ws_conn_await_auth(tk_ws_conn *c)
+{
+    c->auth_deadline = tk_ws_now_us() + c->srv->cfg->ws_auth_timeout * 1000000LL;
+    tk_ws_conn_rearm(c);
+}
+
+size_t tk_ws_conn_max_message(const tk_ws_conn *c)
+{
+    return (size_t)c->srv->cfg->ws_max_message;
 }
 
 static void join_done(tk_ws_conn *c, const tk_ws_join *j)
@@ -354,8 +410,9 @@ void tk_ws_conn_leave_all(tk_ws_conn *c)
 void tk_ws_conn_rearm(tk_ws_conn *c)
 {
     int64_t next = 0;
-    int64_t d[3] = {c->auth_deadline, c->ping_at, c->pong_deadline};
-    for (int i = 0; i < 3; i++)
+    int64_t d[] = {c->auth_deadline, c->ping_at, c->pong_deadline, c->msg_deadline,
+                   c->exp_deadline};
+    for (size_t i = 0; i < TK_ARRAY_LEN(d); i++)
         if (d[i] > 0 && (next == 0 || d[i] < next))
             next = d[i];
     if (next == 0) {
@@ -384,6 +441,7 @@ static void pump(tk_ws_conn *c)
         if (c->phead == NULL)
             c->ptail = NULL;
         c->pcount--;
+        c->pbytes -= p->len;
         process(c, p->data, p->len);
         free(p);
     }
@@ -397,7 +455,7 @@ static void conn_input(tk_ws_conn *c, const char *data, size_t len)
         process(c, data, len);
         return;
     }
-    if (c->pcount >= TK_WS_PENDING_MAX) {
+    if (c->pcount >= TK_WS_PENDING_MAX || c->pbytes + len > tk_ws_conn_max_message(c)) {
         tk_ws_conn_close(c, TK_WS_CLOSE_POLICY, "too many messages in flight", 1);
         return;
     }
@@ -415,13 +473,15 @@ static void conn_input(tk_ws_conn *c, const char *data, size_t len)
         c->phead = p;
     c->ptail = p;
     c->pcount++;
+    c->pbytes += len;
 }
 
 /* ---- lws events ----------------------------------------------------------- */
 
 /* Answers an HTTP request with the contract's error body. Returns 0, or
  * -1 when the answer could not be written. */
-static int http_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+static int http_error_h(struct lws *wsi, unsigned status, const char *code, const char *message,
+                        const char *hname, const char *hvalue)
 {
     unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start;
     unsigned char *end = head + sizeof head - 1;
@@ -432,23 +492,48 @@ static int http_error(struct lws *wsi, unsigned status, const char *code, const 
         return -1;
     static const char nostore[] = "no-store";
     if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)n, &p, end) ||
-        lws_add_http_header_by_name(
-            wsi, (const unsigned char *)"cache-control:", (const unsigned char *)nostore,
-            (int)strlen(nostore), &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)nostore, (int)strlen(nostore), &p, end))
+        return -1;
+    if (hname &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
+                                    (const unsigned char *)hvalue, (int)strlen(hvalue), &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (lws_write(wsi, body + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL) != n)
         return -1;
     return 0;
 }
 
-/* A WebSocket upgrade: the path, the Origin and (Socket.IO) the Engine.IO
- * version and transport are checked before the handshake. Returns 0 to go
- * on, 1 when an error answer was written, -1 to hang up. */
+static int http_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+{
+    return http_error_h(wsi, status, code, message, NULL, NULL);
+}
+
+/* A WebSocket upgrade: the protocol version (RFC 6455: 13 only, else 426
+ * naming it), the address's open sockets (WS_MAX_CONN_PER_IP, else 429), the
+ * path, the Origin and (Socket.IO) the Engine.IO version and transport are
+ * checked before the handshake. Returns 0 to go on, 1 when an error answer
+ * was written, -1 to hang up. */
 static int confirm_upgrade(tk_ws_server *s, struct lws *wsi)
 {
     char uri[256], buf[512];
     int rc;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_VERSION) >= (int)sizeof buf ||
+        lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_VERSION) <= 0 || strcmp(buf, "13") != 0) {
+        rc = http_error_h(wsi, 426, "invalid_parameter",
+                          "unsupported WebSocket version: Sec-WebSocket-Version 13 only",
+                          "sec-websocket-version:", "13");
+        return rc == 0 ? 1 : -1;
+    }
+    const ticket *t = ticket_of(s, wsi);
+    int cap = s->cfg->ws_max_conn_per_ip;
+    if (cap > 0 && t && t->peer && t->peer->open >= cap) {
+        rc = http_error_h(wsi, 429, "rate_limited",
+                          "too many WebSocket connections from this address", "retry-after:", "10");
+        return rc == 0 ? 1 : -1;
+    }
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) {
         rc = http_error(wsi, 400, "invalid_parameter", "a WebSocket upgrade must be a GET");
         return rc == 0 ? 1 : -1;
@@ -530,6 +615,12 @@ static int on_established(tk_ws_server *s, struct lws *wsi, pss *ps)
     s->nconns++;
     atomic_fetch_add(&s->connections, 1);
     ps->c = c;
+    ticket *t = ticket_of(s, wsi);
+    if (t && !t->open) {
+        t->peer->pending--;
+        t->peer->open++;
+        t->open = 1;
+    }
     const char *token = lws_get_urlarg_by_name(wsi, "token=", s->scratch, sizeof s->scratch);
     if (kind == TK_WS_NATIVE)
         tk_ws_native_open(c, token);
@@ -540,28 +631,55 @@ static int on_established(tk_ws_server *s, struct lws *wsi, pss *ps)
     return 0;
 }
 
+/* Fails the connection (RFC 6455 7.1.7): the close frame, then the TCP
+ * close at once, without waiting for the client's answer as lws would
+ * (lws_close_reason waits up to 5 s for it). Returns -1 for the callback. */
+static int fail_connection(tk_ws_conn *c, int code, const char *reason)
+{
+    /* lws 4.1 has no public way to send a close frame and hang up: the
+     * frame is written raw (FIN + opcode 8, unmasked, payload < 126). */
+    unsigned char buf[LWS_PRE + 4 + 64], *f = buf + LWS_PRE;
+    size_t n = strlen(reason);
+    if (n > 64)
+        n = 64;
+    f[0] = 0x88;
+    f[1] = (unsigned char)(n + 2);
+    f[2] = (unsigned char)(code >> 8);
+    f[3] = (unsigned char)(code & 0xff);
+    memcpy(f + 4, reason, n);
+    (void)lws_write(c->wsi, f, n + 4, LWS_WRITE_RAW); /* closing either way */
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+    return -1;
+}
+
 static int on_receive(tk_ws_conn *c, const void *in, size_t len)
 {
     struct lws *wsi = c->wsi;
+    if (c->closing)
+        return 0; /* what a closing client still sends is dropped */
     if (lws_is_first_fragment(wsi)) {
         c->rx_len = 0;
         c->rx_skip = 0;
     }
-    if (lws_frame_is_binary(wsi)) {
-        lws_close_reason(wsi, (enum lws_close_status)TK_WS_CLOSE_UNSUPPORTED,
-                         (unsigned char *)"binary frames", 13);
-        return -1;
-    }
-    size_t max = c->proto == TK_WS_NATIVE ? TK_WS_NATIVE_MAX_IN : TK_WS_SIO_MAX_IN;
-    if (c->rx_len + len > max) {
-        lws_close_reason(wsi, (enum lws_close_status)TK_WS_CLOSE_TOO_BIG,
-                         (unsigned char *)"message too big", 15);
-        return -1;
-    }
+    if (lws_frame_is_binary(wsi))
+        return fail_connection(c, TK_WS_CLOSE_UNSUPPORTED, "binary frames");
+    /* What the frame header announces counts at once: a frame declaring
+     * 2^62 bytes is refused at its first payload bytes, not after. The
+     * messages waiting behind a join check count too. */
+    size_t max = tk_ws_conn_max_message(c);
+    size_t announced = lws_remaining_packet_payload(wsi);
+    if (len > max || c->rx_len > max - len || announced > max - len - c->rx_len)
+        return fail_connection(c, TK_WS_CLOSE_TOO_BIG, "message too big");
+    if (c->pbytes + c->rx_len + len > max)
+        return fail_connection(c, TK_WS_CLOSE_POLICY, "too much input waiting");
     if (c->rx_len + len > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap : 512;
         while (cap < c->rx_len + len)
             cap *= 2;
+        if (cap > max)
+            cap = max;
         char *nb = realloc(c->rx, cap);
         if (nb == NULL)
             return -1;
@@ -570,8 +688,17 @@ static int on_receive(tk_ws_conn *c, const void *in, size_t len)
     }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
-    if (!lws_is_final_fragment(wsi))
+    if (!lws_is_final_fragment(wsi)) {
+        if (c->msg_deadline == 0) { /* the whole message is due within WS_MESSAGE_TIMEOUT */
+            c->msg_deadline = tk_ws_now_us() + c->srv->cfg->ws_message_timeout * 1000000LL;
+            tk_ws_conn_rearm(c);
+        }
         return 0;
+    }
+    if (c->msg_deadline) {
+        c->msg_deadline = 0;
+        tk_ws_conn_rearm(c);
+    }
     size_t n = c->rx_len;
     c->rx_len = 0;
     conn_input(c, c->rx, n);
@@ -600,6 +727,8 @@ static int on_writeable(tk_ws_conn *c)
             lws_callback_on_writable(wsi);
         return 0;
     }
+    if (c->closing && c->close_fail)
+        return fail_connection(c, c->close_code, c->close_reason);
     if (c->closing) {
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
@@ -618,6 +747,27 @@ static void on_timer(tk_ws_conn *c)
         tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authentication timeout", 1);
         return;
     }
+    if (c->msg_deadline > 0 && now >= c->msg_deadline && c->rx_len == 0 &&
+        lws_remaining_packet_payload(c->wsi) == 0)
+        c->msg_deadline = 0; /* set by sweep() for a control frame that has since ended */
+    if (c->msg_deadline > 0 && now >= c->msg_deadline) {
+        /* a client that holds a message open is not waited for again */
+        c->msg_deadline = 0;
+        tk_ws_conn_close(c, TK_WS_CLOSE_POLICY, "message not completed in time", 0);
+        c->close_fail = 1;
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = c->rx_cap = 0;
+        return;
+    }
+    if (c->exp_deadline > 0 && now >= c->exp_deadline && c->authed) {
+        c->exp_deadline = 0;
+        if (c->proto == TK_WS_SIO)
+            tk_ws_sio_disconnect(c);
+        tk_ws_conn_leave_all(c);
+        tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "token expired", 1);
+        return;
+    }
     if (c->proto == TK_WS_SIO)
         tk_ws_sio_timer(c, now);
     if (!c->closing)
@@ -626,9 +776,11 @@ static void on_timer(tk_ws_conn *c)
 
 /* ---- the inbox ------------------------------------------------------------ */
 
-static int revoke_match(tk_ws_conn *c, const char *jti)
+static int revoke_match(const tk_ws_conn *c, int kind, const char *arg)
 {
-    return c->authed && strcmp(c->jti, jti) == 0;
+    if (!c->authed)
+        return 0;
+    return strcmp(kind == TK_RT_USER ? c->user_id : c->jti, arg) == 0;
 }
 
 static int user_match(void *member, void *arg)
@@ -786,13 +938,15 @@ static void handle(tk_ws_server *s, cmd *k)
         recheck_room(s, k->room);
         break;
     case TK_RT_REVOKE:
+    case TK_RT_USER:
         for (tk_ws_conn *c = s->conns; c; c = c->next) {
-            if (c->closing || !revoke_match(c, k->arg))
+            if (c->closing || !revoke_match(c, k->kind, k->arg))
                 continue;
             if (c->proto == TK_WS_SIO)
                 tk_ws_sio_disconnect(c);
             tk_ws_conn_leave_all(c);
-            tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "token revoked", 1);
+            tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED,
+                             k->kind == TK_RT_REVOKE ? "token revoked" : "session ended", 1);
         }
         break;
     default:
@@ -898,9 +1052,35 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->tick, tick, 50 * LWS_US_PER_MS);
 }
 
+/* Once a second: libwebsockets says nothing until a frame's first payload
+ * byte, so a header alone (say one announcing 2^62 bytes) is seen here. A
+ * frame announcing more than WS_MAX_MESSAGE fails the connection (1009);
+ * one under way starts the WS_MESSAGE_TIMEOUT deadline. */
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+    tk_ws_server *s = lws_container_of(sul, tk_ws_server, sweep);
+    size_t max = (size_t)s->cfg->ws_max_message;
+    for (tk_ws_conn *c = s->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        size_t rem = lws_remaining_packet_payload(c->wsi);
+        if (rem == 0)
+            continue;
+        if (rem > max - c->rx_len) {
+            tk_ws_conn_close(c, TK_WS_CLOSE_TOO_BIG, "message too big", 0);
+            c->close_fail = 1;
+        } else if (c->msg_deadline == 0) {
+            c->msg_deadline = tk_ws_now_us() + s->cfg->ws_message_timeout * 1000000LL;
+            tk_ws_conn_rearm(c);
+        }
+    }
+    lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
+}
+
 static void *service_main(void *arg)
 {
     tk_ws_server *s = arg;
+    lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
     while (!atomic_load(&s->stop))
         if (lws_service(s->ctx, 0) < 0)
             break;
@@ -910,7 +1090,77 @@ static void *service_main(void *arg)
         if (lws_service(s->ctx, 0) < 0)
             break;
     lws_sul_cancel(&s->tick);
+    lws_sul_cancel(&s->sweep);
     return NULL;
+}
+
+/* A new TCP connection (FILTER_NETWORK_CONNECTION): refused at once when
+ * its address already has WS_MAX_PENDING_PER_IP handshakes in progress.
+ * Otherwise its address is kept for the WSI_CREATE that follows. A proxy
+ * named in TRUST_PROXY carries many clients: its connections are not
+ * counted. */
+static int filter_connection(tk_ws_server *s, const struct lws_filter_network_conn_args *a)
+{
+    s->next_key_set = 0;
+    if (a == NULL || tk_ws_peer_key_of((const struct sockaddr *)&a->cli_addr, &s->next_key) != 0)
+        return 0;
+    if (s->cfg->trust_proxy) {
+        char text[64];
+        tk_ws_peer_key_text(&s->next_key, text, sizeof text);
+        if (tk_config_proxy_trusted(s->cfg, text))
+            return 0;
+    }
+    int cap = s->cfg->ws_max_pending_per_ip;
+    const tk_ws_peer *e = tk_ws_peers_find(s->peers, &s->next_key);
+    if (cap > 0 && e && e->pending >= cap) {
+        int64_t now = tk_ws_now_us();
+        if (now - s->pending_warned_at > 10 * 1000000LL) { /* a line per 10 s, not per refusal */
+            s->pending_warned_at = now;
+            tk_log_warn("realtime: an address has %d WebSocket handshakes in progress "
+                        "(WS_MAX_PENDING_PER_IP); refusing its new connections",
+                        cap);
+        }
+        return 1;
+    }
+    s->next_key_set = 1;
+    return 0;
+}
+
+/* The wsi of the connection filter_connection just let in (WSI_CREATE comes
+ * right after it, on the same thread): counted as pending for its address. */
+static void ticket_new(tk_ws_server *s, struct lws *wsi)
+{
+    if (!s->next_key_set)
+        return;
+    s->next_key_set = 0;
+    ticket *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return; /* not counted: the caps are a defence, not bookkeeping to fail on */
+    t->peer = tk_ws_peers_get(s->peers, &s->next_key);
+    if (t->peer == NULL) {
+        free(t);
+        return;
+    }
+    t->peer->pending++;
+    t->wsi = wsi;
+    ticket **slot = &s->tickets[((uintptr_t)wsi >> 4) % ID_BUCKETS];
+    t->next = *slot;
+    *slot = t;
+}
+
+static void ticket_free(tk_ws_server *s, struct lws *wsi)
+{
+    ticket **pp = ticket_slot(s, wsi);
+    ticket *t = *pp;
+    if (t == NULL)
+        return;
+    *pp = t->next;
+    if (t->open)
+        t->peer->open--;
+    else
+        t->peer->pending--;
+    tk_ws_peers_put(s->peers, t->peer);
+    free(t);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -919,6 +1169,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     tk_ws_server *s = lws_context_user(lws_get_context(wsi));
     pss *ps = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return filter_connection(s, user);
+    case LWS_CALLBACK_WSI_CREATE:
+        ticket_new(s, wsi);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(s, wsi);
     case LWS_CALLBACK_HTTP:
@@ -939,6 +1194,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             conn_free(ps->c);
             ps->c = NULL;
         }
+        if (reason == LWS_CALLBACK_WSI_DESTROY)
+            ticket_free(s, wsi);
         return reason == LWS_CALLBACK_CLOSED ? 0
                                              : lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -967,6 +1224,8 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap
     s->cfg = cfg;
     pthread_mutex_init(&s->mu, NULL);
     int rc = tk_ws_rooms_new(&s->rooms);
+    if (rc == TK_OK)
+        rc = tk_ws_peers_new(&s->peers);
     if (rc != TK_OK)
         goto fail;
     rc = tk_ws_policy_start(cfg, pool, snap, policy_done, s, &s->policy, err, errlen);
@@ -984,8 +1243,10 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.retry_and_idle_policy = &idle_policy;
     info.timeout_secs = 10;
+    /* A connection has WS_HANDSHAKE_TIMEOUT to send its upgrade headers. */
+    info.timeout_secs_ah_idle = (unsigned)cfg->ws_handshake_timeout;
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 64; /* handshakes in progress at once; more wait their turn */
+    info.max_http_header_pool = 256; /* handshakes in progress at once; more wait their turn */
     s->ctx = lws_create_context(&info);
     if (s->ctx == NULL) {
         tk_errf(err, errlen, "WS_PORT %d: cannot listen (in use?)", cfg->ws_port);
@@ -1027,7 +1288,15 @@ void tk_ws_server_stop(tk_ws_server *s)
         free(k);
         k = next;
     }
+    for (int i = 0; i < ID_BUCKETS; i++) { /* lws_context_destroy destroyed every wsi */
+        while (s->tickets[i]) {
+            ticket *t = s->tickets[i];
+            s->tickets[i] = t->next;
+            free(t);
+        }
+    }
     tk_ws_rooms_free(s->rooms);
+    tk_ws_peers_free(s->peers);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

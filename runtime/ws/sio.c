@@ -26,13 +26,12 @@ void tk_ws_sio_open(tk_ws_conn *c, const char *token)
     char open[256];
     int n = snprintf(open, sizeof open,
                      "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%lld,"
-                     "\"pingTimeout\":%lld,\"maxPayload\":%d}",
-                     c->eio_sid, PING_INTERVAL_US / 1000, PING_TIMEOUT_US / 1000, TK_WS_SIO_MAX_IN);
+                     "\"pingTimeout\":%lld,\"maxPayload\":%zu}",
+                     c->eio_sid, PING_INTERVAL_US / 1000, PING_TIMEOUT_US / 1000,
+                     tk_ws_conn_max_message(c));
     (void)tk_ws_conn_send(c, open, (size_t)n);
-    int64_t now = tk_ws_now_us();
-    c->ping_at = now + PING_INTERVAL_US;
-    c->auth_deadline = now + TK_WS_AUTH_TIMEOUT_US; /* CONNECT must succeed within 10 s */
-    tk_ws_conn_rearm(c);
+    c->ping_at = tk_ws_now_us() + PING_INTERVAL_US;
+    tk_ws_conn_await_auth(c); /* CONNECT must succeed within WS_AUTH_TIMEOUT */
 }
 
 void tk_ws_sio_timer(tk_ws_conn *c, int64_t now)
@@ -132,11 +131,15 @@ static void on_connect(tk_ws_conn *c, int main_ns, const char *ns, size_t ns_len
         if (t != NULL)
             token = t;
     }
-    if (tk_ws_conn_authenticate(c, token) == 0) {
+    int rc = tk_ws_conn_authenticate(c, token);
+    if (rc == 0) {
         tk_ws_random_id(c->sio_sid, sizeof c->sio_sid, 20);
         send_connected(c);
         free(c->query_token);
         c->query_token = NULL;
+    } else if (rc == -2) {
+        connect_error(c, "/", 1, "too many connections for this user", "rate_limited");
+        tk_ws_conn_close(c, TK_WS_CLOSE_TOO_MANY, "too many connections for this user", 1);
     } else {
         connect_error(c, "/", 1, "unauthorized", "unauthorized");
     }
@@ -227,8 +230,12 @@ static void on_packet(tk_ws_conn *c, const char *p, size_t n)
         break;
     case '1': /* DISCONNECT */
         if (main_ns && c->authed) {
+            /* The socket stays open for a new CONNECT, which must come
+             * within WS_AUTH_TIMEOUT like the first one. */
             tk_ws_conn_leave_all(c);
             c->authed = 0;
+            c->exp_deadline = 0;
+            tk_ws_conn_await_auth(c);
         }
         break;
     case '2': /* EVENT */

@@ -245,7 +245,7 @@ r:patch("/me", { body = S.patch_me, summary = "Change the caller's name or avata
 end)
 
 r:post("/change-password", { body = S.change_password, status = 204,
-  summary = "Change the password; every refresh token of the user is revoked" }, function(req)
+  summary = "Change the password; every refresh token and live socket of the user is revoked" }, function(req)
   local b = req.body
   local row = db.one("SELECT password_hash FROM users WHERE id = $1", req.user.id)
   if not row then
@@ -259,7 +259,7 @@ r:post("/change-password", { body = S.change_password, status = 204,
     set_password(req.user.id, hash)
     revoke_all_refresh(req.user.id)
   end)
-  auth.user_changed(req.user.id) -- older access tokens are refused from now on, everywhere
+  auth.user_changed(req.user.id) -- older access tokens and live sockets end, on every instance
   return 204
 end)
 
@@ -300,7 +300,7 @@ r:post("/forgot-password", { auth = "none", body = S.forgot, status = 202,
 end)
 
 r:post("/reset-password", { auth = "none", body = S.reset, status = 204,
-  summary = "Set a new password with a reset token; every refresh token is revoked" }, function(req)
+  summary = "Set a new password with a reset token; every refresh token and live socket is revoked" }, function(req)
   local b = req.body
   local hash = hash_password(b.password)
   local user_id = db.tx(function()

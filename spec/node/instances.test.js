@@ -99,6 +99,26 @@ describe('two instances sharing Redis', { skip, timeout: 60000 }, () => {
     assert.equal(me.status, 401);
   });
 
+  it('changing the password on B closes every socket of the user on A and on B (4401 session ended)', async () => {
+    const u = await rt.newUser('multi-password');
+    const other = await rt.newUser('multi-password-other');
+    const na = track(await rt.Native.ready(u, { base: rt.A.ws }));
+    const nb = track(await rt.Native.ready(u, { base: rt.B.ws }));
+    const sa = track(await rt.sioConnect(u.token, { base: rt.A.ws }));
+    const bystander = track(await rt.Native.ready(other, { base: rt.A.ws }));
+    await rt.ok(204, 'POST', '/auth/change-password', {
+      token: u.token, body: { currentPassword: u.password, newPassword: 'another horse battery' }, base: rt.B.http,
+    });
+    for (const n of [na, nb]) {
+      const closed = await Promise.race([n.closed, rt.sleep(3000).then(() => null)]);
+      assert.deepEqual(closed, { code: 4401, reason: 'session ended' });
+    }
+    const reason = await Promise.race([sa.disconnected, rt.sleep(3000).then(() => null)]);
+    assert.equal(reason, 'io server disconnect');
+    bystander.send({ type: 'ping' });
+    assert.equal((await bystander.take((m) => m.type === 'pong')).type, 'pong');
+  });
+
   it('deleting the project on A empties its room on B', async () => {
     const p = await rt.createProject(owner, {}, rt.A.http);
     const b = track(await rt.Native.ready(owner, { base: rt.B.ws }));

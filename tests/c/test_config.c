@@ -45,6 +45,13 @@ static const char *const all_vars[] = {
     "PLUGINS_DIR",
     "MIGRATIONS_DIR",
     "WS_PORT",
+    "WS_HANDSHAKE_TIMEOUT",
+    "WS_AUTH_TIMEOUT",
+    "WS_MESSAGE_TIMEOUT",
+    "WS_MAX_MESSAGE",
+    "WS_MAX_PENDING_PER_IP",
+    "WS_MAX_CONN_PER_IP",
+    "WS_MAX_CONN_PER_USER",
     "RATE_LIMIT_PER_MIN",
     "AUTH_RATE_LIMIT_PER_MIN",
     "BCRYPT_COST",
@@ -146,6 +153,13 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_EQ_INT(cfg.log_json, 0);
     ASSERT_STR_EQ(cfg.scripts_dir, "scripts");
     ASSERT_STR_EQ(cfg.web_dir, "web");
+    ASSERT_EQ_INT(cfg.ws_handshake_timeout, 5);
+    ASSERT_EQ_INT(cfg.ws_auth_timeout, 10);
+    ASSERT_EQ_INT(cfg.ws_message_timeout, 10);
+    ASSERT_EQ_INT(cfg.ws_max_message, 65536);
+    ASSERT_EQ_INT(cfg.ws_max_pending_per_ip, 16);
+    ASSERT_EQ_INT(cfg.ws_max_conn_per_ip, 256);
+    ASSERT_EQ_INT(cfg.ws_max_conn_per_user, 32);
     ASSERT_STR_EQ(cfg.plugins_dir, "plugins");
     ASSERT_STR_EQ(cfg.migrations_dir, "migrations");
     ASSERT_EQ_INT(cfg.ws_port, 8081);
@@ -291,6 +305,13 @@ TEST(int_vars_out_of_range)
         {"ACCESS_TOKEN_TTL", 10, 86400},
         {"REFRESH_TOKEN_TTL", 60, 365LL * 86400},
         {"WS_PORT", 1, 65535},
+        {"WS_HANDSHAKE_TIMEOUT", 1, 300},
+        {"WS_AUTH_TIMEOUT", 1, 600},
+        {"WS_MESSAGE_TIMEOUT", 1, 600},
+        {"WS_MAX_MESSAGE", 8192, 1000000},
+        {"WS_MAX_PENDING_PER_IP", 0, 100000},
+        {"WS_MAX_CONN_PER_IP", 0, 1000000},
+        {"WS_MAX_CONN_PER_USER", 0, 100000},
         {"RATE_LIMIT_PER_MIN", 1, 2000000000},
         {"AUTH_RATE_LIMIT_PER_MIN", 1, 2000000000},
         {"BCRYPT_COST", 4, 15},
