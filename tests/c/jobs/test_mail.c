@@ -198,12 +198,12 @@ TEST(multipart_alternative_structure)
     ASSERT_EQ_INT(header(msg, "Content-Type", v, sizeof v), 0);
     const char *prefix = "multipart/alternative; boundary=\"";
     ASSERT(strncmp(v, prefix, strlen(prefix)) == 0);
-    char boundary[128];
+    char boundary[512];
     snprintf(boundary, sizeof boundary, "%s", v + strlen(prefix));
     ASSERT(strlen(boundary) > 10 && boundary[strlen(boundary) - 1] == '"');
     boundary[strlen(boundary) - 1] = '\0';
 
-    char open_line[160], close_line[160];
+    char open_line[600], close_line[600];
     snprintf(open_line, sizeof open_line, "\r\n--%s\r\n", boundary);
     snprintf(close_line, sizeof close_line, "\r\n--%s--\r\n", boundary);
     const char *p1 = strstr(msg, open_line);
