@@ -56,7 +56,13 @@ function M.start(env)
   p:close()
   local url = "http://127.0.0.1:" .. port
   local up = false
-  for _ = 1, 200 do
+  -- A deadline, not a count of tries: a refused connect returns at once, and
+  -- a sanitizer build on a loaded machine can take many seconds to listen.
+  local deadline = socket.gettime() + 60
+  while socket.gettime() < deadline do
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then
+      break -- it exited (a bad setting): the log says why
+    end
     local c = socket.tcp()
     c:settimeout(0.2)
     if c:connect("127.0.0.1", port) then
