@@ -198,7 +198,9 @@ local SMTP_USER, SMTP_PASSWORD = "mailer", "smtp-Pw-" .. h.random_word(12)
 h.remember_secret(SMTP_PASSWORD, "SMTP password")
 
 local function spec_server(env)
-  local vars = { DATABASE_URL = DB_URL, JOB_POLL_MS = 50, JOB_BACKOFF_BASE_MS = 100,
+  -- Backoff from 200 ms: ten attempts span ~100 s, time enough for the SMTP
+  -- server to come up on a loaded machine before the job fails for good.
+  local vars = { DATABASE_URL = DB_URL, JOB_POLL_MS = 50, JOB_BACKOFF_BASE_MS = 200,
     MAIL_FROM = "Task API <no-reply@taskapi.test>" }
   for k, v in pairs(env) do
     vars[k] = v
