@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "http/cidr.h"
+#include "jobs/mail.h"
 #include "obs/log.h"
 
 static int get_int(const char *name, long long def, long long min, long long max, long long *out,
@@ -33,9 +34,8 @@ static int get_int(const char *name, long long def, long long min, long long max
     return TK_OK;
 }
 
-static int get_str(const char *name, const char *def, char **out)
+static int get_str(const char *v, const char *def, char **out)
 {
-    const char *v = getenv(name);
     if (v == NULL || *v == '\0')
         v = def;
     if (v == NULL) {
@@ -112,35 +112,38 @@ static int plugin_list_ok(const char *s)
 }
 
 #define PLUGINS_CONFIG_MAX (1024 * 1024)
+#define SECRET_FILE_MAX (64 * 1024)
 
-/* Reads PLUGINS_CONFIG once at start-up: plugin settings change with a
- * restart, like every other variable. The JSON is parsed and checked by the
- * plugin loader (scripts/lib/plugins.lua), so `taskapi check` reports it. */
-static int read_plugins_config(const char *path, char **out, char *err, size_t errlen)
+/* Reads the file `path` named by variable `var` (for the messages) into a
+ * malloc'd NUL-terminated string *out (the caller frees), refusing files
+ * larger than `max` bytes or holding a NUL byte. The messages name the
+ * variable and the path, never the content. */
+static int read_small_file(const char *var, const char *path, size_t max, char **out, char *err,
+                           size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        tk_errf(err, errlen, "PLUGINS_CONFIG: cannot read %s: %s", path, strerror(errno));
+        tk_errf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
         return TK_ECONFIG;
     }
     int rc = TK_ECONFIG;
-    char *buf = malloc(PLUGINS_CONFIG_MAX + 1);
+    char *buf = malloc(max + 1);
     if (buf == NULL) {
         rc = TK_ENOMEM;
         goto out;
     }
-    size_t n = fread(buf, 1, PLUGINS_CONFIG_MAX + 1, f);
+    size_t n = fread(buf, 1, max + 1, f);
     if (ferror(f)) {
-        tk_errf(err, errlen, "PLUGINS_CONFIG: cannot read %s: %s", path, strerror(errno));
+        tk_errf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
         goto out;
     }
-    if (n > PLUGINS_CONFIG_MAX) {
-        tk_errf(err, errlen, "PLUGINS_CONFIG: %s is larger than 1 MiB", path);
+    if (n > max) {
+        tk_errf(err, errlen, "%s: %s is larger than %zu bytes", var, path, max);
         goto out;
     }
     buf[n] = '\0';
     if (strlen(buf) != n) {
-        tk_errf(err, errlen, "PLUGINS_CONFIG: %s contains a NUL byte", path);
+        tk_errf(err, errlen, "%s: %s contains a NUL byte", var, path);
         goto out;
     }
     *out = buf;
@@ -150,6 +153,84 @@ out:
     free(buf);
     fclose(f);
     return rc;
+}
+
+/* ---- secrets from files ----------------------------------------------------
+ * Each of these may be given as NAME_FILE instead: the path of a file holding
+ * the value (as container platforms mount secrets), trailing line breaks
+ * stripped. Setting both NAME and NAME_FILE is an error. */
+static const char *const SECRET_VARS[] = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET",
+                                          "JWT_PREVIOUS_KEYS", "SMTP_URL"};
+#define NSECRETS TK_ARRAY_LEN(SECRET_VARS)
+
+/* Reads every NAME_FILE that is set into files[i] (the caller frees them with
+ * free_secret_files). */
+static int read_secret_files(char *files[NSECRETS], char *err, size_t errlen)
+{
+    for (size_t i = 0; i < NSECRETS; i++) {
+        char fvar[64];
+        snprintf(fvar, sizeof fvar, "%s_FILE", SECRET_VARS[i]);
+        const char *path = getenv(fvar);
+        if (path == NULL || *path == '\0')
+            continue;
+        const char *direct = getenv(SECRET_VARS[i]);
+        if (direct && *direct) {
+            tk_errf(err, errlen, "set %s or %s, not both", SECRET_VARS[i], fvar);
+            return TK_ECONFIG;
+        }
+        int rc = read_small_file(fvar, path, SECRET_FILE_MAX, &files[i], err, errlen);
+        if (rc)
+            return rc;
+        size_t n = strlen(files[i]);
+        while (n > 0 && (files[i][n - 1] == '\n' || files[i][n - 1] == '\r'))
+            files[i][--n] = '\0';
+        if (n == 0) {
+            tk_errf(err, errlen, "%s: %s is empty", fvar, path);
+            return TK_ECONFIG;
+        }
+    }
+    return TK_OK;
+}
+
+static void free_secret_files(char *files[NSECRETS])
+{
+    for (size_t i = 0; i < NSECRETS; i++) {
+        if (files[i])
+            explicit_bzero(files[i], strlen(files[i]));
+        free(files[i]);
+        files[i] = NULL;
+    }
+}
+
+/* The value of variable `name`: from its _FILE when it is a secret given
+ * that way, else from the environment (NULL when unset). */
+static const char *env_value(char *const files[NSECRETS], const char *name)
+{
+    for (size_t i = 0; i < NSECRETS; i++)
+        if (files[i] && strcmp(SECRET_VARS[i], name) == 0)
+            return files[i];
+    return getenv(name);
+}
+
+/* SMTP_URL: smtp:// or smtps:// and a host. The message never quotes the
+ * value: it may carry a password. */
+static int smtp_url_ok(const char *url)
+{
+    const char *rest;
+    if (strncasecmp(url, "smtp://", 7) == 0)
+        rest = url + 7;
+    else if (strncasecmp(url, "smtps://", 8) == 0)
+        rest = url + 8;
+    else
+        return 0;
+    const char *at = strrchr(rest, '@');
+    const char *host = at ? at + 1 : rest;
+    if (*host == '\0' || *host == '/' || *host == ':')
+        return 0;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ')
+            return 0;
+    return 1;
 }
 
 #define INT_VAR(field, name, def, min, max)                                                        \
@@ -163,13 +244,13 @@ out:
 
 #define STR_VAR(field, name, def)                                                                  \
     do {                                                                                           \
-        rc = get_str(name, def, &cfg->field);                                                      \
+        rc = get_str(env_value(files, name), def, &cfg->field);                                    \
         if (rc)                                                                                    \
             goto fail;                                                                             \
     } while (0)
 
 /* The HTTP edge: HOST, METRICS_TOKEN, HTTP_HEADER_TIMEOUT, HTTP_CONN_PER_IP. */
-static int load_edge(tk_config *cfg, char *err, size_t errlen)
+static int load_edge(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
 {
     int rc;
     unsigned char bin[16];
@@ -193,10 +274,69 @@ fail:
     return rc;
 }
 
+/* The mail settings: SMTP_URL (or its _FILE), SMTP_STARTTLS, SMTP_CA_FILE,
+ * MAIL_FROM, MAIL_DIR, MAIL_DISABLED; production needs SMTP_URL unless
+ * mail is switched off on purpose. Runs after TASKAPI_ENV is read. */
+static int mail_vars(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
+{
+    int rc;
+    STR_VAR(smtp_url, "SMTP_URL", NULL);
+    if (cfg->smtp_url && !smtp_url_ok(cfg->smtp_url)) {
+        tk_errf(err, errlen,
+                "SMTP_URL must be smtp://[user:password@]host[:port] or smtps://... (value not "
+                "shown: it may hold a password)");
+        return TK_ECONFIG;
+    }
+    const char *st = getenv("SMTP_STARTTLS");
+    cfg->smtp_starttls = TK_SMTP_STARTTLS_REQUIRE;
+    if (st && *st) {
+        if (strcasecmp(st, "require") == 0)
+            cfg->smtp_starttls = TK_SMTP_STARTTLS_REQUIRE;
+        else if (strcasecmp(st, "try") == 0)
+            cfg->smtp_starttls = TK_SMTP_STARTTLS_TRY;
+        else if (strcasecmp(st, "off") == 0)
+            cfg->smtp_starttls = TK_SMTP_STARTTLS_OFF;
+        else {
+            tk_errf(err, errlen, "SMTP_STARTTLS must be require, try or off (got \"%.64s\")", st);
+            return TK_ECONFIG;
+        }
+    }
+    STR_VAR(smtp_ca_file, "SMTP_CA_FILE", NULL);
+    STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
+    if (tk_mail_mailbox_check(cfg->mail_from) != TK_OK) {
+        tk_errf(err, errlen,
+                "MAIL_FROM must be an address (no-reply@example.com) or a name and an address "
+                "(Example <no-reply@example.com>) (got \"%.200s\")",
+                cfg->mail_from);
+        return TK_ECONFIG;
+    }
+    STR_VAR(mail_dir, "MAIL_DIR", "var/mail");
+    rc = get_bool("MAIL_DISABLED", &cfg->mail_disabled, err, errlen);
+    if (rc)
+        return rc;
+    if (cfg->mail_disabled && cfg->smtp_url) {
+        tk_errf(err, errlen, "MAIL_DISABLED is on but SMTP_URL is set: choose one");
+        return TK_ECONFIG;
+    }
+    if (cfg->production && !cfg->smtp_url && !cfg->mail_disabled) {
+        tk_errf(err, errlen,
+                "SMTP_URL is required when TASKAPI_ENV=production (or set MAIL_DISABLED=on to "
+                "send no mail at all)");
+        return TK_ECONFIG;
+    }
+    return TK_OK;
+fail:
+    return rc;
+}
+
 int tk_config_load(tk_config *cfg, char *err, size_t errlen)
 {
     int rc;
+    char *files[NSECRETS] = {0};
     memset(cfg, 0, sizeof *cfg);
+    rc = read_secret_files(files, err, errlen);
+    if (rc)
+        goto fail;
 
     const char *env = getenv("TASKAPI_ENV");
     cfg->production = env && strcmp(env, "production") == 0;
@@ -227,8 +367,6 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
             goto fail;
     }
     INT_VAR(user_cache_ttl_ms, "USER_CACHE_TTL_MS", 5000, 0, 600000);
-    STR_VAR(smtp_url, "SMTP_URL", NULL);
-    STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
     STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
     STR_VAR(web_dir, "WEB_DIR", "web");
     STR_VAR(plugins_dir, "PLUGINS_DIR", "plugins");
@@ -258,7 +396,8 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     }
     STR_VAR(plugins_config_path, "PLUGINS_CONFIG", NULL);
     if (cfg->plugins_config_path) {
-        rc = read_plugins_config(cfg->plugins_config_path, &cfg->plugins_config, err, errlen);
+        rc = read_small_file("PLUGINS_CONFIG", cfg->plugins_config_path, PLUGINS_CONFIG_MAX,
+                             &cfg->plugins_config, err, errlen);
         if (rc)
             goto fail;
     }
@@ -284,7 +423,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
     if (rc)
         goto fail;
-    rc = load_edge(cfg, err, errlen);
+    rc = load_edge(cfg, files, err, errlen);
     if (rc)
         goto fail;
 
@@ -331,7 +470,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     while (bl_len > 0 && cfg->app_base_url[bl_len - 1] == '/')
         cfg->app_base_url[--bl_len] = '\0';
 
-    const char *secret = getenv("JWT_SECRET");
+    const char *secret = env_value(files, "JWT_SECRET");
     if (secret && *secret) {
         if (strlen(secret) < 16) {
             tk_errf(err, errlen, "JWT_SECRET must be at least 16 characters");
@@ -357,10 +496,15 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
         rc = TK_ENOMEM;
         goto fail;
     }
+    rc = mail_vars(cfg, files, err, errlen);
+    if (rc)
+        goto fail;
+    free_secret_files(files);
     return TK_OK;
 fail:
     if (rc == TK_ENOMEM)
         tk_errf(err, errlen, "out of memory reading the configuration");
+    free_secret_files(files);
     tk_config_cleanup(cfg);
     return rc;
 }
@@ -368,11 +512,11 @@ fail:
 void tk_config_cleanup(tk_config *cfg)
 {
     char **strs[] = {
-        &cfg->database_url,      &cfg->redis_url,    &cfg->jwt_secret,  &cfg->jwt_key_id,
-        &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,    &cfg->mail_from,
-        &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir, &cfg->plugins_dir,
-        &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,     &cfg->plugins_config_path,
-        &cfg->plugins_config,    &cfg->web_dir};
+        &cfg->database_url,      &cfg->redis_url,    &cfg->jwt_secret,   &cfg->jwt_key_id,
+        &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,     &cfg->mail_from,
+        &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
+        &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
+        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

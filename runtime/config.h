@@ -9,6 +9,12 @@
 
 #include "common.h"
 
+/* SMTP_STARTTLS for smtp:// URLs (smtps:// is TLS from the first byte). */
+enum { TK_SMTP_STARTTLS_REQUIRE, TK_SMTP_STARTTLS_TRY, TK_SMTP_STARTTLS_OFF };
+
+/* Secrets may instead be read from a file named by NAME_FILE (trailing line
+ * breaks stripped; NAME and NAME_FILE both set is an error): DATABASE_URL,
+ * REDIS_URL, JWT_SECRET, JWT_PREVIOUS_KEYS, SMTP_URL. */
 typedef struct {
     int port;                         /* PORT, 8080 */
     int workers;                      /* WORKERS, 16: Lua worker threads */
@@ -27,8 +33,12 @@ typedef struct {
     struct tk_cidr_list *trust_nets;  /* TRUST_PROXY parsed (http/cidr.h); owned */
     int64_t user_cache_ttl_ms;        /* USER_CACHE_TTL_MS, 5000: user check cache (auth/users.h) */
     size_t body_limit;                /* BODY_LIMIT, 1 MiB ("1mb", "512kb", bytes) */
-    char *smtp_url;                   /* SMTP_URL, unset: mails go to the log */
-    char *mail_from;                  /* MAIL_FROM */
+    char *smtp_url;                   /* SMTP_URL (or SMTP_URL_FILE), unset: mails go to mail_dir */
+    int smtp_starttls;                /* SMTP_STARTTLS, TK_SMTP_STARTTLS_*, require */
+    char *smtp_ca_file;               /* SMTP_CA_FILE, unset: the system's CAs */
+    char *mail_from;                  /* MAIL_FROM, "taskapi <no-reply@localhost>" */
+    char *mail_dir;                   /* MAIL_DIR, var/mail: one .eml per mail without SMTP */
+    int mail_disabled;                /* MAIL_DISABLED, off: on drops every mail */
     char *app_base_url;               /* APP_BASE_URL, http://localhost:PORT */
     int log_level;                    /* LOG_LEVEL, info */
     int log_json;                     /* LOG_FORMAT json|text, text */

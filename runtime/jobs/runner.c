@@ -1,9 +1,9 @@
 /* The job runner thread: poll, take one due job under a row lock, run it,
- * record the outcome, commit. Kinds: `email` (written to the log until SMTP
- * lands) and `webhook` (a signed HTTP POST through libcurl; every attempt is
- * recorded in webhook_deliveries, and the webhook's failure counter updated,
- * in the transaction that also settles the job row). Which webhooks exist
- * and which events they get is the webhooks plugin's business. */
+ * record the outcome, commit. Kinds: `email` (sent over SMTP, or written to
+ * MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers) and `webhook` (a signed HTTP POST
+ * through libcurl; every attempt is recorded in webhook_deliveries, and the webhook's failure
+ * counter updated, in the transaction that also settles the job row). Which webhooks exist and
+ * which events they get is the webhooks plugin's business. */
 #include "jobs/runner.h"
 
 #include <arpa/inet.h>
@@ -12,11 +12,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "auth/auth.h"
+#include "jobs/mail.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 
 struct tk_jobs {
     const tk_config *cfg;
@@ -36,20 +39,23 @@ enum {
     COL_MAIL_TO,
     COL_SUBJECT,
     COL_TEMPLATE,
-    COL_LINK,
+    COL_HTML,
     COL_WEBHOOK_ID,
     COL_EVENT,
     COL_BODY,
     COL_DISABLE_AFTER,
-    COL_ALLOW_PRIVATE
+    COL_ALLOW_PRIVATE,
+    COL_TO_NAME,
+    COL_TEXT
 };
 
 static const char TAKE_SQL[] =
     "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "
     "payload->>'subject' AS subject, payload->>'template' AS template, "
-    "payload->>'link' AS link, payload->>'webhookId' AS webhook_id, "
+    "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "
     "payload->>'event' AS event, payload->>'body' AS body, "
-    "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private "
+    "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "
+    "payload->>'toName' AS to_name, payload->>'text' AS text "
     "FROM jobs WHERE status = 'pending' AND run_at <= now() "
     "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
@@ -83,19 +89,67 @@ static const char GIVE_UP_SQL[] =
  * CANCEL: nothing was attempted and nothing will be. */
 typedef enum { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_GIVE_UP, OUTCOME_CANCEL } outcome;
 
-/* Delivers one email job. Until SMTP lands the mail goes to the log,
- * link included, so a developer can follow it. */
+/* Delivers one email job: builds the message (jobs/mail.c) and hands it to
+ * the SMTP server, or writes it into MAIL_DIR when there is none. The log
+ * names the recipient and the subject only: the body carries one-time links. */
 static outcome run_email(const tk_config *cfg, PGresult *r, char *why, size_t whylen)
 {
+    const char *id = PQgetvalue(r, 0, COL_ID);
     const char *to = PQgetvalue(r, 0, COL_MAIL_TO);
+    const char *subject = PQgetvalue(r, 0, COL_SUBJECT);
+    const char *tmpl = PQgetvalue(r, 0, COL_TEMPLATE);
     if (*to == '\0') {
         tk_errf(why, whylen, "email job without a recipient");
-        return OUTCOME_RETRY;
+        tk_metrics_mail(TK_METRICS_MAIL_DROPPED);
+        return OUTCOME_GIVE_UP;
     }
-    tk_log(TK_LOG_INFO, NULL, "mail from=\"%s\" to=\"%s\" template=%s subject=\"%s\" link=%s",
-           cfg->mail_from, to, PQgetvalue(r, 0, COL_TEMPLATE), PQgetvalue(r, 0, COL_SUBJECT),
-           PQgetvalue(r, 0, COL_LINK));
-    return OUTCOME_DONE;
+    if (cfg->mail_disabled) {
+        tk_log_info("mail: %s to %s \"%s\" not sent: MAIL_DISABLED is on (job %s)", tmpl, to,
+                    subject, id);
+        tk_errf(why, whylen, "not sent: MAIL_DISABLED is on");
+        tk_metrics_mail(TK_METRICS_MAIL_DROPPED);
+        return OUTCOME_CANCEL;
+    }
+    tk_mail_msg m = {.from = cfg->mail_from,
+                     .to = to,
+                     .to_name = PQgetvalue(r, 0, COL_TO_NAME),
+                     .subject = subject,
+                     .text = PQgetvalue(r, 0, COL_TEXT),
+                     .html = PQgetvalue(r, 0, COL_HTML)};
+    char *msg = NULL;
+    size_t len = 0;
+    int rc = tk_mail_build(&m, time(NULL), &msg, &len, why, whylen);
+    if (rc != TK_OK) {
+        tk_metrics_mail(rc == TK_EINVAL ? TK_METRICS_MAIL_DROPPED : TK_METRICS_MAIL_FAILED);
+        return rc == TK_EINVAL ? OUTCOME_GIVE_UP : OUTCOME_RETRY; /* bad input never improves */
+    }
+    char e[512] = "";
+    outcome oc = OUTCOME_RETRY;
+    if (cfg->smtp_url) {
+        long code = 0;
+        if (tk_mail_send_smtp(cfg, cfg->mail_from, to, msg, len, &code, e, sizeof e) == TK_OK) {
+            tk_log_info("mail: %s to %s \"%s\" accepted by the SMTP server (job %s)", tmpl, to,
+                        subject, id);
+            tk_metrics_mail(TK_METRICS_MAIL_SMTP);
+            oc = OUTCOME_DONE;
+        } else {
+            tk_errf(why, whylen, "SMTP: %s", e);
+            tk_metrics_mail(TK_METRICS_MAIL_FAILED);
+        }
+    } else {
+        char path[4096];
+        if (tk_mail_write_dir(cfg->mail_dir, msg, len, path, sizeof path, e, sizeof e) == TK_OK) {
+            tk_log_info("mail: %s to %s \"%s\" written to %s (job %s)", tmpl, to, subject, path,
+                        id);
+            tk_metrics_mail(TK_METRICS_MAIL_MAILBOX);
+            oc = OUTCOME_DONE;
+        } else {
+            tk_errf(why, whylen, "MAIL_DIR: %s", e);
+            tk_metrics_mail(TK_METRICS_MAIL_FAILED);
+        }
+    }
+    free(msg);
+    return oc;
 }
 
 /* ---- webhook: the HTTP part ---------------------------------------------- */
@@ -490,10 +544,31 @@ static void *jobs_main(void *arg)
     return NULL;
 }
 
+/* One start-up line on where mail goes (never the SMTP URL's credentials). */
+static void log_mail_setup(const tk_config *cfg)
+{
+    if (cfg->mail_disabled) {
+        tk_log_warn("mail: MAIL_DISABLED is on: no mail is sent (verification, reset, notices)");
+    } else if (cfg->smtp_url) {
+        char where[300];
+        tk_mail_url_redact(cfg->smtp_url, where, sizeof where);
+        int tls = strncasecmp(cfg->smtp_url, "smtps://", 8) == 0;
+        tk_log_info("mail: SMTP via %s (%s)", where,
+                    tls                                              ? "TLS"
+                    : cfg->smtp_starttls == TK_SMTP_STARTTLS_REQUIRE ? "STARTTLS required"
+                    : cfg->smtp_starttls == TK_SMTP_STARTTLS_TRY     ? "STARTTLS when offered"
+                                                                     : "no TLS");
+    } else {
+        tk_log_info("mail: no SMTP_URL; mails are written to %s/ (one .eml file each)",
+                    cfg->mail_dir);
+    }
+}
+
 int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return TK_EIO;
+    log_mail_setup(cfg);
     tk_jobs *j = calloc(1, sizeof *j);
     if (j == NULL) {
         curl_global_cleanup();

@@ -1,7 +1,7 @@
 /* Durable background jobs: rows of the `jobs` table taken one at a time with
  * FOR UPDATE SKIP LOCKED inside a transaction, so a job is either done and
- * committed or still pending after a crash (at-least-once). Email jobs are
- * written to the log until SMTP delivery lands; webhook jobs are signed HTTP
+ * committed or still pending after a crash (at-least-once). Email jobs go
+ * over SMTP (or into MAIL_DIR without SMTP_URL); webhook jobs are signed HTTP
  * POSTs (libcurl), each attempt recorded in webhook_deliveries. Failed jobs
  * are retried with exponential backoff (JOB_BACKOFF_BASE_MS, doubling, at
  * most an hour) up to max_attempts. */

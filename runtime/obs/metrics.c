@@ -24,6 +24,13 @@ typedef struct {
 } series;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static long long mail_counts[TK_METRICS_MAIL_N]; /* atomic builtins */
+
+void tk_metrics_mail(tk_metrics_mail_outcome what)
+{
+    if ((unsigned)what < TK_METRICS_MAIL_N)
+        __atomic_add_fetch(&mail_counts[what], 1, __ATOMIC_RELAXED);
+}
 static series *all;
 static int nall, capall;
 
@@ -214,6 +221,23 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "# HELP taskapi_script_generation The generation of scripts now serving.\n"
         "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
         src->reloads, src->reload_failures, src->generation);
+    long long mc[TK_METRICS_MAIL_N];
+    for (int i = 0; i < TK_METRICS_MAIL_N; i++)
+        mc[i] = __atomic_load_n(&mail_counts[i], __ATOMIC_RELAXED);
+    put(&o,
+        "# HELP taskapi_mail_sent_total Mails accepted by the SMTP server or written to "
+        "MAIL_DIR.\n"
+        "# TYPE taskapi_mail_sent_total counter\n"
+        "taskapi_mail_sent_total{transport=\"smtp\"} %lld\n"
+        "taskapi_mail_sent_total{transport=\"mailbox\"} %lld\n"
+        "# HELP taskapi_mail_failures_total Mail delivery attempts that failed (the job is "
+        "retried with backoff).\n"
+        "# TYPE taskapi_mail_failures_total counter\ntaskapi_mail_failures_total %lld\n"
+        "# HELP taskapi_mail_dropped_total Mails never sent (MAIL_DISABLED, or a message that "
+        "cannot be built).\n"
+        "# TYPE taskapi_mail_dropped_total counter\ntaskapi_mail_dropped_total %lld\n",
+        mc[TK_METRICS_MAIL_SMTP], mc[TK_METRICS_MAIL_MAILBOX], mc[TK_METRICS_MAIL_FAILED],
+        mc[TK_METRICS_MAIL_DROPPED]);
     if (o.oom) {
         free(o.p);
         return NULL;

@@ -14,6 +14,19 @@
 void tk_metrics_observe_request(const char *method, const char *pattern, unsigned status,
                                 double seconds);
 
+/* Mail outcomes, counted by the job runner: accepted by the SMTP server,
+ * written to MAIL_DIR, an attempt that failed (retried with backoff), or a
+ * mail dropped for good (MAIL_DISABLED, a message that cannot be built). */
+typedef enum {
+    TK_METRICS_MAIL_SMTP,
+    TK_METRICS_MAIL_MAILBOX,
+    TK_METRICS_MAIL_FAILED,
+    TK_METRICS_MAIL_DROPPED,
+    TK_METRICS_MAIL_N
+} tk_metrics_mail_outcome;
+
+void tk_metrics_mail(tk_metrics_mail_outcome what);
+
 typedef struct {
     int pool_size, pool_in_use, pool_idle, pool_waiting;
     long long reloads, reload_failures;

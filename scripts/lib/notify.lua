@@ -5,7 +5,7 @@
 local db = require "lib.db"
 local json = require "lib.json"
 local events = require "lib.events"
-local jobs = require "lib.jobs"
+local mail = require "lib.mail"
 local policy = require "policies.notifications"
 local runtime = require "tk.runtime"
 local log = require "tk.log"
@@ -105,14 +105,7 @@ function M.emit(name, ev)
       if u then
         local d = items[i].data
         local link = base .. "/api/v1/tasks/" .. tostring(d.taskId)
-        jobs.enqueue("email", {
-          to = u.email,
-          template = row.type,
-          subject = SUBJECTS[row.type] or "Notification",
-          text = ("Hello %s,\n\n%s: %s\n%s\n"):format(u.name, SUBJECTS[row.type] or row.type,
-            tostring(d.title or ""), link),
-          link = link,
-        })
+        mail.notice(u, row.type, SUBJECTS[row.type] or "Notification", tostring(d.title or ""), link)
       end
     end
   end

@@ -2,6 +2,8 @@
  * environment, every integer variable's range with the variable named in the
  * error, sizes, log settings, the JWT secret rules and the CORS origin list.
  * Every test starts from a clean environment (clean_env). */
+#include <unistd.h>
+
 #include "auth/auth.h"
 #include "config.h"
 #include "obs/log.h"
@@ -69,6 +71,15 @@ static const char *const all_vars[] = {
     "METRICS_TOKEN",
     "HTTP_HEADER_TIMEOUT",
     "HTTP_CONN_PER_IP",
+    "SMTP_STARTTLS",
+    "SMTP_CA_FILE",
+    "MAIL_DIR",
+    "MAIL_DISABLED",
+    "DATABASE_URL_FILE",
+    "REDIS_URL_FILE",
+    "JWT_SECRET_FILE",
+    "JWT_PREVIOUS_KEYS_FILE",
+    "SMTP_URL_FILE",
 };
 
 static void clean_env(void)
@@ -147,6 +158,10 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_NULL(cfg.cors_origins);
     ASSERT_EQ_INT(cfg.body_limit, 1024 * 1024);
     ASSERT_NULL(cfg.smtp_url);
+    ASSERT_EQ_INT(cfg.smtp_starttls, TK_SMTP_STARTTLS_REQUIRE);
+    ASSERT_NULL(cfg.smtp_ca_file);
+    ASSERT_STR_EQ(cfg.mail_dir, "var/mail");
+    ASSERT_EQ_INT(cfg.mail_disabled, 0);
     ASSERT_STR_EQ(cfg.mail_from, "taskapi <no-reply@localhost>");
     ASSERT_STR_EQ(cfg.app_base_url, "http://localhost:8080");
     ASSERT_EQ_INT(cfg.log_level, TK_LOG_INFO);
@@ -498,8 +513,9 @@ TEST(jwt_secret_rules)
     ASSERT_STR_HAS(err, "JWT_SECRET");
     ASSERT_STR_HAS(err, "production");
 
-    /* production with one: accepted, not generated */
+    /* production with one: accepted, not generated (mail switched off: see mail_rules) */
     setenv("JWT_SECRET", "a-long-enough-production-secret", 1);
+    setenv("MAIL_DISABLED", "on", 1);
     ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
     ASSERT_EQ_INT(cfg.production, 1);
     ASSERT_EQ_INT(cfg.jwt_secret_generated, 0);
@@ -515,6 +531,181 @@ TEST(jwt_secret_rules)
     ASSERT_EQ_INT(strlen(cfg.jwt_secret), TK_AUTH_TOKEN_LEN);
     tk_config_cleanup(&cfg);
     clean_env();
+    return 0;
+}
+
+/* ---- mail ----------------------------------------------------------------- */
+
+TEST(mail_rules)
+{
+    tk_config cfg;
+    char err[512] = "";
+
+    /* SMTP_URL: smtp:// or smtps:// with a host; the message never echoes it */
+    static const char *const bad_urls[] = {"http://mail.example.com", "smtp://",
+                                           "smtp://user:pw@",         "smtp://:25",
+                                           "mail.example.com",        "smtp://user:pw@host name"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_urls); i++) {
+        ASSERT_LOAD_FAILS("SMTP_URL", bad_urls[i]);
+        clean_env();
+        setenv("SMTP_URL", bad_urls[i], 1);
+        ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+        ASSERT(strstr(err, "pw") == NULL);
+    }
+    LOAD_WITH(cfg, "SMTP_URL", "smtp://mailer:p%40ss@mail.example.com:587");
+    ASSERT_STR_EQ(cfg.smtp_url, "smtp://mailer:p%40ss@mail.example.com:587");
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "SMTP_URL", "SMTPS://mail.example.com");
+    tk_config_cleanup(&cfg);
+
+    LOAD_WITH(cfg, "SMTP_STARTTLS", "try");
+    ASSERT_EQ_INT(cfg.smtp_starttls, TK_SMTP_STARTTLS_TRY);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "SMTP_STARTTLS", "OFF");
+    ASSERT_EQ_INT(cfg.smtp_starttls, TK_SMTP_STARTTLS_OFF);
+    tk_config_cleanup(&cfg);
+    LOAD_WITH(cfg, "SMTP_STARTTLS", "require");
+    ASSERT_EQ_INT(cfg.smtp_starttls, TK_SMTP_STARTTLS_REQUIRE);
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("SMTP_STARTTLS", "yes");
+
+    LOAD_WITH(cfg, "MAIL_FROM", "no-reply@example.com");
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("MAIL_FROM", "taskapi");
+    ASSERT_LOAD_FAILS("MAIL_FROM", "x <a@b>\nBcc: v@example.com");
+    LOAD_WITH(cfg, "MAIL_DIR", "/srv/mail");
+    ASSERT_STR_EQ(cfg.mail_dir, "/srv/mail");
+    tk_config_cleanup(&cfg);
+    ASSERT_LOAD_FAILS("MAIL_DISABLED", "maybe");
+
+    /* MAIL_DISABLED and SMTP_URL contradict each other */
+    clean_env();
+    setenv("MAIL_DISABLED", "on", 1);
+    setenv("SMTP_URL", "smtp://mail.example.com", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "MAIL_DISABLED");
+
+    /* production: SMTP_URL, or mail switched off on purpose */
+    clean_env();
+    setenv("TASKAPI_ENV", "production", 1);
+    setenv("JWT_SECRET", "a-long-enough-production-secret", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "SMTP_URL");
+    ASSERT_STR_HAS(err, "production");
+    ASSERT_STR_HAS(err, "MAIL_DISABLED");
+    setenv("SMTP_URL", "smtps://mail.example.com", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.mail_disabled, 0);
+    tk_config_cleanup(&cfg);
+    unsetenv("SMTP_URL");
+    setenv("MAIL_DISABLED", "on", 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(cfg.mail_disabled, 1);
+    ASSERT_NULL(cfg.smtp_url);
+    tk_config_cleanup(&cfg);
+    clean_env();
+    return 0;
+}
+
+/* ---- secrets from files ----------------------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+TEST(secret_files)
+{
+    tk_config cfg;
+    char err[512] = "";
+    char dir[] = "/tmp/tk-config-XXXXXX";
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    char jwt[256], db[256], smtp[256], empty[256], blank[256], nul[256];
+    snprintf(jwt, sizeof jwt, "%s/jwt", dir);
+    snprintf(db, sizeof db, "%s/db", dir);
+    snprintf(smtp, sizeof smtp, "%s/smtp", dir);
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    snprintf(blank, sizeof blank, "%s/blank", dir);
+    snprintf(nul, sizeof nul, "%s/nul", dir);
+    ASSERT_EQ_INT(write_file(jwt, "file-secret-0123456789abcdef\n"), 0);
+    ASSERT_EQ_INT(write_file(db, "postgresql://u:pw@db/app\r\n"), 0);
+    ASSERT_EQ_INT(write_file(smtp, "smtps://mailer:file-pw@mail.example.com:465"), 0);
+    ASSERT_EQ_INT(write_file(empty, ""), 0);
+    ASSERT_EQ_INT(write_file(blank, "\n\n"), 0);
+    FILE *f = fopen(nul, "wb");
+    ASSERT_NOT_NULL(f);
+    fwrite("ab\0cdefghijklmnopqrstuvwxyz", 1, 28, f);
+    fclose(f);
+
+    /* values read, trailing line breaks stripped */
+    clean_env();
+    setenv("JWT_SECRET_FILE", jwt, 1);
+    setenv("DATABASE_URL_FILE", db, 1);
+    setenv("SMTP_URL_FILE", smtp, 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_STR_EQ(cfg.jwt_secret, "file-secret-0123456789abcdef");
+    ASSERT_EQ_INT(cfg.jwt_secret_generated, 0);
+    ASSERT_STR_EQ(cfg.database_url, "postgresql://u:pw@db/app");
+    ASSERT_STR_EQ(cfg.smtp_url, "smtps://mailer:file-pw@mail.example.com:465");
+    tk_config_cleanup(&cfg);
+
+    /* the file's value obeys the variable's own rules (JWT_SECRET >= 16 chars) */
+    ASSERT_EQ_INT(write_file(blank, "short\n"), 0);
+    clean_env();
+    setenv("JWT_SECRET_FILE", blank, 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "JWT_SECRET");
+    ASSERT_EQ_INT(write_file(blank, "\n\n"), 0);
+
+    /* production takes its secrets from files too */
+    clean_env();
+    setenv("TASKAPI_ENV", "production", 1);
+    setenv("JWT_SECRET_FILE", jwt, 1);
+    setenv("SMTP_URL_FILE", smtp, 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    tk_config_cleanup(&cfg);
+
+    /* both set: an error naming both, whatever the values */
+    static const char *const names[] = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET",
+                                        "JWT_PREVIOUS_KEYS", "SMTP_URL"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(names); i++) {
+        char fvar[64];
+        snprintf(fvar, sizeof fvar, "%s_FILE", names[i]);
+        clean_env();
+        setenv(names[i], "direct-value-0123456789", 1);
+        setenv(fvar, jwt, 1);
+        ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+        ASSERT_STR_HAS(err, fvar);
+        ASSERT(strstr(err, "direct-value") == NULL);
+    }
+
+    /* unreadable, empty, blank or NUL-holding files: the _FILE variable named,
+     * the content never shown */
+    const char *bad[] = {"/nonexistent/secret", empty, blank, nul, dir};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        clean_env();
+        setenv("SMTP_URL_FILE", bad[i], 1);
+        ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+        ASSERT_STR_HAS(err, "SMTP_URL_FILE");
+        ASSERT(strstr(err, "cdefgh") == NULL);
+    }
+    /* a bad URL from a file: named, not shown */
+    ASSERT_EQ_INT(write_file(blank, "http://user:file-pw@x\n"), 0);
+    clean_env();
+    setenv("SMTP_URL_FILE", blank, 1);
+    ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_ECONFIG);
+    ASSERT_STR_HAS(err, "SMTP_URL");
+    ASSERT(strstr(err, "file-pw") == NULL);
+    clean_env();
+
+    const char *files[] = {jwt, db, smtp, empty, blank, nul};
+    for (size_t i = 0; i < TK_ARRAY_LEN(files); i++)
+        unlink(files[i]);
+    rmdir(dir);
     return 0;
 }
 
@@ -658,4 +849,5 @@ TEST_MAIN(TEST_ENTRY(trust_proxy), TEST_ENTRY(http_edge_vars),
           TEST_ENTRY(app_base_url_loses_trailing_slashes), TEST_ENTRY(int_vars_out_of_range),
           TEST_ENTRY(int_error_message), TEST_ENTRY(bool_var), TEST_ENTRY(body_limit),
           TEST_ENTRY(body_limit_message), TEST_ENTRY(log_settings), TEST_ENTRY(jwt_secret_rules),
-          TEST_ENTRY(origin_allowed), TEST_ENTRY(app_origin_is_app_base_url_origin))
+          TEST_ENTRY(mail_rules), TEST_ENTRY(secret_files), TEST_ENTRY(origin_allowed),
+          TEST_ENTRY(app_origin_is_app_base_url_origin))

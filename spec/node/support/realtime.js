@@ -11,7 +11,11 @@
 //                      and Redis (the two-instance spec is skipped without)
 //   JWT_SECRET         the servers' secret, to forge an expired token (optional)
 //   JWT_KEY_ID         its kid (default k1)
+//   TASKAPI_SECRETS_FILE  where the passwords and tokens used are appended,
+//                      one a line, for bin/test's final check that no server
+//                      log holds any of them (optional)
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const WebSocket = require('ws');
 const { io } = require('socket.io-client');
 
@@ -79,8 +83,16 @@ async function newUser(tag = 'rt', base = A.http) {
   return login(email, password, base, name);
 }
 
+// Appends values that must never reach a server log to TASKAPI_SECRETS_FILE.
+function rememberSecrets(...values) {
+  const file = process.env.TASKAPI_SECRETS_FILE;
+  if (!file) return;
+  fs.appendFileSync(file, values.filter((v) => typeof v === 'string' && v.length >= 8).map((v) => `${v}\n`).join(''));
+}
+
 async function login(email, password = 'correct horse battery', base = A.http, name) {
   const b = await ok(200, 'POST', '/auth/login', { body: { email, password }, base });
+  rememberSecrets(password, b.data.accessToken, b.data.refreshToken);
   return {
     id: b.data.user.id,
     email,
