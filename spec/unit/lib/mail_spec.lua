@@ -33,7 +33,7 @@ describe("lib.mail", function()
     assert.are.equal("Ann", p.toName)
     assert.are.equal("verify_email", p.template)
     assert.are.equal("Verify your email address", p.subject)
-    local link = "https://app.example/api/v1/auth/verify-email?token=tok123"
+    local link = "https://app.example/app/#/verify-email?token=tok123"
     assert.are.equal(link, p.link)
     assert.is_truthy(p.text:find(link, 1, true))
     assert.is_truthy(p.html:find('<a href="' .. link .. '">', 1, true))
