@@ -39,8 +39,10 @@ static const char chunk[] =
     "    end\n"
     "  end\n"
     "  local c = cursor.encode({ s, '7c0e8a2e-1d3b-4f5a-9b6c-0d1e2f3a4b5c' })\n"
-    "  local back = cursor.decode(c, 2)\n"
-    "  if back[1] ~= s then return false, 'round trip of a string value' end\n"
+    "  if #c <= 1024 then -- longer ones are refused by design\n"
+    "    local dok, back = pcall(cursor.decode, c, 2)\n"
+    "    if not dok or back[1] ~= s then return false, 'round trip of a string value' end\n"
+    "  end\n"
     "  return true\n"
     "end\n";
 
@@ -60,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushinteger(L, 2 + (data[0] & 1));
     int st = lua_pcall(L, 2, 2, 0);
     if (st != LUA_OK || !lua_toboolean(L, -2)) {
-        fprintf(stderr, "fuzz_cursor: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "fuzz_cursor: %s\n", luaL_tolstring(L, -1, NULL));
         FUZZ_CHECK(!"cursor property broken");
     }
     lua_settop(L, top);

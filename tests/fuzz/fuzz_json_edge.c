@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushinteger(L, data[0]);
     int st = lua_pcall(L, 2, 2, 0);
     if (st != LUA_OK || !lua_toboolean(L, -2)) {
-        fprintf(stderr, "fuzz_json_edge: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "fuzz_json_edge: %s\n", luaL_tolstring(L, -1, NULL));
         FUZZ_CHECK(!"a body gives a Lua error (a 500)");
     }
     lua_settop(L, top);
