@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pick = data[0] % (sizeof types / sizeof types[0]);
     unsigned int oid = types[pick].oid;
     char *s = fuzz_cstr(data + 1, size - 1);
-    size_t len = size - 1;
+    size_t len = strlen(s); /* libpq text values hold no NUL */
     if ((oid == 114 || oid == 3802) && has_empty_array(s, len)) {
         free(s);
         return 0;
