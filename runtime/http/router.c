@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define MAX_SEGS 16
+#define METHOD_MAX 16 /* longer than any method a route can have */
 
 typedef struct {
     char *method;
@@ -73,6 +74,19 @@ static int split(char *s, char **segs)
     return n;
 }
 
+/* A method goes into the Allow header as is: uppercase letters only (every
+ * method a route can have is such a word), never empty. */
+static int method_ok(const char *m)
+{
+    size_t n = strlen(m);
+    if (n == 0 || n > METHOD_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            return 0;
+    return 1;
+}
+
 static int same_shape(const route *a, const route *b)
 {
     if (a->nsegs != b->nsegs || strcmp(a->method, b->method) != 0)
@@ -106,6 +120,10 @@ int tk_router_add(tk_router *r, const char *method, const char *pattern, int id,
 {
     route rt = {0};
     int rc = TK_ENOMEM;
+    if (!method_ok(method)) {
+        tk_errf(err, errlen, "bad method \"%.20s\": must be 1..%d letters A-Z", method, METHOD_MAX);
+        return TK_EINVAL;
+    }
     if (strlen(pattern) >= TK_ROUTER_MAX_PATH) {
         tk_errf(err, errlen, "pattern too long: %.60s...", pattern);
         return TK_EINVAL;

@@ -13,6 +13,13 @@ int tk_lua_open_runtime(lua_State *L);
 int tk_lua_open_realtime(lua_State *L);
 int tk_lua_open_ratelimit(lua_State *L);
 
+/* Pushes one value of a query result as tk.db gives it to scripts: s is
+ * libpq's text form (len bytes, NUL-terminated) of a column of type `type`
+ * (an Oid); ints, bools, numbers, timestamps ("...T...Z"), json/jsonb
+ * (decoded, empty arrays kept), one-dimensional arrays, else the text.
+ * Raises on json text that does not decode. Exposed for tests/fuzz. */
+void tk_lua_db_push_text(lua_State *L, const char *s, size_t len, unsigned int type);
+
 /* Registers every module above in the preload table at index `idx`. */
 void tk_lua_preload_bindings(lua_State *L, int idx);
 

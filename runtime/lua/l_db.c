@@ -372,10 +372,8 @@ static void push_json(lua_State *L, const char *s, size_t len)
     }
 }
 
-static void push_value(lua_State *L, PGresult *r, int row, int col, Oid type)
+void tk_lua_db_push_text(lua_State *L, const char *s, size_t len, unsigned int type)
 {
-    const char *s = PQgetvalue(r, row, col);
-    size_t len = (size_t)PQgetlength(r, row, col);
     switch (type) {
     case OID_BOOL:
         lua_pushboolean(L, s[0] == 't');
@@ -427,8 +425,9 @@ static int push_result(lua_State *L, PGresult *r)
         for (int c = 0; c < ncols; c++) {
             if (PQgetisnull(r, i, c))
                 continue;
-            push_value(L, r, i, c, PQftype(r, c)); /* +1 value */
-            lua_setfield(L, -2, PQfname(r, c));    /* -1 */
+            tk_lua_db_push_text(L, PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                                PQftype(r, c)); /* +1 value */
+            lua_setfield(L, -2, PQfname(r, c)); /* -1 */
         }
         lua_rawseti(L, -2, i + 1); /* -1 row */
     }

@@ -151,6 +151,26 @@ void tk_ws_native_join_done(tk_ws_conn *c, const tk_ws_join *job);
 /* The event frame for native clients; NULL when out of memory. */
 tk_ws_msg *tk_ws_native_event(const char *room, const char *event, const char *data, size_t len);
 
+/* A native client message as read, without a connection (tests/fuzz). */
+enum {
+    TK_WS_NMSG_INVALID = 0, /* not one JSON object */
+    TK_WS_NMSG_NOMEM,
+    TK_WS_NMSG_AUTH,
+    TK_WS_NMSG_PING,
+    TK_WS_NMSG_JOIN,
+    TK_WS_NMSG_LEAVE,
+    TK_WS_NMSG_OTHER, /* an object whose "type" is none of the above */
+};
+typedef struct {
+    int kind;          /* TK_WS_NMSG_* */
+    const char *token; /* AUTH: "token" if a string, else NULL */
+    const char *room;  /* JOIN, LEAVE: "room" if a usable room name, else NULL */
+    tk_json *doc;      /* owns token and room; free with tk_json_free (even on INVALID) */
+} tk_ws_native_msg;
+
+/* Parses one native client message (len bytes at data) into *m. */
+void tk_ws_native_parse(const char *data, size_t len, tk_ws_native_msg *m);
+
 /* ---- sio.c --------------------------------------------------------------- */
 
 void tk_ws_sio_open(tk_ws_conn *c, const char *token);
@@ -161,6 +181,30 @@ void tk_ws_sio_timer(tk_ws_conn *c, int64_t now);
 /* Sends "41" (Socket.IO DISCONNECT) before a server-side close. */
 void tk_ws_sio_disconnect(tk_ws_conn *c);
 tk_ws_msg *tk_ws_sio_event(const char *event, const char *data, size_t len);
+
+/* The pure parsing steps of sio.c, without a connection (tests/fuzz). */
+typedef struct {
+    char type;        /* Socket.IO packet type, '0' CONNECT .. '4' CONNECT_ERROR */
+    const char *ns;   /* namespace ("/" when absent); points into the packet */
+    size_t ns_len;    /* ... or at a static "/" */
+    long ack_id;      /* -1: none */
+    const char *json; /* the payload after the header; points into the packet */
+    size_t json_len;
+} tk_ws_sio_packet;
+
+/* Reads the header of Socket.IO packet p (n bytes: an Engine.IO message
+ * without its "4"). Returns 0 with *out filled, or the close code the
+ * packet earns (TK_WS_CLOSE_PROTOCOL, TK_WS_CLOSE_UNSUPPORTED) with a static
+ * reason in *why. An unknown type is left to the caller. */
+int tk_ws_sio_parse_packet(const char *p, size_t n, tk_ws_sio_packet *out, const char **why);
+
+enum { TK_WS_SIO_OTHER = 0, TK_WS_SIO_JOIN = 1, TK_WS_SIO_LEAVE = 2 };
+
+/* Reads an EVENT payload. Returns -1 when it is not an array starting with
+ * a string (or out of memory); TK_WS_SIO_JOIN / TK_WS_SIO_LEAVE with
+ * "project:<projectId>" written into room (roomlen > TK_WS_ROOM_NAME_MAX)
+ * for a valid join:project / leave:project; TK_WS_SIO_OTHER otherwise. */
+int tk_ws_sio_parse_event(const char *json, size_t json_len, char *room, size_t roomlen);
 
 /* ---- frames -------------------------------------------------------------- */
 

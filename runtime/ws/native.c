@@ -95,62 +95,86 @@ void tk_ws_native_join_done(tk_ws_conn *c, const tk_ws_join *job)
         send_error(c, job->code, message_for(job->code), job->room);
 }
 
-/* The room of a join/leave message, or NULL after answering an error. */
-static const char *room_of(tk_ws_conn *c, const tk_json *doc)
+void tk_ws_native_parse(const char *data, size_t len, tk_ws_native_msg *m)
 {
-    size_t len = 0;
-    const char *room = tk_json_str(doc, tk_json_get(doc, 0, "room"), &len);
-    if (room == NULL || len == 0 || len > TK_WS_ROOM_NAME_MAX || strlen(room) != len) {
-        send_error(c, "validation_failed", "\"room\" must be a room name such as project:<id>",
-                   NULL);
-        return NULL;
+    memset(m, 0, sizeof *m);
+    int rc = tk_json_parse(data, len, &m->doc);
+    if (rc != TK_OK || tk_json_type_of(m->doc, 0) != TK_JSON_OBJECT) {
+        m->kind = rc == TK_ENOMEM ? TK_WS_NMSG_NOMEM : TK_WS_NMSG_INVALID;
+        return;
     }
-    return room;
+    const char *type = tk_json_str(m->doc, tk_json_get(m->doc, 0, "type"), NULL);
+    if (type == NULL)
+        type = "";
+    m->kind = strcmp(type, "auth") == 0    ? TK_WS_NMSG_AUTH
+              : strcmp(type, "ping") == 0  ? TK_WS_NMSG_PING
+              : strcmp(type, "join") == 0  ? TK_WS_NMSG_JOIN
+              : strcmp(type, "leave") == 0 ? TK_WS_NMSG_LEAVE
+                                           : TK_WS_NMSG_OTHER;
+    if (m->kind == TK_WS_NMSG_AUTH)
+        m->token = tk_json_str(m->doc, tk_json_get(m->doc, 0, "token"), NULL);
+    if (m->kind == TK_WS_NMSG_JOIN || m->kind == TK_WS_NMSG_LEAVE) {
+        size_t n = 0;
+        const char *room = tk_json_str(m->doc, tk_json_get(m->doc, 0, "room"), &n);
+        if (room != NULL && n > 0 && n <= TK_WS_ROOM_NAME_MAX && strlen(room) == n)
+            m->room = room;
+    }
+}
+
+static void bad_room(tk_ws_conn *c)
+{
+    send_error(c, "validation_failed", "\"room\" must be a room name such as project:<id>", NULL);
 }
 
 void tk_ws_native_message(tk_ws_conn *c, const char *data, size_t len)
 {
-    tk_json *doc = NULL;
-    int rc = tk_json_parse(data, len, &doc);
-    if (rc != TK_OK || tk_json_type_of(doc, 0) != TK_JSON_OBJECT) {
+    tk_ws_native_msg m;
+    tk_ws_native_parse(data, len, &m);
+    if (m.kind == TK_WS_NMSG_INVALID || m.kind == TK_WS_NMSG_NOMEM) {
         if (!c->authed)
             tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authenticate first", 1);
-        else if (rc == TK_ENOMEM)
+        else if (m.kind == TK_WS_NMSG_NOMEM)
             send_error(c, "internal", "out of memory", NULL);
         else
             send_error(c, "invalid_json", "a message must be one JSON object", NULL);
         goto out;
     }
-    const char *type = tk_json_str(doc, tk_json_get(doc, 0, "type"), NULL);
-    if (type == NULL)
-        type = "";
     if (!c->authed) {
-        if (strcmp(type, "auth") == 0)
-            authenticate(c, tk_json_str(doc, tk_json_get(doc, 0, "token"), NULL));
+        if (m.kind == TK_WS_NMSG_AUTH)
+            authenticate(c, m.token);
         else
             tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED, "authenticate first", 1);
         goto out;
     }
-    if (strcmp(type, "ping") == 0) {
+    switch (m.kind) {
+    case TK_WS_NMSG_PING: {
         static const char pong[] = "{\"type\":\"pong\"}";
         (void)tk_ws_conn_send(c, pong, sizeof pong - 1);
-    } else if (strcmp(type, "join") == 0) {
-        const char *room = room_of(c, doc);
-        if (room)
-            tk_ws_conn_join(c, room, -1);
-    } else if (strcmp(type, "leave") == 0) {
-        const char *room = room_of(c, doc);
-        if (room) {
-            tk_ws_conn_leave(c, room);
-            send_room(c, "left", room, strlen(room));
+        break;
+    }
+    case TK_WS_NMSG_JOIN:
+        if (m.room)
+            tk_ws_conn_join(c, m.room, -1);
+        else
+            bad_room(c);
+        break;
+    case TK_WS_NMSG_LEAVE:
+        if (m.room) {
+            tk_ws_conn_leave(c, m.room);
+            send_room(c, "left", m.room, strlen(m.room));
+        } else {
+            bad_room(c);
         }
-    } else if (strcmp(type, "auth") == 0) {
+        break;
+    case TK_WS_NMSG_AUTH:
         send_error(c, "conflict", "already authenticated", NULL);
-    } else {
+        break;
+    default:
         send_error(c, "validation_failed", "\"type\" must be one of auth, join, leave, ping", NULL);
+        break;
     }
 out:
-    tk_json_free(doc);
+    tk_json_free(m.doc);
 }
 
 tk_ws_msg *tk_ws_native_event(const char *room, const char *event, const char *data, size_t len)

@@ -146,85 +146,108 @@ static void on_connect(tk_ws_conn *c, int main_ns, const char *ns, size_t ns_len
     tk_json_free(doc);
 }
 
-/* join:project / leave:project with {projectId}; other events are refused
- * through their ack (an event without an ack id is ignored). */
-static void on_event(tk_ws_conn *c, long ack_id, const char *json, size_t json_len)
+int tk_ws_sio_parse_event(const char *json, size_t json_len, char *room, size_t roomlen)
 {
     tk_json *doc = NULL;
     if (tk_json_parse(json, json_len, &doc) != TK_OK || tk_json_type_of(doc, 0) != TK_JSON_ARRAY ||
         tk_json_type_of(doc, tk_json_at(doc, 0, 0)) != TK_JSON_STRING) {
         tk_json_free(doc);
-        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "invalid EVENT payload", 1);
-        return;
+        return -1;
     }
     const char *name = tk_json_str(doc, tk_json_at(doc, 0, 0), NULL);
-    int join = strcmp(name, "join:project") == 0;
-    int leave = strcmp(name, "leave:project") == 0;
-    if (!join && !leave) {
-        send_ack(c, ack_id, 0, "validation_failed");
-        goto out;
-    }
+    int kind = strcmp(name, "join:project") == 0    ? TK_WS_SIO_JOIN
+               : strcmp(name, "leave:project") == 0 ? TK_WS_SIO_LEAVE
+                                                    : TK_WS_SIO_OTHER;
     size_t len = 0;
     const char *pid = tk_json_str(doc, tk_json_get(doc, tk_json_at(doc, 0, 1), "projectId"), &len);
     int valid = pid != NULL && len > 0 && len <= PROJECT_ID_MAX && strlen(pid) == len;
     for (size_t i = 0; valid && i < len; i++)
         if ((unsigned char)pid[i] < 0x21 || pid[i] == 0x7f)
             valid = 0;
-    if (!valid) {
-        send_ack(c, ack_id, 0, "validation_failed");
-        goto out;
-    }
+    if (kind != TK_WS_SIO_OTHER && valid)
+        snprintf(room, roomlen, "project:%s", pid);
+    else
+        kind = TK_WS_SIO_OTHER;
+    tk_json_free(doc);
+    return kind;
+}
+
+/* join:project / leave:project with {projectId}; other events are refused
+ * through their ack (an event without an ack id is ignored). */
+static void on_event(tk_ws_conn *c, long ack_id, const char *json, size_t json_len)
+{
     char room[TK_WS_ROOM_NAME_MAX + 1];
-    snprintf(room, sizeof room, "project:%s", pid);
-    if (join) {
+    switch (tk_ws_sio_parse_event(json, json_len, room, sizeof room)) {
+    case TK_WS_SIO_JOIN:
         tk_ws_conn_join(c, room, ack_id);
-    } else {
+        break;
+    case TK_WS_SIO_LEAVE:
         tk_ws_conn_leave(c, room);
         send_ack(c, ack_id, 1, NULL);
+        break;
+    case TK_WS_SIO_OTHER:
+        send_ack(c, ack_id, 0, "validation_failed");
+        break;
+    default:
+        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "invalid EVENT payload", 1);
+        break;
     }
-out:
-    tk_json_free(doc);
+}
+
+int tk_ws_sio_parse_packet(const char *p, size_t n, tk_ws_sio_packet *out, const char **why)
+{
+    if (n == 0) {
+        *why = "empty Socket.IO packet";
+        return TK_WS_CLOSE_PROTOCOL;
+    }
+    out->type = p[0];
+    size_t i = 1;
+    if (out->type == '5' || out->type == '6') {
+        *why = "binary packets are not supported";
+        return TK_WS_CLOSE_UNSUPPORTED;
+    }
+    out->ns = "/";
+    out->ns_len = 1;
+    if (i < n && p[i] == '/') {
+        size_t start = i;
+        while (i < n && p[i] != ',')
+            i++;
+        out->ns = p + start;
+        out->ns_len = i - start;
+        if (i < n)
+            i++; /* the comma */
+    }
+    out->ack_id = -1;
+    if (i < n && isdigit((unsigned char)p[i])) {
+        out->ack_id = 0;
+        while (i < n && isdigit((unsigned char)p[i])) {
+            out->ack_id = out->ack_id * 10 + (p[i++] - '0');
+            if (out->ack_id > ACK_ID_MAX) {
+                *why = "ack id too large";
+                return TK_WS_CLOSE_PROTOCOL;
+            }
+        }
+    }
+    out->json = p + i;
+    out->json_len = n - i;
+    return 0;
 }
 
 /* One Socket.IO packet (the Engine.IO message payload). */
 static void on_packet(tk_ws_conn *c, const char *p, size_t n)
 {
-    if (n == 0) {
-        tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "empty Socket.IO packet", 1);
+    tk_ws_sio_packet pk;
+    const char *why = NULL;
+    int code = tk_ws_sio_parse_packet(p, n, &pk, &why);
+    if (code != 0) {
+        tk_ws_conn_close(c, code, why, 1);
         return;
     }
-    char type = p[0];
-    size_t i = 1;
-    if (type == '5' || type == '6') {
-        tk_ws_conn_close(c, TK_WS_CLOSE_UNSUPPORTED, "binary packets are not supported", 1);
-        return;
-    }
-    const char *ns = "/";
-    size_t ns_len = 1;
-    if (i < n && p[i] == '/') {
-        size_t start = i;
-        while (i < n && p[i] != ',')
-            i++;
-        ns = p + start;
-        ns_len = i - start;
-        if (i < n)
-            i++; /* the comma */
-    }
+    const char *ns = pk.ns, *json = pk.json;
+    size_t ns_len = pk.ns_len, json_len = pk.json_len;
     int main_ns = ns_len == 1 && ns[0] == '/';
-    long ack_id = -1;
-    if (i < n && isdigit((unsigned char)p[i])) {
-        ack_id = 0;
-        while (i < n && isdigit((unsigned char)p[i])) {
-            ack_id = ack_id * 10 + (p[i++] - '0');
-            if (ack_id > ACK_ID_MAX) {
-                tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "ack id too large", 1);
-                return;
-            }
-        }
-    }
-    const char *json = p + i;
-    size_t json_len = n - i;
-    switch (type) {
+    long ack_id = pk.ack_id;
+    switch (pk.type) {
     case '0': /* CONNECT */
         on_connect(c, main_ns, ns, ns_len, json, json_len);
         break;

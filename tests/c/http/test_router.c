@@ -395,6 +395,25 @@ TEST(malformed_patterns)
     return 0;
 }
 
+/* A method goes into the Allow header verbatim: only uppercase words are
+ * accepted (found by tests/fuzz/fuzz_router.c: an empty method gave a 405
+ * with an empty Allow list). */
+TEST(malformed_methods)
+{
+    tk_router *r;
+
+    ASSERT_EQ_INT(tk_router_new(&r), TK_OK);
+    ADD_BAD(r, "", "/a", "bad method");
+    ADD_BAD(r, "get", "/a", "bad method");
+    ADD_BAD(r, "GET, POST", "/a", "bad method");
+    ADD_BAD(r, "GET\r\nX-Injected: 1", "/a", "bad method");
+    ADD_BAD(r, "ABCDEFGHIJKLMNOPQ", "/a", "bad method");
+    ADD_OK(r, "ABCDEFGHIJKLMNOP", "/a", 1);
+    ASSERT_EQ_INT(tk_router_count(r), 1);
+    tk_router_free(r);
+    return 0;
+}
+
 TEST(path_length_limit)
 {
     tk_router *r;
@@ -468,5 +487,5 @@ TEST_MAIN(TEST_ENTRY(static_routes), TEST_ENTRY(flags_are_carried),
           TEST_ENTRY(method_not_allowed_allow_list),
           TEST_ENTRY(allow_list_of_the_most_specific_shape),
           TEST_ENTRY(allow_list_truncates_safely), TEST_ENTRY(head_matches_get_routes),
-          TEST_ENTRY(conflicts), TEST_ENTRY(malformed_patterns), TEST_ENTRY(path_length_limit),
-          TEST_ENTRY(many_routes))
+          TEST_ENTRY(conflicts), TEST_ENTRY(malformed_patterns), TEST_ENTRY(malformed_methods),
+          TEST_ENTRY(path_length_limit), TEST_ENTRY(many_routes))
