@@ -43,10 +43,11 @@ function M.for_route(route)
   if exempt(route.path) then
     return {}
   end
-  local buckets = {
-    { bucket = "general", limit = cfg.rate_limit_per_min, window = M.WINDOW, per = "user" },
-  }
-  if AUTH_BUDGET[route.method .. " " .. route.path] then
+  local buckets = {}
+  if (cfg.rate_limit_per_min or 0) > 0 then -- 0 only in a VM made without configuration
+    buckets[1] = { bucket = "general", limit = cfg.rate_limit_per_min, window = M.WINDOW, per = "user" }
+  end
+  if AUTH_BUDGET[route.method .. " " .. route.path] and (cfg.auth_rate_limit_per_min or 0) > 0 then
     buckets[#buckets + 1] = { bucket = "auth", limit = cfg.auth_rate_limit_per_min,
       window = M.WINDOW, per = "ip" }
   end
