@@ -53,6 +53,7 @@ static const char *const all_vars[] = {
     "LUA_INSTRUCTION_BUDGET",
     "PID_FILE",
     "RELOAD_DEBOUNCE_MS",
+    "SHUTDOWN_TIMEOUT_MS",
     "WATCH_SCRIPTS",
     "TASKAPI_DEBUG_QUERIES",
 };
@@ -151,6 +152,7 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_STR_EQ(cfg.pid_file, "var/taskapi.pid");
     ASSERT_EQ_INT(cfg.watch_scripts, 1);
     ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
+    ASSERT_EQ_INT(cfg.shutdown_timeout_ms, 10000);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
     /* no JWT_SECRET outside production: a random one, flagged */
     ASSERT_NOT_NULL(cfg.jwt_secret);
@@ -265,6 +267,7 @@ TEST(int_vars_out_of_range)
         {"JOB_POLL_MS", 10, 60000},
         {"LUA_INSTRUCTION_BUDGET", 100000, 1000000000000LL},
         {"RELOAD_DEBOUNCE_MS", 10, 60000},
+        {"SHUTDOWN_TIMEOUT_MS", 100, 3600000},
     };
     char v[64];
 
