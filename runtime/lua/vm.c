@@ -231,9 +231,16 @@ static int budget_spent(lua_State *L)
  * dispatcher, so `while true do pcall(loop) end` cannot outlive it. */
 static int finish_pcall(lua_State *L, int status, lua_KContext base)
 {
-    if (budget_spent(L))
+    int failed = status != LUA_OK && status != LUA_YIELD;
+    if (budget_spent(L)) {
+        /* rethrow a budget error as raised (it says which budget: loop or
+         * pattern); anything else becomes the budget error */
+        const char *msg = failed && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (msg != NULL && strstr(msg, "instruction budget exceeded") != NULL)
+            return lua_error(L);
         return luaL_error(L, BUDGET_MESSAGE);
-    if (status != LUA_OK && status != LUA_YIELD) {
+    }
+    if (failed) {
         lua_pushboolean(L, 0); /* +1 false */
         lua_insert(L, -2);     /* false, error */
         return 2;
