@@ -49,7 +49,7 @@ typedef struct {
     char *pid_file;                   /* PID_FILE, var/taskapi.pid */
     int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */
     int reload_debounce_ms;           /* RELOAD_DEBOUNCE_MS, 200 */
-    int shutdown_timeout_ms;          /* SHUTDOWN_TIMEOUT_MS, 10000: then exit regardless */
+    int shutdown_timeout_ms;          /* SHUTDOWN_TIMEOUT_MS, 20000: then exit regardless */
     int debug_queries; /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
 } tk_config;
 

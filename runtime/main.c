@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,16 @@ typedef struct {
     char pid_file[1024];
 } watchdog;
 
+/* What the shutdown is stopping now (a string literal, for the watchdog's
+ * log line), or NULL once everything has stopped: then the watchdog lets
+ * the exit (and the sanitizers' reports) finish. */
+static _Atomic(const char *) shutdown_phase = "the server";
+
+static void shutdown_enter(const char *phase)
+{
+    atomic_store(&shutdown_phase, phase);
+}
+
 static void *shutdown_watchdog(void *arg)
 {
     watchdog *wd = arg;
@@ -144,9 +155,12 @@ static void *shutdown_watchdog(void *arg)
             break;
         /* SIGHUP (no reloads now) or EINTR: keep waiting */
     }
-    tk_log_error("shutdown did not finish within SHUTDOWN_TIMEOUT_MS=%d ms: exiting with requests "
-                 "or jobs still running",
-                 wd->timeout_ms);
+    const char *phase = atomic_load(&shutdown_phase);
+    if (phase == NULL)
+        return NULL; /* everything stopped: main is exiting on its own */
+    tk_log_error("shutdown did not finish within SHUTDOWN_TIMEOUT_MS=%d ms (still stopping %s): "
+                 "exiting with requests or jobs still running",
+                 wd->timeout_ms, phase);
     if (wd->pid_file[0])
         unlink(wd->pid_file);
     _exit(1);
@@ -260,12 +274,18 @@ static int cmd_serve(void)
     }
     status = 0;
 out:
+    shutdown_enter("the script watcher");
     tk_watch_stop(watch);
     tk_ws_bus_attach(NULL, NULL);
+    shutdown_enter("the realtime server");
     tk_ws_server_stop(ws);
+    shutdown_enter("the Redis bridge");
     tk_redis_bridge_stop(bridge);
+    shutdown_enter("the HTTP server and its workers");
     tk_server_stop(srv);
+    shutdown_enter("the job runner");
     tk_jobs_stop(jobs);
+    shutdown_enter("the database pool");
     if (status == 0)
         unlink(cfg.pid_file);
     tk_db_pool_free(pool);
@@ -274,6 +294,7 @@ out:
     tk_ratelimit_cleanup();
     tk_metrics_cleanup();
     tk_config_cleanup(&cfg);
+    shutdown_enter(NULL);
     return status;
 }
 

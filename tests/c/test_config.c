@@ -152,7 +152,7 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_STR_EQ(cfg.pid_file, "var/taskapi.pid");
     ASSERT_EQ_INT(cfg.watch_scripts, 1);
     ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
-    ASSERT_EQ_INT(cfg.shutdown_timeout_ms, 10000);
+    ASSERT_EQ_INT(cfg.shutdown_timeout_ms, 20000);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
     /* no JWT_SECRET outside production: a random one, flagged */
     ASSERT_NOT_NULL(cfg.jwt_secret);
