@@ -265,10 +265,14 @@ describe("hot reload under sustained load", function()
     end
     assert.are.equal(signals, count(log_text, "SIGHUP: reloading scripts"))
     assert.is_true(count(log_text, "scripts changed on disk; reloading") >= STEPS - signals)
-    -- every reload attempt ended one way or the other
+    -- every reload attempt ended one way or the other (the HTTP generation's
+    -- outcome: the realtime policy reloads afterwards, from disk again, and
+    -- may log a "realtime: reload failed" of its own when the next version
+    -- was written in between)
     local attempts = count(log_text, "SIGHUP: reloading scripts")
       + count(log_text, "scripts changed on disk; reloading")
-    assert.are.equal(attempts, count(log_text, "reloaded: generation") + count(log_text, "reload failed;"))
+    assert.are.equal(attempts, count(log_text, "reloaded: generation")
+      + count(log_text, "reload failed; still serving generation"))
   end)
 
   it("stops on SIGTERM with exit status 0 and no sanitizer report", function()
