@@ -4,8 +4,8 @@
  * the request's instruction budget instead of running for hours in C, where
  * the count hook never fires. One step (entering the matcher, or looking at
  * one subject character while expanding or balancing) is charged as two
- * instructions of LUA_INSTRUCTION_BUDGET (it takes about as long). The Lua-facing functions keep the stock
- * signatures, results and error messages. */
+ * instructions of LUA_INSTRUCTION_BUDGET (it takes about as long). The Lua-facing functions keep
+ * the stock signatures, results and error messages. */
 #include "lua/pattern.h"
 
 #include <ctype.h>
