@@ -414,6 +414,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
              run_dir && run_dir[0] == '/' && strlen(run_dir) < 400 ? run_dir : "/tmp", cfg->port);
     STR_VAR(pid_file, "PID_FILE", pid_def);
     INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
+    INT_VAR(shutdown_timeout_ms, "SHUTDOWN_TIMEOUT_MS", 20000, 100, 3600000);
     cfg->watch_scripts = 1;
     if (getenv("WATCH_SCRIPTS") && *getenv("WATCH_SCRIPTS")) {
         rc = get_bool("WATCH_SCRIPTS", &cfg->watch_scripts, err, errlen);

@@ -6,10 +6,12 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -134,6 +136,87 @@ static void write_pid_file(const char *path)
     tk_log_info("PID_FILE %s (taskapi reload finds this server through it)", path);
 }
 
+/* The shutdown deadline: once SIGTERM/SIGINT has started the shutdown, this
+ * thread waits SHUTDOWN_TIMEOUT_MS (or for a second SIGTERM/SIGINT) and then
+ * ends the process, whatever a worker, the job runner or a peer is still
+ * doing. It owns copies of what it needs: main may be freeing the rest. */
+typedef struct {
+    sigset_t sigs;
+    int timeout_ms;
+    char pid_file[1024];
+} watchdog;
+
+/* What the shutdown is stopping now (a string literal, for the watchdog's
+ * log line), or NULL once everything has stopped: then the watchdog lets
+ * the exit (and the sanitizers' reports) finish. */
+static _Atomic(const char *) shutdown_phase = "the server";
+
+static void shutdown_enter(const char *phase)
+{
+    atomic_store(&shutdown_phase, phase);
+}
+
+static void *shutdown_watchdog(void *arg)
+{
+    watchdog *wd = arg;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += wd->timeout_ms / 1000;
+    end.tv_nsec += (long)(wd->timeout_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        struct timespec now, left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = end.tv_sec - now.tv_sec;
+        left.tv_nsec = end.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) {
+            left.tv_sec--;
+            left.tv_nsec += 1000000000L;
+        }
+        if (left.tv_sec < 0)
+            break;
+        int sig = sigtimedwait(&wd->sigs, NULL, &left);
+        if (sig == SIGINT || sig == SIGTERM) {
+            tk_log_warn("%s again: not waiting for the shutdown to finish",
+                        sig == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+        if (sig < 0 && errno == EAGAIN)
+            break;
+        /* SIGHUP (no reloads now) or EINTR: keep waiting */
+    }
+    const char *phase = atomic_load(&shutdown_phase);
+    if (phase == NULL)
+        return NULL; /* everything stopped: main is exiting on its own */
+    tk_log_error("shutdown did not finish within SHUTDOWN_TIMEOUT_MS=%d ms (still stopping %s): "
+                 "exiting with requests or jobs still running",
+                 wd->timeout_ms, phase);
+    if (wd->pid_file[0])
+        unlink(wd->pid_file);
+    _exit(1);
+    return NULL;
+}
+
+/* Starts the shutdown watchdog (detached; it never returns if it fires). */
+static void start_shutdown_watchdog(const sigset_t *sigs, const tk_config *cfg)
+{
+    static watchdog wd;
+    wd.sigs = *sigs;
+    wd.timeout_ms = cfg->shutdown_timeout_ms;
+    snprintf(wd.pid_file, sizeof wd.pid_file, "%s", cfg->pid_file ? cfg->pid_file : "");
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, shutdown_watchdog, &wd) != 0)
+        tk_log_warn("cannot start the shutdown watchdog: shutting down without a deadline");
+    pthread_attr_destroy(&attr);
+}
+
 static int cmd_serve(void)
 {
     tk_config cfg;
@@ -225,17 +308,25 @@ static int cmd_serve(void)
             reload_all(&sv);
             continue;
         }
-        tk_log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        tk_log_info("%s: shutting down (at most %d ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    cfg.shutdown_timeout_ms);
+        start_shutdown_watchdog(&sigs, &cfg);
         break;
     }
     status = 0;
 out:
+    shutdown_enter("the script watcher");
     tk_watch_stop(watch);
     tk_ws_bus_attach(NULL, NULL);
+    shutdown_enter("the realtime server");
     tk_ws_server_stop(ws);
+    shutdown_enter("the Redis bridge");
     tk_redis_bridge_stop(bridge);
+    shutdown_enter("the HTTP server and its workers");
     tk_server_stop(srv);
+    shutdown_enter("the job runner");
     tk_jobs_stop(jobs);
+    shutdown_enter("the database pool");
     if (status == 0)
         unlink(cfg.pid_file);
     tk_auth_users_cleanup(); /* before the pool it borrows goes */
@@ -245,6 +336,7 @@ out:
     tk_ratelimit_cleanup();
     tk_metrics_cleanup();
     tk_config_cleanup(&cfg);
+    shutdown_enter(NULL);
     return status;
 }
 

@@ -6,9 +6,7 @@
  * which events they get is the webhooks plugin's business. */
 #include "jobs/runner.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "jobs/addr_guard.h"
 #include "jobs/mail.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -171,45 +170,12 @@ static size_t discard_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static int v4_blocked(uint32_t a)
-{
-    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 24) >= 224 ||
-           (a >> 22) == (100u << 2 | 1) /* 100.64/10 */ || (a >> 16) == (169u << 8 | 254) ||
-           (a >> 20) == (172u << 4 | 1) /* 172.16/12 */ || (a >> 16) == (192u << 8 | 168);
-}
-
-/* True for loopback, private, link-local, multicast and unspecified
- * addresses: a webhook URL must not reach into the server's own network
- * unless the plugin's allow_private_urls says so. */
-static int addr_blocked(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return v4_blocked(ntohl(in->sin_addr.s_addr));
-    }
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(b, mapped, 12) == 0)
-            return v4_blocked((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
-                              b[15]);
-        int zero = 1;
-        for (int i = 0; i < 15; i++)
-            zero &= b[i] == 0;
-        if (zero && (b[15] == 0 || b[15] == 1)) /* :: and ::1 */
-            return 1;
-        return (b[0] & 0xfe) == 0xfc /* fc00::/7 */ || b[0] == 0xff /* multicast */ ||
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 */;
-    }
-    return 1;
-}
-
 /* curl's socket opener: refuses blocked addresses after name resolution,
  * so a host name that resolves to 127.0.0.1 is caught too. */
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
     int *blocked = ud;
-    if (purpose == CURLSOCKTYPE_IPCXN && addr_blocked(&a->addr)) {
+    if (purpose == CURLSOCKTYPE_IPCXN && tk_addr_blocked(&a->addr)) {
         *blocked = 1;
         return CURL_SOCKET_BAD;
     }

@@ -312,18 +312,18 @@ static char *mark_empty_arrays(const char *s, size_t len, size_t *outlen)
  * arrays into empty arrays marked as JSON arrays. */
 static void unmark_empty_arrays(lua_State *L, int depth)
 {
-    if (depth > 64 || !lua_istable(L, -1))
+    if (depth > 1000 || !lua_istable(L, -1)) /* cjson decodes 1000 levels at most */
         return;
     luaL_checkstack(L, 4, "json nesting");
+    int top = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
+    while (lua_next(L, top)) { /* +1 key +1 value */
         if (lua_istable(L, -1)) {
             int sentinel = 0;
-            if (lua_rawlen(L, -1) == 1 && lua_rawgeti(L, -1, 1) == LUA_TSTRING) {
-                sentinel = strcmp(lua_tostring(L, -1), EMPTY_ARRAY_DECODED) == 0;
-                lua_pop(L, 1);
-            } else if (lua_rawlen(L, -1) == 1) {
-                lua_pop(L, 1);
+            if (lua_rawlen(L, -1) == 1) {
+                if (lua_rawgeti(L, -1, 1) == LUA_TSTRING) /* +1 first element */
+                    sentinel = strcmp(lua_tostring(L, -1), EMPTY_ARRAY_DECODED) == 0;
+                lua_pop(L, 1); /* -1 first element, whatever its type */
             }
             if (sentinel) {
                 lua_pushnil(L);
@@ -333,7 +333,7 @@ static void unmark_empty_arrays(lua_State *L, int depth)
                 unmark_empty_arrays(L, depth + 1);
             }
         }
-        lua_pop(L, 1);
+        lua_settop(L, top + 1); /* -1 value: the key stays for lua_next */
     }
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lua/bindings.h"
+#include "lua/pattern.h"
 #include "obs/log.h"
 
 struct tk_lua_vm {
@@ -238,6 +239,115 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/* ---- calls that catch errors, and the spent budget -------------------------- */
+
+#define BUDGET_MESSAGE "instruction budget exceeded (LUA_INSTRUCTION_BUDGET)"
+
+static int budget_spent(lua_State *L)
+{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    return ctx != NULL && ctx->budget < 0;
+}
+
+/* Continuation of pcall and xpcall (also reached directly when nothing
+ * yielded). `base` is how many stack slots precede the results. Once the
+ * budget is spent no protected call returns: the error travels on up to the
+ * dispatcher, so `while true do pcall(loop) end` cannot outlive it. */
+static int finish_pcall(lua_State *L, int status, lua_KContext base)
+{
+    int failed = status != LUA_OK && status != LUA_YIELD;
+    if (budget_spent(L)) {
+        /* rethrow a budget error as raised (it says which budget: loop or
+         * pattern); anything else becomes the budget error */
+        const char *msg = failed && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (msg != NULL && strstr(msg, "instruction budget exceeded") != NULL)
+            return lua_error(L);
+        return luaL_error(L, BUDGET_MESSAGE);
+    }
+    if (failed) {
+        lua_pushboolean(L, 0); /* +1 false */
+        lua_insert(L, -2);     /* false, error */
+        return 2;
+    }
+    return lua_gettop(L) - (int)base;
+}
+
+/* pcall(f, ...): the stock contract, but see finish_pcall. */
+static int l_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1); /* +1 true: the first result when f returns */
+    lua_insert(L, 1);      /* true, f, args... */
+    int st = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+    return finish_pcall(L, st, 0);
+}
+
+/* The message handler xpcall installs around the script's (upvalue 1). The
+ * budget error is raised inside the count hook, where Lua runs the handler
+ * with hooks off: the script's handler would run unbounded there, so once
+ * the budget is spent the error passes through untouched. */
+static int l_xpcall_handler(lua_State *L)
+{
+    if (budget_spent(L))
+        return 1;                          /* the error object, as it came */
+    lua_pushvalue(L, lua_upvalueindex(1)); /* +1 the script's handler */
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* xpcall(f, handler, ...): the stock contract, but see finish_pcall and
+ * l_xpcall_handler. */
+static int l_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);                      /* +1 the script's handler */
+    lua_pushcclosure(L, l_xpcall_handler, 1); /* -1 +1 */
+    lua_replace(L, 2);                        /* -1 */
+    lua_pushboolean(L, 1);                    /* +1 true */
+    lua_pushvalue(L, 1);                      /* +1 f */
+    lua_rotate(L, 3, 2);                      /* f, handler, true, f, args... */
+    int st = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+    return finish_pcall(L, st, 2);
+}
+
+/* Wraps the function in upvalue 1 (coroutine.resume, coroutine.close: they
+ * return an error instead of raising it) so that a spent budget raises. */
+static int l_budget_guard(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* +1 the wrapped function */
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    if (budget_spent(L))
+        return luaL_error(L, BUDGET_MESSAGE);
+    return lua_gettop(L);
+}
+
+static void guard_field(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, idx, name);             /* +1 stock function */
+    lua_pushcclosure(L, l_budget_guard, 1); /* -1 +1 guarded */
+    lua_setfield(L, idx, name);             /* -1 */
+}
+
+/* setmetatable(t, mt) without finalizers: Lua runs __gc with the count hook
+ * off, so a finalizer could loop outside the instruction budget (and at a
+ * moment no request owns). Upvalue 1: the stock setmetatable. */
+static int l_setmetatable(lua_State *L)
+{
+    lua_pushliteral(L, "__gc");
+    if (lua_istable(L, 2) && lua_rawget(L, 2) != LUA_TNIL) /* -1 +1 (dropped below) */
+        return luaL_error(L, "setmetatable: __gc metamethods are not allowed in scripts");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* +1 stock setmetatable */
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
 static void open_sandbox(lua_State *L)
 {
     luaL_requiref(L, "_G", luaopen_base, 1);
@@ -255,12 +365,24 @@ static void open_sandbox(lua_State *L)
     lua_setfield(L, -2, "load");
     lua_pushcfunction(L, l_print);
     lua_setfield(L, -2, "print");
+    lua_pushcfunction(L, l_pcall);
+    lua_setfield(L, -2, "pcall");
+    lua_pushcfunction(L, l_xpcall);
+    lua_setfield(L, -2, "xpcall");
+    lua_getfield(L, -1, "setmetatable");    /* +1 stock */
+    lua_pushcclosure(L, l_setmetatable, 1); /* -1 +1 */
+    lua_setfield(L, -2, "setmetatable");
+    lua_getfield(L, -1, "coroutine"); /* +1 coroutine */
+    guard_field(L, -1, "resume");
+    guard_field(L, -1, "close");
+    lua_pop(L, 1);
     lua_getfield(L, -1, "os"); /* +1 os */
     keep_only(L, -1, os_allowed);
     lua_pop(L, 1);
     lua_getfield(L, -1, "string"); /* +1 string */
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    tk_lua_pattern_install(L, -1); /* also s:find(...): the metatable's __index is this table */
     lua_pop(L, 1);
 
     /* require, with its loaded and preload tables. */

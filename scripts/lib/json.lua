@@ -89,8 +89,41 @@ function M.encode(v)
   return s
 end
 
+-- RFC 8259 allows no raw control character (U+0000..U+001F) in JSON text
+-- but the whitespace \t \n \r between tokens; cjson accepts them inside
+-- strings, so they are checked here. Returns the position of the first one
+-- that is not allowed, or nil.
+local function bad_control(s)
+  local at = s:find("[\0-\8\11\12\14-\31]")
+  if at or not s:find("[\t\n\r]") then
+    return at
+  end
+  -- \t \n \r: fine between tokens, not inside a string
+  local pos, in_string = 1, false
+  while true do
+    local i = s:find(in_string and '[\t\n\r"\\]' or '"', pos)
+    if i == nil then
+      return nil
+    end
+    local c = s:byte(i)
+    if c == 34 then -- "
+      in_string, pos = not in_string, i + 1
+    elseif c == 92 then -- a backslash escapes the next character
+      pos = i + 2
+    else
+      return i
+    end
+  end
+end
+
 --- Decodes JSON text: value | nil, message.
 function M.decode(s)
+  if type(s) == "string" then
+    local at = bad_control(s)
+    if at then
+      return nil, ("unescaped control character (U+%04X) at character %d"):format(s:byte(at), at)
+    end
+  end
   local ok, v = pcall(codec.decode, s)
   if not ok then
     return nil, (tostring(v):gsub("^.-:%d+: ", ""))

@@ -13,6 +13,7 @@ local notify = require "lib.notify"
 local cursor = require "lib.cursor"
 local schema = require "lib.schema"
 local uuid = require "lib.uuid"
+local instant = require "lib.instant"
 local projects = require "lib.projects"
 local tasks = require "lib.tasks"
 
@@ -158,7 +159,9 @@ local PRIORITY = { type = "string", enum = PRIORITIES }
 local ASSIGNEE = { type = "string", format = "uuid", nullable = true,
   description = "a member of the project, or null" }
 local DUE_DATE = { type = "string", format = "date", nullable = true,
-  description = "a date (00:00 UTC) or a date-time; returned as a date-time" }
+  description = "a date (00:00 UTC) or a date-time (any RFC 3339 offset); returned as a date-time "
+    .. "in UTC. Its UTC instant must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z "
+    .. "(422 otherwise: the API's four-digit years cannot express others)" }
 local TAG = { type = "string", minLength = 1, maxLength = 50, trim = true }
 local TAGS = { type = "array", items = TAG, maxItems = 20, uniqueItems = true }
 
@@ -310,10 +313,28 @@ local function merge(body, field, stored)
   return v
 end
 
+-- A date or date-time the schema accepted, as the UTC instant PostgreSQL is
+-- given ("...T...Z"; nil and json.null pass through). Out of range: 422 for
+-- a body field, 400 for a query parameter.
+local function instant_of(v, field, in_query)
+  if type(v) ~= "string" then
+    return v
+  end
+  local t, why = instant.utc(v)
+  if t == nil then
+    if in_query then
+      errors.raise(400, "invalid_parameter", "invalid query parameter", { { field = field, message = why } })
+    end
+    errors.field(field, why)
+  end
+  return t
+end
+
 -- ---- handlers ----------------------------------------------------------------
 
 local function create(req, project_id)
   local b, user = req.body, req.user
+  b.dueDate = instant_of(b.dueDate, "dueDate")
   local row = db.tx(function()
     local project = projects.authorize(user, "task.create",
       uuid.valid(project_id) and db.one(PROJECT_FOR_SHARE, project_id, user.id) or nil)
@@ -333,6 +354,8 @@ end
 
 local function list(req, project_id)
   local q, user = req.query, req.user
+  q.dueBefore = instant_of(q.dueBefore, "dueBefore", true)
+  q.dueAfter = instant_of(q.dueAfter, "dueAfter", true)
   if project_id ~= nil then
     projects.authorize(user, "task.read", projects.load(user, project_id))
   end
@@ -372,6 +395,7 @@ end
 
 local function update(req)
   local b, user, id = req.body, req.user, req.params.id
+  b.dueDate = instant_of(b.dueDate, "dueDate")
   local if_match = parse_if_match(req.headers["if-match"])
   local after = db.tx(function()
     local lock = "share"

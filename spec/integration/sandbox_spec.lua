@@ -9,6 +9,13 @@
 --   * an endless loop ends with a clean 500 internal while other requests
 --     keep being answered at once; swallowing the budget error with pcall or
 --     a coroutine does not help; each worker serves normally afterwards;
+--   * a spent budget stays spent: `while true do pcall(<endless loop>) end`
+--     (and the same with xpcall and a looping message handler) ends with a
+--     500 and the worker serves again;
+--   * string patterns are bounded: an exponential pattern ends with a 500
+--     and a log line naming the pattern budget, while ordinary patterns
+--     (captures, position captures, %b, %f, anchors, back references, gsub
+--     with string/table replacements) give exactly what stock Lua gives;
 --   * a memory hog ends with a 500 (the VM's memory cap), not a crash, and
 --     the server keeps serving.
 local h = require "spec.integration.helper"
@@ -137,6 +144,7 @@ describe("the Lua sandbox", function()
     ["loadfile"] = "attempt to call a nil value (global 'loadfile')",
     ["loadstring"] = "attempt to call a nil value (field 'loadstring')",
     ["setfenv"] = "attempt to call a nil value (field 'setfenv')",
+    ["__gc finalizer"] = "__gc metamethods are not allowed in scripts",
   }
 
   it("refuses every attempt, each for the expected reason", function()
@@ -225,6 +233,83 @@ describe("the instruction budget", function()
     for _, r in ipairs(pings) do
       assert.are.equal(200, r.status, r.raw)
       assert.is_number(r.body.data.worker)
+    end
+  end)
+end)
+
+describe("a spent budget", function()
+  for _, name in ipairs({ "loop-pcall-forever", "loop-xpcall-forever" }) do
+    it("ends " .. name .. " with a 500; the worker then serves normally", function()
+      local id = rid(name)
+      local status, body, raw = read_answer(send_get("/api/v1/__sandbox/" .. name, id))
+      expect_internal(status, body, raw)
+      assert.truthy(log_lines(id):find("instruction budget exceeded", 1, true), log_lines(id))
+      local pings = h.parallel(WORKERS * 2, "GET", "/api/v1/__sandbox/ping")
+      for _, r in ipairs(pings) do
+        assert.are.equal(200, r.status, r.raw)
+      end
+    end)
+  end
+
+  it("ends loops of pcall on every worker at once; all workers serve afterwards", function()
+    local loops = h.parallel(WORKERS, "GET", "/api/v1/__sandbox/loop-pcall-forever")
+    for _, r in ipairs(loops) do
+      expect_internal(r.status, r.body, r.raw)
+    end
+    local pings = h.parallel(WORKERS * 2, "GET", "/api/v1/__sandbox/ping")
+    for _, r in ipairs(pings) do
+      assert.are.equal(200, r.status, r.raw)
+    end
+  end)
+end)
+
+describe("string patterns", function()
+  it("end an exponential pattern with a 500 and a clear log line", function()
+    local id = rid("pattern")
+    local status, body, raw = read_answer(send_get("/api/v1/__sandbox/pattern-bomb", id))
+    expect_internal(status, body, raw)
+    assert.truthy(log_lines(id):find("instruction budget exceeded in a string pattern", 1, true),
+      log_lines(id))
+    assert.are.equal(200, (h.call("GET", "/api/v1/__sandbox/ping")).status)
+  end)
+
+  it("give exactly what stock Lua gives for ordinary patterns", function()
+    local cases = {}
+    local subjects = { "hello world from Lua", "key = value; k2=v2", "f(a(b)c) [x] {y}", "THE (quick) fox",
+      "2026-12-04T17:32:49.123Z", "  trim me  ", "aaa", "", "a,b,,c", "abcabc" }
+    local patterns = { "(%w+)", "(%w+)%s*=%s*(%w+)", "%b()", "%b[]", "%f[%a]%a+", "^%s*(.-)%s*$", "()a()",
+      "(a)(b)?", "(.)%1", "[^,]*", "^(%d+)%-(%d+)%-(%d+)T", "%u+", "x*$", "[%a_][%w_]*", "(%a+)(%d?)", ".-b",
+      "o%f[%W]", "" }
+    for _, s in ipairs(subjects) do
+      for _, p in ipairs(patterns) do
+        cases[#cases + 1] = { s = s, p = p, init = 2, repl = "<%0>" }
+        cases[#cases + 1] = { s = s, p = p, init = 1, repl = { hello = "HI", a = "A", key = false } }
+      end
+    end
+    local res = h.call("POST", "/api/v1/__sandbox/patterns", { body = { cases = cases } })
+    local body = h.expect_status(res, 200)
+    local function pack(...)
+      local v = {}
+      local n = select("#", ...)
+      for i = 1, n do
+        local x = select(i, ...)
+        if x == nil then x = cjson.null end
+        v[i] = x
+      end
+      return { n = n, v = v }
+    end
+    for i, c in ipairs(cases) do
+      local got = body.data[i]
+      local what = ("%q ~ %q"):format(c.s, c.p)
+      assert.are.same(pack(c.s:find(c.p, c.init)), got.find, what .. " find")
+      assert.are.same(pack(c.s:match(c.p, c.init)), got.match, what .. " match")
+      assert.are.same(pack(c.s:gsub(c.p, c.repl)), got.gsub, what .. " gsub")
+      local words = {}
+      for a, b in c.s:gmatch(c.p) do
+        words[#words + 1] = pack(a, b)
+        if #words > 50 then break end
+      end
+      assert.are.same(words, got.gmatch, what .. " gmatch")
     end
   end)
 end)

@@ -63,6 +63,7 @@ static const char *const all_vars[] = {
     "LUA_INSTRUCTION_BUDGET",
     "PID_FILE",
     "RELOAD_DEBOUNCE_MS",
+    "SHUTDOWN_TIMEOUT_MS",
     "WATCH_SCRIPTS",
     "TASKAPI_DEBUG_QUERIES",
     "XDG_RUNTIME_DIR",
@@ -188,6 +189,7 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_STR_EQ(cfg.pid_file, "/tmp/taskapi-8080.pid"); /* XDG_RUNTIME_DIR unset */
     ASSERT_EQ_INT(cfg.watch_scripts, 1);
     ASSERT_EQ_INT(cfg.reload_debounce_ms, 200);
+    ASSERT_EQ_INT(cfg.shutdown_timeout_ms, 20000);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
     ASSERT_EQ_INT(cfg.user_cache_ttl_ms, 5000);
     ASSERT_NULL(cfg.trust_proxy);
@@ -336,6 +338,7 @@ TEST(int_vars_out_of_range)
         {"USER_CACHE_TTL_MS", 0, 600000},
         {"HTTP_HEADER_TIMEOUT", 1, 3600},
         {"HTTP_CONN_PER_IP", 0, 10000},
+        {"SHUTDOWN_TIMEOUT_MS", 100, 3600000},
     };
     char v[64];
 

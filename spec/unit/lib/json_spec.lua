@@ -213,6 +213,33 @@ describe("json.decode", function()
     end
   end)
 
+  it("refuses raw control characters inside strings (RFC 8259), with their position", function()
+    for c = 0, 31 do
+      local text = '{"a":"x' .. string.char(c) .. 'y"}'
+      local v, err = json.decode(text)
+      assert.is_nil(v, "U+" .. c)
+      assert.truthy(err:find("control character", 1, true), err)
+      assert.truthy(err:find("at character 8", 1, true), err)
+    end
+    assert.is_nil((json.decode('{"k\ney":1}')))
+    assert.is_nil((json.decode('["a", "b\tc"]')))
+    assert.is_nil((json.decode('{"a":"\\"\t}'))) -- the escaped quote does not end the string
+  end)
+
+  it("refuses control characters other than tab, LF and CR between tokens", function()
+    for _, c in ipairs({ 0, 1, 8, 11, 12, 27, 31 }) do
+      assert.is_nil((json.decode('{"a":' .. string.char(c) .. '1}')), "U+" .. c)
+    end
+  end)
+
+  it("accepts tab, LF and CR between tokens, and escaped control characters in strings", function()
+    local v = assert(json.decode('{\r\n\t"a" :\t[1,\n 2],\r\n "b": "x\\ty\\n\\u0001"\n}\n'))
+    assert.same({ 1, 2 }, v.a)
+    assert.equal("x\ty\n\1", v.b)
+    assert.equal("a\\", json.decode('"a\\\\"')) -- a string ending in an escaped backslash
+    assert.same({ "\\", "\t" }, json.decode('[\n"\\\\",\t"\\t"\n]'))
+  end)
+
   it("returns nil, message for a non-string", function()
     local v, err = json.decode(nil)
     assert.is_nil(v)

@@ -246,6 +246,50 @@ TEST(jsonb_empty_array_stays_an_array)
     return 0;
 }
 
+/* Empty and non-empty arrays side by side, nested in arrays and objects:
+ * the walk that restores empty arrays must leave the Lua stack balanced
+ * ({"a":[],"b":[5]} used to crash the process) and every value intact. */
+TEST(jsonb_nested_empty_and_nonempty_arrays)
+{
+    LUA_RUN(
+        "local function is_array(t)\n"
+        "  local mt = getmetatable(t)\n"
+        "  return mt ~= nil and mt.__name == 'json.array'\n"
+        "end\n"
+        "local r = assert(db.query([==[SELECT\n"
+        "  '{\"a\": [], \"b\": [5]}'::jsonb AS ab,\n"
+        "  '{\"b\": [5], \"a\": []}'::json AS ba,\n"
+        "  '[[], [1], [[]], {\"x\": []}, {\"y\": [\"s\"]}, [true], [null], [{}]]'::jsonb AS mix,\n"
+        "  '{\"o\": {\"p\": {\"q\": [], \"r\": [[], [7, []]]}}, \"s\": [\"t\"]}'::jsonb AS deep,\n"
+        "  '[[[[[[[[[[[]]]]]]]]]]]'::jsonb AS tower,\n"
+        "  '{\"k\": [1.5], \"l\": [{\"m\": []}], \"n\": []}'::json AS more]==]))[1]\n"
+        "assert(is_array(r.ab.a) and next(r.ab.a) == nil)\n"
+        "assert(#r.ab.b == 1 and r.ab.b[1] == 5 and not is_array(r.ab.b))\n"
+        "assert(is_array(r.ba.a) and next(r.ba.a) == nil)\n"
+        "assert(#r.ba.b == 1 and r.ba.b[1] == 5)\n"
+        "local m = r.mix\n"
+        "assert(#m == 8)\n"
+        "assert(is_array(m[1]) and next(m[1]) == nil)\n"
+        "assert(#m[2] == 1 and m[2][1] == 1)\n"
+        "assert(#m[3] == 1 and is_array(m[3][1]) and next(m[3][1]) == nil)\n"
+        "assert(is_array(m[4].x) and next(m[4].x) == nil)\n"
+        "assert(#m[5].y == 1 and m[5].y[1] == 's')\n"
+        "assert(m[6][1] == true and m[7][1] == cjson.null)\n"
+        "assert(type(m[8][1]) == 'table' and next(m[8][1]) == nil and not is_array(m[8][1]))\n"
+        "local p = r.deep.o.p\n"
+        "assert(is_array(p.q) and next(p.q) == nil)\n"
+        "assert(#p.r == 2 and is_array(p.r[1]) and next(p.r[1]) == nil)\n"
+        "assert(#p.r[2] == 2 and p.r[2][1] == 7 and is_array(p.r[2][2]))\n"
+        "assert(#r.deep.s == 1 and r.deep.s[1] == 't')\n"
+        "local t = r.tower\n"
+        "for _ = 1, 10 do assert(#t == 1); t = t[1] end\n"
+        "assert(is_array(t) and next(t) == nil)\n"
+        "assert(r.more.k[1] == 1.5 and is_array(r.more.l[1].m) and is_array(r.more.n))\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 TEST(timestamps)
 {
     LUA_RUN("local r = assert(db.query([[SELECT\n"
@@ -674,6 +718,7 @@ int main(void)
         TEST_ENTRY(array_types),
         TEST_ENTRY(json_types),
         TEST_ENTRY(jsonb_empty_array_stays_an_array),
+        TEST_ENTRY(jsonb_nested_empty_and_nonempty_arrays),
         TEST_ENTRY(timestamps),
         TEST_ENTRY(parameters),
         TEST_ENTRY(table_parameters_are_arrays),
