@@ -167,6 +167,20 @@ static int l_runtime_emit(lua_State *L)
     return 1;
 }
 
+/* runtime.fenced(fn, ...) -> true, ... | false, err
+ * Calls fn(...) like pcall, with a share of the request's instruction budget
+ * (tk_lua_fenced_pcall): a call that spends it fails alone and the request
+ * keeps the rest. lib.plugins runs every hook this way. */
+static int l_runtime_fenced(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 1;
+    int st = tk_lua_fenced_pcall(L, nargs, LUA_MULTRET); /* -fn -args +results|err */
+    lua_pushboolean(L, st == LUA_OK);                    /* +1 ok */
+    lua_insert(L, 1);                                    /* ok first */
+    return lua_gettop(L);
+}
+
 /* The raw plugin settings, read once at start-up; scripts/lib/plugins.lua
  * parses and checks them. */
 static int l_runtime_plugin_settings(lua_State *L)
@@ -193,6 +207,7 @@ int tk_lua_open_runtime(lua_State *L)
                                    {"emit", l_runtime_emit},
                                    {"traceback", l_runtime_traceback},
                                    {"plugin_settings", l_runtime_plugin_settings},
+                                   {"fenced", l_runtime_fenced},
                                    {NULL, NULL}};
     if (started_at == 0)
         started_at = time(NULL);

@@ -412,6 +412,24 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "instruction budget exceeded (LUA_INSTRUCTION_BUDGET)");
 }
 
+int tk_lua_fenced_pcall(lua_State *L, int nargs, int nresults)
+{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    long long outer = ctx->budget;
+    if (outer <= 0) /* already spent: the request's error, not the call's */
+        return luaL_error(L, BUDGET_MESSAGE);
+    long long share = outer / 2, tenth = ctx->cfg->lua_instruction_budget / HOOK_EVERY / 10;
+    if (share > tenth)
+        share = tenth;
+    if (share < 1)
+        share = 1;
+    ctx->budget = share;
+    int st = lua_pcall(L, nargs, nresults, 0);
+    long long left = ctx->budget > 0 ? ctx->budget : 0;
+    ctx->budget = outer - (share - left);
+    return st;
+}
+
 void tk_lua_vm_begin_request(tk_lua_vm *vm)
 {
     vm->ctx.budget = vm->ctx.cfg->lua_instruction_budget / HOOK_EVERY;

@@ -52,6 +52,15 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
 int tk_lua_check_syntax(const tk_snapshot *snap, void (*report)(const char *msg, void *ud),
                         void *ud);
 
+/* lua_pcall(L, nargs, nresults, 0) of the function below the arguments,
+ * fenced: the call gets at most half of the request's instruction budget
+ * that is left, and a tenth of a whole request's. A call that spends its
+ * share fails alone (the budget error, as a pcall would return it) instead
+ * of leaving the request without budget; what it used is taken from the
+ * request's. Returns lua_pcall's status. For plugin hooks: a runaway hook
+ * cannot make a request that already wrote fail afterwards. */
+int tk_lua_fenced_pcall(lua_State *L, int nargs, int nresults);
+
 /* Gives the next request a fresh instruction budget (LUA_INSTRUCTION_BUDGET). */
 void tk_lua_vm_begin_request(tk_lua_vm *vm);
 void tk_lua_vm_free(tk_lua_vm *vm);

@@ -30,7 +30,11 @@
 -- commits with the change, and a failing hook is rolled back alone, logged
 -- and counted, never failing the user's request. `before` hooks may answer
 -- for the route by raising an HTTP error (lib.errors); any other error in a
--- phase hook is logged and counted and the request goes on. Event data is
+-- phase hook is logged and counted and the request goes on. Every hook runs
+-- with a share of the request's instruction budget (runtime.fenced): one
+-- that spends it fails like any other failing hook (a domain hook's writes
+-- rolled back to its savepoint), and the request, which may already have
+-- written, keeps enough budget to answer what it stored. Event data is
 -- shared by every hook of an event: treat it as read-only.
 local tkdb = require "tk.db"
 local log = require "tk.log"
@@ -337,6 +341,18 @@ end
 
 -- ---- request phases ---------------------------------------------------------------
 
+-- Calls a hook: ok, or false and its error (with a traceback). Each hook
+-- runs fenced (runtime.fenced): a hook that spends its share of the
+-- instruction budget fails alone, like any other failing hook, and the
+-- request keeps the rest, so it can still answer what it stored.
+local function call_hook(fn, ...)
+  local fenced_ok, ok, err = runtime.fenced(xpcall, fn, traceback, ...)
+  if not fenced_ok then
+    return false, ok -- the budget error
+  end
+  return ok, err
+end
+
 --- Remembers the request being served (the actor of the events it causes).
 function M.begin(req)
   current_req = req
@@ -347,7 +363,7 @@ end
 --- answers the request (propagates); any other error is isolated.
 function M.before(req, route)
   for _, h in ipairs(phase.before) do
-    local ok, err = xpcall(h.fn, traceback, req, route, h.plugin.conf)
+    local ok, err = call_hook(h.fn, req, route, h.plugin.conf)
     if not ok then
       if errors.is(err) then
         error(err, 0)
@@ -361,7 +377,7 @@ end
 --- body table (nil for none). Errors are isolated; nothing is returned.
 function M.after(req, status, body)
   for _, h in ipairs(phase.after) do
-    local ok, err = xpcall(h.fn, traceback, req, status, body, h.plugin.conf)
+    local ok, err = call_hook(h.fn, req, status, body, h.plugin.conf)
     if not ok then
       failed(h.plugin, "after", err)
     end
@@ -382,7 +398,7 @@ local function run_hook(h, ev)
     failed(h.plugin, ev.name, "cannot open a savepoint; hook skipped")
     return
   end
-  local ok, err = xpcall(h.fn, traceback, ev, h.plugin.conf)
+  local ok, err = call_hook(h.fn, ev, h.plugin.conf)
   if tx then
     -- A hook that swallowed a failed statement leaves the transaction
     -- aborted: RELEASE fails then, and the savepoint is rolled back too.

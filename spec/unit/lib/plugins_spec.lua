@@ -42,6 +42,7 @@ package.preload["tk.runtime"] = function()
     request_id = function() return "req-1" end,
     now_ms = function() return 1767225600123 end,
     traceback = function(msg) return tostring(msg) .. "\n(traceback)" end,
+    fenced = pcall, -- the budget share is the C runtime's (plugin_budget_spec proves it)
     array_mt = { __name = "json.array" },
   }
 end
