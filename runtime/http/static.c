@@ -137,7 +137,13 @@ int tk_static_accepts_gzip(const char *ae)
     const char *p = ae, *a, *b;
     while (*p) {
         p = next_item(p, &a, &b);
-        const char *semi = memchr(a, ';', (size_t)(b - a));
+        /* A plain scan, not memchr: GCC 12's -O2 -Wstringop-overread cannot
+         * see that b never precedes a and refuses the Release build. */
+        const char *semi = a;
+        while (semi < b && *semi != ';')
+            semi++;
+        if (semi == b)
+            semi = NULL;
         const char *ne = semi ? semi : b;
         while (ne > a && (ne[-1] == ' ' || ne[-1] == '\t'))
             ne--;
