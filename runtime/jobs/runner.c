@@ -1,9 +1,12 @@
-/* The job runner thread: poll, take one due job under a row lock, run it,
- * record the outcome, commit. Kinds: `email` (sent over SMTP, or written to
- * MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers) and `webhook` (a signed HTTP POST
- * through libcurl; every attempt is recorded in webhook_deliveries, and the webhook's failure
- * counter updated, in the transaction that also settles the job row). Which webhooks exist and
- * which events they get is the webhooks plugin's business. */
+/* The job runner: two lanes, each a thread that polls, takes one due job
+ * under a row lock, runs it, records the outcome and commits. The mail lane
+ * takes only `email` jobs and the other lane everything else, so mail (a
+ * verification or reset link a user is waiting for) never queues behind a
+ * webhook receiver that takes its full timeout to answer. Kinds: `email` (sent over SMTP, or
+ * written to MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers) and `webhook` (a signed
+ * HTTP POST through libcurl; every attempt is recorded in webhook_deliveries, and the webhook's
+ * failure counter updated, in the transaction that also settles the job row). Which webhooks exist
+ * and which events they get is the webhooks plugin's business. */
 #include "jobs/runner.h"
 
 #include <curl/curl.h>
@@ -20,16 +23,27 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 
+/* One lane: a thread taking the jobs its TAKE statement selects. */
+typedef struct {
+    tk_jobs *jobs;
+    const char *name;
+    const char *take_sql;
+    pthread_t thread;
+    int started;
+} lane;
+
+enum { LANE_MAIL, LANE_OTHER, LANE_COUNT };
+
 struct tk_jobs {
     const tk_config *cfg;
     tk_db_pool *pool;
-    pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
+    lane lanes[LANE_COUNT];
 };
 
-/* Columns of TAKE_SQL. */
+/* Columns of the TAKE statements. */
 enum {
     COL_ID,
     COL_KIND,
@@ -48,18 +62,28 @@ enum {
     COL_TEXT
 };
 
-static const char TAKE_SQL[] =
-    "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "
-    "payload->>'subject' AS subject, payload->>'template' AS template, "
-    "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "
-    "payload->>'event' AS event, payload->>'body' AS body, "
-    "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "
+/* What both lanes select; the lanes differ only in the kind filter. */
+#define TAKE_COLUMNS                                                                               \
+    "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                         \
+    "payload->>'subject' AS subject, payload->>'template' AS template, "                           \
+    "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "                              \
+    "payload->>'event' AS event, payload->>'body' AS body, "                                       \
+    "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "       \
     "payload->>'toName' AS to_name, payload->>'text' AS text "
-    "FROM jobs WHERE status = 'pending' AND run_at <= now() "
-    "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
+#define TAKE_FROM "FROM jobs WHERE status = 'pending' AND run_at <= now() "
+#define TAKE_ORDER " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+
+static const char TAKE_MAIL_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind = 'email'" TAKE_ORDER;
+static const char TAKE_OTHER_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind <> 'email'" TAKE_ORDER;
+
+/* The settle statements run in the transaction that took the job, which
+ * may have begun a webhook timeout (10 s) earlier: their times are
+ * clock_timestamp(), when the attempt ended, not now(), when the transaction
+ * began. With now(), a retry's backoff counted from the attempt's start and
+ * put it ahead of jobs queued during the attempt. */
 static const char DONE_SQL[] =
-    "UPDATE jobs SET status = 'done', attempts = attempts + 1, finished_at = now(), "
+    "UPDATE jobs SET status = 'done', attempts = attempts + 1, finished_at = clock_timestamp(), "
     "last_error = NULL WHERE id = $1";
 
 /* Backoff: JOB_BACKOFF_BASE_MS after the first failure, doubling after each
@@ -67,19 +91,19 @@ static const char DONE_SQL[] =
 static const char RETRY_SQL[] =
     "UPDATE jobs SET attempts = attempts + 1, last_error = $2, "
     "status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE 'pending' END, "
-    "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END, "
-    "run_at = now() + make_interval(secs => least(3600.0, "
+    "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN clock_timestamp() END, "
+    "run_at = clock_timestamp() + make_interval(secs => least(3600.0, "
     "$3::float8 / 1000 * power(2, least(attempts, 30)))) "
     "WHERE id = $1";
 
 /* A job that will never run: its target is gone or switched off. */
-static const char CANCEL_SQL[] =
-    "UPDATE jobs SET status = 'failed', last_error = $2, finished_at = now() WHERE id = $1";
+static const char CANCEL_SQL[] = "UPDATE jobs SET status = 'failed', last_error = $2, finished_at "
+                                 "= clock_timestamp() WHERE id = $1";
 
 /* A job whose attempt failed and that must not be tried again. */
 static const char GIVE_UP_SQL[] =
     "UPDATE jobs SET status = 'failed', attempts = attempts + 1, last_error = $2, "
-    "finished_at = now() WHERE id = $1";
+    "finished_at = clock_timestamp() WHERE id = $1";
 
 /* ---- email --------------------------------------------------------------- */
 
@@ -289,13 +313,13 @@ static const char DELIVERY_SQL[] =
 /* A success resets the failure counter; the disable_after-th consecutive
  * failure switches the webhook off (an admin switches it back on). */
 static const char OUTCOME_SQL[] =
-    "UPDATE webhooks SET last_delivery_at = now(), last_status = $2::integer, "
+    "UPDATE webhooks SET last_delivery_at = clock_timestamp(), last_status = $2::integer, "
     "consecutive_failures = CASE WHEN $3::boolean THEN 0 ELSE consecutive_failures + 1 END, "
     "disabled_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= "
     "$4::integer "
-    "THEN now() ELSE disabled_at END, "
+    "THEN clock_timestamp() ELSE disabled_at END, "
     "updated_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= $4::integer "
-    "THEN now() ELSE updated_at END, "
+    "THEN clock_timestamp() ELSE updated_at END, "
     "active = CASE WHEN NOT $3::boolean AND consecutive_failures + 1 >= $4::integer THEN false "
     "ELSE active END "
     "WHERE id = $1 RETURNING active, consecutive_failures";
@@ -391,9 +415,9 @@ static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, si
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* Takes and runs one job. Returns 1 if a job ran, 0 if none was due, <0 on
- * a database failure. */
-static int run_one(const tk_config *cfg, tk_db_pool *pool)
+/* Takes and runs one job selected by take_sql. Returns 1 if a job ran, 0 if
+ * none was due, <0 on a database failure. */
+static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
 {
     char err[512];
     tk_db_conn *c = NULL;
@@ -403,7 +427,7 @@ static int run_one(const tk_config *cfg, tk_db_pool *pool)
     PGresult *r = NULL;
     if ((rc = tk_db_conn_command(c, "BEGIN", err, sizeof err)) != TK_OK)
         goto out;
-    r = tk_db_conn_exec(c, TAKE_SQL, 0, NULL, NULL);
+    r = tk_db_conn_exec(c, take_sql, 0, NULL, NULL);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
         tk_log_warn("jobs: cannot take a job: %s", r ? PQresultErrorMessage(r) : "connection lost");
         rc = TK_EDB;
@@ -466,21 +490,14 @@ out:
     return rc != TK_OK ? rc : ran;
 }
 
-int tk_jobs_run_due(const tk_config *cfg, tk_db_pool *pool)
+static void *lane_main(void *arg)
 {
-    int n = 0;
-    while (run_one(cfg, pool) == 1)
-        n++;
-    return n;
-}
-
-static void *jobs_main(void *arg)
-{
-    tk_jobs *j = arg;
+    lane *ln = arg;
+    tk_jobs *j = ln->jobs;
     int was_down = 0;
     for (;;) {
         int rc;
-        while ((rc = run_one(j->cfg, j->pool)) == 1) {
+        while ((rc = run_one(j->cfg, j->pool, ln->take_sql)) == 1) {
             pthread_mutex_lock(&j->mu);
             int stop = j->stopping;
             pthread_mutex_unlock(&j->mu);
@@ -488,9 +505,9 @@ static void *jobs_main(void *arg)
                 break;
         }
         if (rc < 0 && !was_down)
-            tk_log_warn("jobs: database unavailable; will retry");
+            tk_log_warn("jobs: %s lane: database unavailable; will retry", ln->name);
         else if (rc >= 0 && was_down)
-            tk_log_info("jobs: database back");
+            tk_log_info("jobs: %s lane: database back", ln->name);
         was_down = rc < 0;
 
         pthread_mutex_lock(&j->mu);
@@ -544,12 +561,14 @@ int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
     j->pool = pool;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    if (pthread_create(&j->thread, NULL, jobs_main, j) != 0) {
-        pthread_mutex_destroy(&j->mu);
-        pthread_cond_destroy(&j->cv);
-        free(j);
-        curl_global_cleanup();
-        return TK_EIO;
+    j->lanes[LANE_MAIL] = (lane){.jobs = j, .name = "mail", .take_sql = TAKE_MAIL_SQL};
+    j->lanes[LANE_OTHER] = (lane){.jobs = j, .name = "other", .take_sql = TAKE_OTHER_SQL};
+    for (int i = 0; i < LANE_COUNT; i++) {
+        if (pthread_create(&j->lanes[i].thread, NULL, lane_main, &j->lanes[i]) != 0) {
+            tk_jobs_stop(j); /* joins the lanes already started, frees j */
+            return TK_EIO;
+        }
+        j->lanes[i].started = 1;
     }
     *out = j;
     return TK_OK;
@@ -561,9 +580,11 @@ void tk_jobs_stop(tk_jobs *j)
         return;
     pthread_mutex_lock(&j->mu);
     j->stopping = 1;
-    pthread_cond_signal(&j->cv);
+    pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    pthread_join(j->thread, NULL);
+    for (int i = 0; i < LANE_COUNT; i++)
+        if (j->lanes[i].started)
+            pthread_join(j->lanes[i].thread, NULL);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

@@ -31,7 +31,17 @@ async function mailLink(email, path) {
     if (mails.length) return mails[mails.length - 1][0];
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no mail with ${path} to ${email} in ${MAIL_DIR}`);
+  throw new Error(`no mail with ${path} to ${email} in ${MAIL_DIR}\n${serverLogAbout(email)}`);
+}
+
+// When a mail does not come: what the server log (TASKAPI_LOG) says about the
+// recipient and the job runner, so a failed run explains itself.
+function serverLogAbout(email) {
+  const log = process.env.TASKAPI_LOG;
+  if (!log || !fs.existsSync(log)) return '(no TASKAPI_LOG to show)';
+  const lines = fs.readFileSync(log, 'utf8').split('\n')
+    .filter((l) => l.includes(email) || /jobs:|mail:|forgot-password/.test(l));
+  return `server log, ${lines.length} lines about the mail or jobs (last 40):\n` + lines.slice(-40).join('\n');
 }
 
 describe('mail links land on the web client', { skip: (!BASE || !MAIL_DIR) && 'TASKAPI_URL and TASKAPI_MAIL_DIR are needed' }, () => {

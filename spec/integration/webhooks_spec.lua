@@ -12,6 +12,7 @@
 local h = require "spec.integration.helper"
 local E = require "spec.integration.support.plugin_env"
 local cjson = require "cjson"
+local socket = require "socket"
 
 local api = E.api()
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -262,6 +263,51 @@ describe("webhooks plugin", function()
       assert.is_string(log[#log].error)
       assert.is_true(#log[#log].error > 0)
     end)
+
+    it("a receiver that holds the connection does not delay mail (mail has its own lane)",
+      function()
+        local mail_dir = assert(os.getenv("TASKAPI_MAIL_DIR"), "TASKAPI_MAIL_DIR is not set")
+        -- accepts the webhook's connection and never answers: the job in hand
+        -- runs until curl's 10 s timeout
+        local hold = assert(socket.bind("127.0.0.1", 0))
+        local _, port = hold:getsockname()
+        hold:settimeout(15)
+        local p = api.project(owner)
+        local w = h.expect_status(create_webhook(owner, p,
+          { url = ("http://127.0.0.1:%d/hold"):format(port) }), 201).data
+        api.task(owner, p)
+        local conn = assert(hold:accept(), "the webhook job never connected")
+        -- the webhook job is in flight; now a mail is queued behind it
+        local someone = api.user("Mail Waits Not")
+        h.expect_status(api.call("POST", "/auth/forgot-password", nil, { email = someone.email }), 202)
+        local found = E.wait_for(15, function()
+          for name in io.popen("ls " .. mail_dir):lines() do
+            local f = io.open(mail_dir .. "/" .. name)
+            local text = f and f:read("a") or ""
+            if f then
+              f:close()
+            end
+            if text:find(someone.email, 1, true) and text:find("reset-password", 1, true) then
+              return name
+            end
+          end
+        end)
+        assert.is_string(found, "no reset mail while a webhook call was in flight")
+        -- and the webhook call was still in flight when the mail was written
+        assert.are.equal(0, #deliveries(owner, w.id).data)
+        -- the attempt fails when the receiver hangs up; its retry waits the
+        -- backoff from then, not from when the attempt began
+        local closed_at = h.psql("SELECT clock_timestamp()")
+        conn:close()
+        hold:close()
+        local job = ("(SELECT id FROM jobs WHERE kind = 'webhook' AND payload->>'webhookId' = '%s'"
+          .. " ORDER BY id LIMIT 1)"):format(w.id)
+        assert.is_truthy(E.wait_for(10, function()
+          return h.psql("SELECT attempts FROM jobs WHERE id = " .. job) ~= "0" or nil
+        end), "the held attempt was never settled")
+        assert.are.equal("t", h.psql(("SELECT run_at > '%s' FROM jobs WHERE id = %s")
+          :format(closed_at, job)))
+      end)
 
     it("delivers only the events a webhook names", function()
       local p = api.project(owner)
