@@ -30,6 +30,7 @@ typedef struct {
     const char *take_sql;
     pthread_t thread;
     int started;
+    time_t backlog_read_at; /* CLOCK_MONOTONIC seconds; 0: never */
 } lane;
 
 enum { LANE_MAIL, LANE_OTHER, LANE_COUNT };
@@ -439,6 +440,9 @@ static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
     }
     char id[32];
     snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, COL_ID));
+    /* RETRY_SQL fails the job for good on its last attempt */
+    int last_attempt =
+        atoi(PQgetvalue(r, 0, COL_ATTEMPTS)) + 1 >= atoi(PQgetvalue(r, 0, COL_MAX_ATTEMPTS));
     const char *kind = PQgetvalue(r, 0, COL_KIND);
     char why[512] = "";
     outcome oc;
@@ -480,6 +484,14 @@ static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
     if (rc != TK_OK)
         tk_log_warn("jobs: cannot commit job %s: %s", id, err);
     ran = rc == TK_OK;
+    if (ran) {
+        static const tk_metrics_job_outcome counted[] = {[OUTCOME_DONE] = TK_METRICS_JOB_DONE,
+                                                         [OUTCOME_RETRY] = TK_METRICS_JOB_RETRY,
+                                                         [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
+                                                         [OUTCOME_CANCEL] =
+                                                             TK_METRICS_JOB_CANCELLED};
+        tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
+    }
     goto out;
 rollback:
     if (!tk_db_conn_broken(c) && tk_db_conn_command(c, "ROLLBACK", err, sizeof err) != TK_OK)
@@ -488,6 +500,27 @@ out:
     PQclear(r);
     tk_db_pool_release(pool, c);
     return rc != TK_OK ? rc : ran;
+}
+
+/* The backlog gauges (metrics.h), read by one lane every BACKLOG_EVERY_S:
+ * both conditions are on jobs_pending_idx, so the count stays cheap however
+ * many finished jobs the table keeps. */
+#define BACKLOG_EVERY_S 5
+static const char BACKLOG_SQL[] =
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 "
+    "FROM jobs WHERE status = 'pending' AND run_at <= now()";
+
+static void read_backlog(tk_db_pool *pool)
+{
+    char err[256];
+    tk_db_conn *c = NULL;
+    if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
+        return;
+    PGresult *r = tk_db_conn_exec(c, BACKLOG_SQL, 0, NULL, NULL);
+    if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        tk_metrics_job_backlog(atoll(PQgetvalue(r, 0, 0)), atof(PQgetvalue(r, 0, 1)));
+    PQclear(r);
+    tk_db_pool_release(pool, c);
 }
 
 static void *lane_main(void *arg)
@@ -509,6 +542,14 @@ static void *lane_main(void *arg)
         else if (rc >= 0 && was_down)
             tk_log_info("jobs: %s lane: database back", ln->name);
         was_down = rc < 0;
+        if (ln == &j->lanes[LANE_OTHER] && rc >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (ln->backlog_read_at == 0 || now.tv_sec - ln->backlog_read_at >= BACKLOG_EVERY_S) {
+                read_backlog(j->pool);
+                ln->backlog_read_at = now.tv_sec;
+            }
+        }
 
         pthread_mutex_lock(&j->mu);
         if (!j->stopping) {

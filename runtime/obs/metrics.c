@@ -31,6 +31,25 @@ void tk_metrics_mail(tk_metrics_mail_outcome what)
     if ((unsigned)what < TK_METRICS_MAIL_N)
         __atomic_add_fetch(&mail_counts[what], 1, __ATOMIC_RELAXED);
 }
+
+static long long job_counts[TK_METRICS_JOB_N]; /* atomic builtins */
+static long long job_due;                      /* atomic builtins */
+static double job_oldest_due;                  /* under mu */
+
+void tk_metrics_job(tk_metrics_job_outcome what)
+{
+    if ((unsigned)what < TK_METRICS_JOB_N)
+        __atomic_add_fetch(&job_counts[what], 1, __ATOMIC_RELAXED);
+}
+
+void tk_metrics_job_backlog(long long due, double oldest_due_seconds)
+{
+    __atomic_store_n(&job_due, due, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&mu);
+    job_oldest_due = oldest_due_seconds;
+    pthread_mutex_unlock(&mu);
+}
+
 static series *all;
 static int nall, capall;
 
@@ -238,6 +257,27 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "# TYPE taskapi_mail_dropped_total counter\ntaskapi_mail_dropped_total %lld\n",
         mc[TK_METRICS_MAIL_SMTP], mc[TK_METRICS_MAIL_MAILBOX], mc[TK_METRICS_MAIL_FAILED],
         mc[TK_METRICS_MAIL_DROPPED]);
+    long long jc[TK_METRICS_JOB_N];
+    for (int i = 0; i < TK_METRICS_JOB_N; i++)
+        jc[i] = __atomic_load_n(&job_counts[i], __ATOMIC_RELAXED);
+    pthread_mutex_lock(&mu);
+    double oldest = job_oldest_due;
+    pthread_mutex_unlock(&mu);
+    put(&o,
+        "# HELP taskapi_jobs_total Job attempts run by this instance, by outcome.\n"
+        "# TYPE taskapi_jobs_total counter\n"
+        "taskapi_jobs_total{outcome=\"done\"} %lld\n"
+        "taskapi_jobs_total{outcome=\"retry\"} %lld\n"
+        "taskapi_jobs_total{outcome=\"failed\"} %lld\n"
+        "taskapi_jobs_total{outcome=\"cancelled\"} %lld\n"
+        "# HELP taskapi_jobs_due Pending jobs whose time has come (the backlog; the same "
+        "table for every instance).\n"
+        "# TYPE taskapi_jobs_due gauge\ntaskapi_jobs_due %lld\n"
+        "# HELP taskapi_jobs_oldest_due_seconds Age of the oldest due pending job (0 when "
+        "none).\n"
+        "# TYPE taskapi_jobs_oldest_due_seconds gauge\ntaskapi_jobs_oldest_due_seconds %.3f\n",
+        jc[TK_METRICS_JOB_DONE], jc[TK_METRICS_JOB_RETRY], jc[TK_METRICS_JOB_FAILED],
+        jc[TK_METRICS_JOB_CANCELLED], __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
     if (o.oom) {
         free(o.p);
         return NULL;

@@ -27,6 +27,24 @@ typedef enum {
 
 void tk_metrics_mail(tk_metrics_mail_outcome what);
 
+/* Job attempts by outcome, counted by the job runner: done, failed and to
+ * be retried, failed for good (max_attempts reached, or never retried), or
+ * cancelled (nothing was attempted: the target is gone or switched off). */
+typedef enum {
+    TK_METRICS_JOB_DONE,
+    TK_METRICS_JOB_RETRY,
+    TK_METRICS_JOB_FAILED,
+    TK_METRICS_JOB_CANCELLED,
+    TK_METRICS_JOB_N
+} tk_metrics_job_outcome;
+
+void tk_metrics_job(tk_metrics_job_outcome what);
+
+/* The job backlog as the runner last read it (every few seconds): pending
+ * jobs already due, and the age in seconds of the oldest of them (0 when
+ * none). Shared by every instance: all of them report the same table. */
+void tk_metrics_job_backlog(long long due, double oldest_due_seconds);
+
 typedef struct {
     int pool_size, pool_in_use, pool_idle, pool_waiting;
     long long reloads, reload_failures;
