@@ -413,6 +413,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     snprintf(pid_def, sizeof pid_def, "%s/taskapi-%d.pid",
              run_dir && run_dir[0] == '/' && strlen(run_dir) < 400 ? run_dir : "/tmp", cfg->port);
     STR_VAR(pid_file, "PID_FILE", pid_def);
+    STR_VAR(log_file, "LOG_FILE", NULL);
     INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
     INT_VAR(shutdown_timeout_ms, "SHUTDOWN_TIMEOUT_MS", 20000, 100, 3600000);
     cfg->watch_scripts = 1;
@@ -517,7 +518,8 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,     &cfg->mail_from,
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
-        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir};
+        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
+        &cfg->log_file};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -66,9 +66,10 @@ typedef struct {
     char *plugins_config;             /* that file's text, read once by tk_config_load */
     size_t lua_memory_limit;          /* LUA_MEMORY_LIMIT per VM, 256 MiB */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
-    char *pid_file;                   /* PID_FILE, $XDG_RUNTIME_DIR|/tmp/taskapi-PORT.pid */
-    int watch_scripts;                /* WATCH_SCRIPTS, on: inotify reload */
-    int reload_debounce_ms;           /* RELOAD_DEBOUNCE_MS, 200 */
+    char *log_file;          /* LOG_FILE: records go there (reopened on SIGUSR1), else stderr */
+    char *pid_file;          /* PID_FILE, $XDG_RUNTIME_DIR|/tmp/taskapi-PORT.pid */
+    int watch_scripts;       /* WATCH_SCRIPTS, on: inotify reload */
+    int reload_debounce_ms;  /* RELOAD_DEBOUNCE_MS, 200 */
     int debug_queries;       /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
     char *host;              /* HOST, unset: the HTTP port listens on every address */
     char *metrics_token;     /* METRICS_TOKEN, unset: /metrics is open */

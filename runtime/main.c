@@ -186,7 +186,7 @@ static void *shutdown_watchdog(void *arg)
         }
         if (sig < 0 && errno == EAGAIN)
             break;
-        /* SIGHUP (no reloads now) or EINTR: keep waiting */
+        /* SIGHUP, SIGUSR1 (no reloads or reopens now) or EINTR: keep waiting */
     }
     const char *phase = atomic_load(&shutdown_phase);
     if (phase == NULL)
@@ -239,6 +239,10 @@ static int cmd_serve(void)
         fprintf(stderr, "taskapi: JWT_SECRET/JWT_PREVIOUS_KEYS: malformed key list\n");
         goto out;
     }
+    if (cfg.log_file && tk_log_open_file(cfg.log_file, err, sizeof err) != TK_OK) {
+        fprintf(stderr, "taskapi: %s\n", err);
+        goto out;
+    }
     if (cfg.jwt_secret_generated)
         tk_log_warn("JWT_SECRET is not set: using a random secret; tokens will not survive a "
                     "restart (set JWT_SECRET; required when TASKAPI_ENV=production)");
@@ -249,6 +253,7 @@ static int cmd_serve(void)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -308,6 +313,13 @@ static int cmd_serve(void)
             reload_all(&sv);
             continue;
         }
+        if (sig == SIGUSR1) {
+            if (tk_log_reopen(err, sizeof err) != TK_OK)
+                tk_log_error("SIGUSR1: %s; logging on to the old file", err);
+            else
+                tk_log_info("SIGUSR1: log file reopened");
+            continue;
+        }
         tk_log_info("%s: shutting down (at most %d ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                     cfg.shutdown_timeout_ms);
         start_shutdown_watchdog(&sigs, &cfg);
@@ -337,6 +349,7 @@ out:
     tk_metrics_cleanup();
     tk_config_cleanup(&cfg);
     shutdown_enter(NULL);
+    tk_log_close_file();
     return status;
 }
 

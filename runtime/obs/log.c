@@ -1,9 +1,16 @@
 /* Logging: level filter, text or JSON lines, one write(2) per record so lines
- * from different threads never interleave. */
+ * from different threads never interleave. Records go to stderr, or to
+ * LOG_FILE: opened once on a descriptor of its own that never changes
+ * number; a reopen (SIGUSR1, after logrotate moved the file) opens the path
+ * again and dup2()s it onto that descriptor, which is atomic, so a thread in
+ * the middle of a write never holds a closed or reused descriptor. */
 #include "obs/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -12,6 +19,58 @@
 
 static tk_log_level min_level = TK_LOG_INFO;
 static int json_format = 0;
+static int log_fd = STDERR_FILENO; /* set before threads start; the number never changes */
+static char *log_path;             /* LOG_FILE, or NULL for stderr */
+
+static int open_log(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        tk_errf(err, errlen, "cannot open LOG_FILE %s: %s", path, strerror(errno));
+    return fd;
+}
+
+int tk_log_open_file(const char *path, char *err, size_t errlen)
+{
+    int fd = open_log(path, err, errlen);
+    if (fd < 0)
+        return TK_EIO;
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        close(fd);
+        tk_errf(err, errlen, "out of memory");
+        return TK_ENOMEM;
+    }
+    free(log_path);
+    log_path = copy;
+    if (log_fd != STDERR_FILENO)
+        close(log_fd);
+    log_fd = fd;
+    return TK_OK;
+}
+
+int tk_log_reopen(char *err, size_t errlen)
+{
+    if (log_path == NULL)
+        return TK_OK; /* stderr: the supervisor owns it */
+    int fd = open_log(log_path, err, errlen);
+    if (fd < 0)
+        return TK_EIO;
+    int rc = dup2(fd, log_fd) < 0 ? TK_EIO : TK_OK;
+    if (rc != TK_OK)
+        tk_errf(err, errlen, "cannot reopen LOG_FILE %s: %s", log_path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+void tk_log_close_file(void)
+{
+    if (log_fd != STDERR_FILENO)
+        close(log_fd);
+    log_fd = STDERR_FILENO;
+    free(log_path);
+    log_path = NULL;
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -97,6 +156,6 @@ void tk_log(tk_log_level lvl, const char *rid, const char *fmt, ...)
         pos = sizeof line - 1;
         line[pos - 1] = '\n';
     }
-    ssize_t w = write(STDERR_FILENO, line, pos);
+    ssize_t w = write(log_fd, line, pos);
     (void)w;
 }

@@ -1,4 +1,4 @@
-/* Structured logging to stderr, one line per record, as text or JSON
+/* Structured logging to stderr (or LOG_FILE), one line per record, as text or JSON
  * (LOG_FORMAT). Thread-safe: each record is formatted into a local buffer and
  * written with one write(2). Never pass secrets (passwords, tokens) here. */
 #ifndef TK_OBS_LOG_H
@@ -15,6 +15,17 @@ void tk_log_init(tk_log_level min, int json);
 int tk_log_level_parse(const char *s, tk_log_level *out) TK_WUR;
 
 int tk_log_enabled(tk_log_level lvl);
+
+/* Sends records to the file at `path` (appended, created 0640) instead of
+ * stderr. Call before other threads start. */
+int tk_log_open_file(const char *path, char *err, size_t errlen) TK_WUR;
+
+/* Opens LOG_FILE's path again (after logrotate moved it) in place of the
+ * old file; safe while other threads log. No-op when logging to stderr. */
+int tk_log_reopen(char *err, size_t errlen) TK_WUR;
+
+/* Back to stderr; frees the path. Call after other threads stopped. */
+void tk_log_close_file(void);
 
 /* Writes one record. `rid` is the request id or NULL; `msg` is printf-style. */
 void tk_log(tk_log_level lvl, const char *rid, const char *fmt, ...) TK_PRINTF(3, 4);

@@ -62,6 +62,7 @@ static const char *const all_vars[] = {
     "JOB_POLL_MS",
     "LUA_INSTRUCTION_BUDGET",
     "PID_FILE",
+    "LOG_FILE",
     "RELOAD_DEBOUNCE_MS",
     "SHUTDOWN_TIMEOUT_MS",
     "WATCH_SCRIPTS",
