@@ -249,7 +249,8 @@ static int smtp_url_ok(const char *url)
             goto fail;                                                                             \
     } while (0)
 
-/* The HTTP edge: HOST, METRICS_TOKEN, HTTP_HEADER_TIMEOUT, HTTP_CONN_PER_IP. */
+/* The HTTP edge: HOST, METRICS_TOKEN, HTTP_HEADER_TIMEOUT, HTTP_CONN_PER_IP,
+ * TLS_CERT_FILE and TLS_KEY_FILE. */
 static int load_edge(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
 {
     int rc;
@@ -269,6 +270,12 @@ static int load_edge(tk_config *cfg, char *const files[NSECRETS], char *err, siz
     }
     INT_VAR(http_header_timeout, "HTTP_HEADER_TIMEOUT", 10, 1, 3600);
     INT_VAR(http_conn_per_ip, "HTTP_CONN_PER_IP", 256, 0, 10000);
+    STR_VAR(tls_cert_file, "TLS_CERT_FILE", NULL);
+    STR_VAR(tls_key_file, "TLS_KEY_FILE", NULL);
+    if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL)) {
+        tk_errf(err, errlen, "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither");
+        return TK_ECONFIG;
+    }
     return TK_OK;
 fail:
     return rc;
@@ -530,6 +537,10 @@ void tk_config_cleanup(tk_config *cfg)
     cfg->host = NULL;
     free(cfg->metrics_token);
     cfg->metrics_token = NULL;
+    free(cfg->tls_cert_file);
+    cfg->tls_cert_file = NULL;
+    free(cfg->tls_key_file);
+    cfg->tls_key_file = NULL;
 }
 
 /* 1 when `item` is one of the comma-separated entries of `list`. */

@@ -73,6 +73,8 @@ typedef struct {
     int debug_queries;       /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
     char *host;              /* HOST, unset: the HTTP port listens on every address */
     char *metrics_token;     /* METRICS_TOKEN, unset: /metrics is open */
+    char *tls_cert_file;     /* TLS_CERT_FILE (PEM chain): HTTPS and WSS when set with the key */
+    char *tls_key_file;      /* TLS_KEY_FILE (PEM private key) */
     int http_header_timeout; /* HTTP_HEADER_TIMEOUT seconds, 10 */
     int http_conn_per_ip;    /* HTTP_CONN_PER_IP, 256 (0: no cap) */
     int shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS, 20000: then exit regardless */

@@ -22,6 +22,7 @@
 #include "http/ratelimit.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "jobs/runner.h"
 #include "lua/vm.h"
 #include "lua/watch.h"
@@ -217,6 +218,17 @@ static void start_shutdown_watchdog(const sigset_t *sigs, const tk_config *cfg)
     pthread_attr_destroy(&attr);
 }
 
+/* One line on the certificate in use: its file and when it expires. */
+static void log_tls(const char *what, const tk_tls *tls, const char *file)
+{
+    time_t until = (time_t)tk_tls_not_after(tls);
+    struct tm tm;
+    char when[32] = "?";
+    if (until > 0 && gmtime_r(&until, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    tk_log_info("%s %s (valid until %s)", what, file, when);
+}
+
 static int cmd_serve(void)
 {
     tk_config cfg;
@@ -229,6 +241,7 @@ static int cmd_serve(void)
     tk_watch *watch = NULL;
     tk_ws_server *ws = NULL;
     tk_redis_bridge *bridge = NULL;
+    tk_tls *tls = NULL;
     serving sv = {.srv = NULL, .ws = NULL, .mu = PTHREAD_MUTEX_INITIALIZER};
     int rc;
     tk_auth_users_db users_db = {NULL, 0};
@@ -242,6 +255,14 @@ static int cmd_serve(void)
     if (cfg.log_file && tk_log_open_file(cfg.log_file, err, sizeof err) != TK_OK) {
         fprintf(stderr, "taskapi: %s\n", err);
         goto out;
+    }
+    if (cfg.tls_cert_file) {
+        if (tk_tls_new(cfg.tls_cert_file, cfg.tls_key_file, &tls, err, sizeof err) != TK_OK) {
+            tk_log_error("cannot start: %s", err);
+            goto out;
+        }
+        tk_tls_use(tls);
+        log_tls("HTTPS and WSS with", tls, cfg.tls_cert_file);
     }
     if (cfg.jwt_secret_generated)
         tk_log_warn("JWT_SECRET is not set: using a random secret; tokens will not survive a "
@@ -300,10 +321,10 @@ static int cmd_serve(void)
                         cfg.scripts_dir);
     }
     write_pid_file(cfg.pid_file);
-    tk_log_info("taskapi %s listening on http://0.0.0.0:%d (%d workers, pool %d)", TASKAPI_VERSION,
-                cfg.port, cfg.workers, cfg.db_pool_size);
-    tk_log_info("realtime on ws://0.0.0.0:%d (/ws, /socket.io/); redis %s", cfg.ws_port,
-                bridge ? "pub/sub across instances" : "disabled (this instance only)");
+    tk_log_info("taskapi %s listening on %s://0.0.0.0:%d (%d workers, pool %d)", TASKAPI_VERSION,
+                tls ? "https" : "http", cfg.port, cfg.workers, cfg.db_pool_size);
+    tk_log_info("realtime on %s://0.0.0.0:%d (/ws, /socket.io/); redis %s", tls ? "wss" : "ws",
+                cfg.ws_port, bridge ? "pub/sub across instances" : "disabled (this instance only)");
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -311,6 +332,12 @@ static int cmd_serve(void)
         if (sig == SIGHUP) {
             tk_log_info("SIGHUP: reloading scripts");
             reload_all(&sv);
+            if (tls && tk_tls_reload(tls, err, sizeof err) != TK_OK)
+                tk_log_error("SIGHUP: %s; the previous certificate stays", err);
+            else if (tls) {
+                log_tls("SIGHUP: HTTPS now with", tls, cfg.tls_cert_file);
+                tk_ws_server_reload_tls(ws);
+            }
             continue;
         }
         if (sig == SIGUSR1) {
@@ -347,6 +374,7 @@ out:
     tk_auth_deny_cleanup();
     tk_ratelimit_cleanup();
     tk_metrics_cleanup();
+    tk_tls_free(tls);
     tk_config_cleanup(&cfg);
     shutdown_enter(NULL);
     tk_log_close_file();

@@ -26,6 +26,7 @@
 #include "http/ratelimit.h"
 #include "http/router.h"
 #include "http/static.h"
+#include "http/tls.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
@@ -1111,6 +1112,16 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
     }
     if (bind_addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* HTTPS when TLS_CERT_FILE is set: main.c loaded it (http/tls.c), and
+     * the callback hands each handshake the current certificate. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tk_tls_cert_callback},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TK_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL}};
+    if (cfg->tls_cert_file)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, tk_http_guard_notify, s->guard,
@@ -1118,7 +1129,7 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
         (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_conn_per_ip,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, tk_static_unescape,
-        NULL, MHD_OPTION_END);
+        NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (s->daemon == NULL) {
         tk_errf(err, errlen, "cannot listen on %s port %d (in use?)",
                 cfg->host ? cfg->host : "all addresses,", cfg->port);

@@ -13,6 +13,7 @@
 #include "ws/server.h"
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "ws/peers.h"
 
 #define CMD_JOIN 'j'     /* an answered join check */
+#define CMD_TLS 't'      /* load TLS_CERT_FILE / TLS_KEY_FILE again (SIGHUP) */
 #define INBOX_MAX 100000 /* messages waiting for the service thread */
 #define ID_BUCKETS 1024  /* connection id hash */
 #define JOIN_TRIES 3     /* re-checks when a kick raced a join check */
@@ -922,6 +924,15 @@ static void handle(tk_ws_server *s, cmd *k)
         handle_join(s, k->join);
         k->join = NULL;
         break;
+    case CMD_TLS:
+        /* new handshakes use the files' current contents; open ones keep theirs */
+        if (lws_tls_cert_updated(s->ctx, s->cfg->tls_cert_file, s->cfg->tls_key_file, NULL, 0, NULL,
+                                 0) != 0)
+            tk_log_error("WSS: cannot load %s again; the previous certificate stays",
+                         s->cfg->tls_cert_file);
+        else
+            tk_log_info("SIGHUP: WSS now with %s", s->cfg->tls_cert_file);
+        break;
     case TK_RT_EVENT:
         deliver_event(s, k);
         break;
@@ -1029,6 +1040,20 @@ static void policy_done(void *arg, tk_ws_join *j)
     }
     k->kind = CMD_JOIN;
     k->join = j;
+    k->room = k->arg = k->data = k->mem;
+    inbox_push(s, k);
+}
+
+void tk_ws_server_reload_tls(tk_ws_server *s)
+{
+    if (s == NULL || s->cfg->tls_cert_file == NULL)
+        return;
+    cmd *k = calloc(1, sizeof *k + 3);
+    if (k == NULL) {
+        tk_log_error("WSS: out of memory; the previous certificate stays");
+        return;
+    }
+    k->kind = CMD_TLS;
     k->room = k->arg = k->data = k->mem;
     inbox_push(s, k);
 }
@@ -1241,6 +1266,12 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap
     info.gid = -1;
     info.uid = -1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (cfg->tls_cert_file) { /* WSS, with the HTTPS port's certificate (OpenSSL here) */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert_file;
+        info.ssl_private_key_filepath = cfg->tls_key_file;
+        info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+    }
     info.retry_and_idle_policy = &idle_policy;
     info.timeout_secs = 10;
     /* A connection has WS_HANDSHAKE_TIMEOUT to send its upgrade headers. */

@@ -43,4 +43,8 @@ typedef struct {
 
 void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out);
 
+/* Loads TLS_CERT_FILE / TLS_KEY_FILE again for new WSS handshakes (on the
+ * service thread; returns at once). No-op without TLS. */
+void tk_ws_server_reload_tls(tk_ws_server *s);
+
 #endif

@@ -63,6 +63,8 @@ static const char *const all_vars[] = {
     "LUA_INSTRUCTION_BUDGET",
     "PID_FILE",
     "LOG_FILE",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
     "RELOAD_DEBOUNCE_MS",
     "SHUTDOWN_TIMEOUT_MS",
     "WATCH_SCRIPTS",
