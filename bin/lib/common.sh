@@ -293,6 +293,19 @@ _pg_locate() {
 # running is taken as a leftover of a killed run and stopped at exit too.
 # Sets TK_PG_PORT, TK_PG_URL (server URL without database) and
 # TK_PG_STARTED=1 if it started it, in which case stop_pg runs at exit.
+# _pg_tls_cert DATA: a self-signed certificate for 127.0.0.1/localhost in
+# DATA/server.crt (+ server.key, 0600, owned by the cluster's user), made
+# once; prints nothing, fails if openssl does.
+_pg_tls_cert() {
+    local data=$1
+    [[ -s $data/server.crt && -s $data/server.key ]] ||
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+            -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+            -keyout "$data/server.key" -out "$data/server.crt" >/dev/null 2>&1 || return
+    chmod 600 "$data/server.key"
+    if ((EUID == 0)); then chown postgres:postgres "$data/server.crt" "$data/server.key"; fi
+}
+
 start_pg() {
     local name=$1 port=${TASKAPI_PG_PORT:-$2} mode=${3:-} sock conf version
     _pg_find_bin
@@ -336,6 +349,13 @@ start_pg() {
             printf "unix_socket_directories = '%s'\n" "${sock//\'/\'\'}"
             if [[ $mode == ephemeral ]]; then
                 printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n'
+            fi
+            if [[ ${TK_PG_TLS:-} == 1 ]]; then
+                # TLS (bin/test), so specs can connect with sslmode=verify-full
+                # (the certificate is its own CA: DATA/server.crt); other
+                # clients keep libpq's default, prefer.
+                _pg_tls_cert "$TK_PG_DATA" &&
+                    printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
             fi
         } >"$conf"
         if ((EUID == 0)); then chown postgres:postgres "$conf"; fi

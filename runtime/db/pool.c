@@ -123,7 +123,9 @@ static int conn_open(tk_db_pool *p, tk_db_conn **out, char *err, size_t errlen)
     tk_db_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return TK_ENOMEM;
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    /* fallback_: an application_name in DATABASE_URL (say, one per
+     * instance, to tell them apart in pg_stat_activity) wins. */
+    const char *keys[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
     const char *vals[] = {p->conninfo, "5", "taskapi", NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
