@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 const char *tk_strerror(int err)
@@ -26,4 +27,16 @@ void tk_errf(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
+}
+
+static atomic_int shutting_down;
+
+void tk_shutdown_begin(void)
+{
+    atomic_store(&shutting_down, 1);
+}
+
+int tk_shutting_down(void)
+{
+    return atomic_load(&shutting_down);
 }

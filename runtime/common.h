@@ -36,4 +36,10 @@ const char *tk_strerror(int err);
 /* snprintf into a caller buffer that may be NULL (then nothing is written). */
 void tk_errf(char *buf, size_t len, const char *fmt, ...) TK_PRINTF(3, 4);
 
+/* Process-wide: SIGTERM/SIGINT arrived and the process is draining
+ * (/health/ready answers 503, HTTP answers carry Connection: close).
+ * Set once by main; read anywhere. */
+void tk_shutdown_begin(void);
+int tk_shutting_down(void);
+
 #endif

@@ -423,6 +423,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     STR_VAR(log_file, "LOG_FILE", NULL);
     INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
     INT_VAR(shutdown_timeout_ms, "SHUTDOWN_TIMEOUT_MS", 20000, 100, 3600000);
+    INT_VAR(shutdown_drain_ms, "SHUTDOWN_DRAIN_MS", 0, 0, 600000);
     cfg->watch_scripts = 1;
     if (getenv("WATCH_SCRIPTS") && *getenv("WATCH_SCRIPTS")) {
         rc = get_bool("WATCH_SCRIPTS", &cfg->watch_scripts, err, errlen);

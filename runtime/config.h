@@ -78,6 +78,7 @@ typedef struct {
     int http_header_timeout; /* HTTP_HEADER_TIMEOUT seconds, 10 */
     int http_conn_per_ip;    /* HTTP_CONN_PER_IP, 256 (0: no cap) */
     int shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS, 20000: then exit regardless */
+    int shutdown_drain_ms;   /* SHUTDOWN_DRAIN_MS: serve on after SIGTERM, ready 503 */
 } tk_config;
 
 /* Fills cfg from the environment. On a bad value returns TK_ECONFIG with one

@@ -218,6 +218,41 @@ static void start_shutdown_watchdog(const sigset_t *sigs, const tk_config *cfg)
     pthread_attr_destroy(&attr);
 }
 
+/* The drain before a shutdown: the server keeps serving for ms while load
+ * balancers see /health/ready fail and proxies' keep-alive connections are
+ * closed one answer at a time. A second SIGTERM/SIGINT ends it early;
+ * SIGHUP and SIGUSR1 wait. */
+static void drain(const sigset_t *sigs, int ms)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        struct timespec now, left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = end.tv_sec - now.tv_sec;
+        left.tv_nsec = end.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) {
+            left.tv_sec--;
+            left.tv_nsec += 1000000000L;
+        }
+        if (left.tv_sec < 0)
+            return;
+        int sig = sigtimedwait(sigs, NULL, &left);
+        if (sig == SIGINT || sig == SIGTERM) {
+            tk_log_info("%s again: ending the drain", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+        if (sig < 0 && errno == EAGAIN)
+            return;
+    }
+}
+
 /* One line on the certificate in use: its file and when it expires. */
 static void log_tls(const char *what, const tk_tls *tls, const char *file)
 {
@@ -346,6 +381,12 @@ static int cmd_serve(void)
             else
                 tk_log_info("SIGUSR1: log file reopened");
             continue;
+        }
+        tk_shutdown_begin(); /* /health/ready 503, answers close their connections */
+        if (cfg.shutdown_drain_ms > 0) {
+            tk_log_info("%s: draining for %d ms (still serving; /health/ready answers 503)",
+                        sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_drain_ms);
+            drain(&sigs, cfg.shutdown_drain_ms);
         }
         tk_log_info("%s: shutting down (at most %d ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                     cfg.shutdown_timeout_ms);

@@ -272,6 +272,10 @@ static enum MHD_Result queue(tk_req *r)
 {
     if (r->resp == NULL)
         return MHD_NO; /* out of memory: MHD closes the connection */
+    /* Draining for shutdown: a proxy's keep-alive connection is closed
+     * after this answer, so it opens its next one elsewhere. */
+    if (tk_shutting_down() && MHD_get_response_header(r->resp, "Connection") == NULL)
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return MHD_queue_response(r->conn, r->status, r->resp);
 }
 
@@ -1153,7 +1157,9 @@ void tk_server_stop(tk_server *s)
         /* Stop accepting, then let in-flight requests finish and be sent. */
         MHD_socket ls = MHD_quiesce_daemon(s->daemon);
         (void)ls;
-        for (int i = 0; i < 300 && atomic_load(&s->in_flight) > 0; i++) {
+        /* as long as SHUTDOWN_TIMEOUT_MS allows: main's watchdog ends it */
+        for (int i = 0; i < s->cfg->shutdown_timeout_ms / 10 && atomic_load(&s->in_flight) > 0;
+             i++) {
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }

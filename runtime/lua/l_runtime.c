@@ -134,6 +134,13 @@ static int l_runtime_uptime(lua_State *L)
     return 1;
 }
 
+/* runtime.shutting_down(): true once SIGTERM started the drain. */
+static int l_runtime_shutting_down(lua_State *L)
+{
+    lua_pushboolean(L, tk_shutting_down());
+    return 1;
+}
+
 static int l_runtime_now_ms(lua_State *L)
 {
     struct timeval tv;
@@ -196,19 +203,14 @@ static int l_runtime_plugin_settings(lua_State *L)
 
 int tk_lua_open_runtime(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"config", l_runtime_config},
-                                   {"where", l_runtime_where},
-                                   {"list_dir", l_runtime_list_dir},
-                                   {"list_dirs", l_runtime_list_dirs},
-                                   {"worker", l_runtime_worker},
-                                   {"request_id", l_runtime_request_id},
-                                   {"uptime", l_runtime_uptime},
-                                   {"now_ms", l_runtime_now_ms},
-                                   {"emit", l_runtime_emit},
-                                   {"traceback", l_runtime_traceback},
-                                   {"plugin_settings", l_runtime_plugin_settings},
-                                   {"fenced", l_runtime_fenced},
-                                   {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"config", l_runtime_config},       {"where", l_runtime_where},
+        {"list_dir", l_runtime_list_dir},   {"list_dirs", l_runtime_list_dirs},
+        {"worker", l_runtime_worker},       {"request_id", l_runtime_request_id},
+        {"uptime", l_runtime_uptime},       {"shutting_down", l_runtime_shutting_down},
+        {"now_ms", l_runtime_now_ms},       {"emit", l_runtime_emit},
+        {"traceback", l_runtime_traceback}, {"plugin_settings", l_runtime_plugin_settings},
+        {"fenced", l_runtime_fenced},       {NULL, NULL}};
     if (started_at == 0)
         started_at = time(NULL);
     luaL_newlib(L, fns);

@@ -35,7 +35,11 @@ r:get("/health/live", { auth = "none", summary = "The process is up" }, function
   return 200, { status = "ok" }
 end)
 
-r:get("/health/ready", { auth = "none", summary = "Dependencies are up and scripts are loaded" }, function()
+r:get("/health/ready", { auth = "none",
+  summary = "Dependencies are up, scripts are loaded and the process is not shutting down" }, function()
+  if runtime.shutting_down() then -- draining after SIGTERM: send new work elsewhere
+    return 503, { status = "shutting_down", checks = { database = database_ok() and "ok" or "unavailable" } }
+  end
   if not database_ok() then
     return 503, { status = "unavailable", checks = { database = "unavailable" } }
   end

@@ -50,4 +50,57 @@ describe("SIGTERM", function()
     s:cleanup()
     assert(ok, err)
   end)
+  it("drains first with SHUTDOWN_DRAIN_MS: ready turns 503 at once, answers close their connections, then exit 0",
+    function()
+      local s = server.start({ env = { SHUTDOWN_DRAIN_MS = "4000", SHUTDOWN_TIMEOUT_MS = "5000" } })
+      local ok, err = pcall(function()
+        assert.are.equal(200, (s:get("/health/ready")))
+        local raw = function()
+          local c = send_get(s, "/api/v1/__sandbox/ping")
+          local text = c:receive("*a")
+          c:close()
+          return text or ""
+        end
+        -- send_get asks for Connection: close itself; a keep-alive request shows the server's choice
+        local function keepalive_get()
+          local c = assert(socket.tcp())
+          c:settimeout(10)
+          assert(c:connect("127.0.0.1", s.port))
+          assert(c:send("GET /api/v1/__sandbox/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+          local head = {}
+          repeat
+            local line = c:receive("*l")
+            head[#head + 1] = line
+          until not line or line == ""
+          c:close()
+          return table.concat(head, "\n")
+        end
+        assert.matches("^HTTP/1%.1 200", raw())
+        assert.falsy(keepalive_get():lower():find("connection: close", 1, true))
+        local t0 = socket.gettime()
+        assert(server.sh("kill -TERM " .. s:pid()))
+        local status, body = s:get("/health/ready")
+        assert.are.equal(503, status)
+        assert.are.equal("shutting_down", body.status)
+        local head = keepalive_get()
+        assert.matches("^HTTP/1%.1 200", head)
+        assert.truthy(head:lower():find("connection: close", 1, true), head)
+        assert.are.equal(200, (s:get("/health/live")))
+        local code
+        while socket.gettime() - t0 < 30 do
+          local st = server.read(s.status_file)
+          if st and st:match("%d+") then
+            code = tonumber(st:match("%d+"))
+            break
+          end
+          socket.sleep(0.05)
+        end
+        s.stopped = true
+        assert.are.equal(0, code, s:log())
+        assert.is_true(socket.gettime() - t0 >= 3.5, "the drain ended early")
+        assert.truthy(s:log():find("draining for 4000 ms", 1, true), s:log())
+      end)
+      s:cleanup()
+      assert(ok, err)
+    end)
 end)

@@ -67,6 +67,7 @@ static const char *const all_vars[] = {
     "TLS_KEY_FILE",
     "RELOAD_DEBOUNCE_MS",
     "SHUTDOWN_TIMEOUT_MS",
+    "SHUTDOWN_DRAIN_MS",
     "WATCH_SCRIPTS",
     "TASKAPI_DEBUG_QUERIES",
     "XDG_RUNTIME_DIR",
