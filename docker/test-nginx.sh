@@ -32,7 +32,15 @@
 #   INSTANCES     default 2 (1 if redis-server is missing)
 #   PORT_MIN/PORT_MAX  ports to pick free ones from (default 19100..19199)
 #   RUN_SPECS=1   also run every spec/node/*.test.js through nginx (about a minute)
+#   ROLLING=1     also restart every instance in turn, then kill -9 one, under load
+#                 through nginx (docker/rolling.js): no failed request, no lost write
+#   DRAIN_MS      the instances' SHUTDOWN_DRAIN_MS (default 6000: nginx.conf's
+#                 upstream keepalive_timeout is 5 s)
+#   RESTART_GAP   seconds between one instance ready and the next SIGTERM (11:
+#                 nginx's fail_timeout is 10 s)
 #   KEEP=1        keep the temp directory (logs, rendered configs)
+#   FRESH_DB=1    the database is empty: check that the instances, migrating it
+#                 at once, applied every file exactly once (bin/scale-test)
 # Last line: `N passed, N failed`; exit 1 if anything failed.
 set -uo pipefail
 
@@ -162,33 +170,49 @@ ORIGIN=http://127.0.0.1:$NGX
 REST_PORTS=()
 WS_PORTS=()
 TK_PIDS=()
-for ((i = 0; i < INSTANCES; i++)); do
-    free_port
-    REST_PORTS+=("$REPLY")
-    free_port
-    WS_PORTS+=("$REPLY")
+# start_instance I: instance I on its ports (entrypoint.sh: migrate, then exec
+# taskapi serve, so TK_PIDS[I] is taskapi's pid); its log is appended to.
+start_instance() {
+    local i=$1
     env TASKAPI_BIN="$TASKAPI_BIN" MIGRATE_ON_START=1 MIGRATE_RETRIES=5 MIGRATE_RETRY_DELAY=1 \
         PORT="${REST_PORTS[i]}" WS_PORT="${WS_PORTS[i]}" DATABASE_URL="$DATABASE_URL" \
         REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" WORKERS=4 DB_POOL_SIZE=8 \
         SCRIPTS_DIR="$W/scripts" PLUGINS_DIR="$W/plugins" MIGRATIONS_DIR="$ROOT/migrations" \
         PID_FILE="$W/taskapi-$i.pid" WATCH_SCRIPTS=off CORS_ORIGINS="$ORIGIN" \
-        AUTH_RATE_LIMIT_PER_MIN=1000 LOG_LEVEL=info \
-        "$HERE/entrypoint.sh" serve >"$W/taskapi-$i.log" 2>&1 &
-    TK_PIDS+=($!)
+        AUTH_RATE_LIMIT_PER_MIN=100000 RATE_LIMIT_PER_MIN=1000000 LOG_LEVEL=info \
+        SHUTDOWN_DRAIN_MS="${DRAIN_MS:-6000}" \
+        "$HERE/entrypoint.sh" serve >>"$W/taskapi-$i.log" 2>&1 &
+    TK_PIDS[i]=$!
     PIDS+=($!)
-done
-for ((i = 0; i < INSTANCES; i++)); do
-    up=0
+}
+# wait_ready I: until instance I answers /health/ready (15 s), or die
+wait_ready() {
+    local i=$1 t
     for ((t = 0; t < 150; t++)); do
-        if PORT=${REST_PORTS[i]} "$HERE/entrypoint.sh" health /health/ready 2>/dev/null; then
-            up=1
-            break
-        fi
+        PORT=${REST_PORTS[i]} "$HERE/entrypoint.sh" health /health/ready 2>/dev/null && return 0
         kill -0 "${TK_PIDS[i]}" 2>/dev/null || break
         sleep 0.1
     done
-    ((up)) || die "taskapi instance $i did not become ready: $(tail -5 "$W/taskapi-$i.log")"
+    die "taskapi instance $i did not become ready: $(tail -5 "$W/taskapi-$i.log")"
+}
+for ((i = 0; i < INSTANCES; i++)); do
+    free_port
+    REST_PORTS+=("$REPLY")
+    free_port
+    WS_PORTS+=("$REPLY")
+    start_instance "$i"
 done
+for ((i = 0; i < INSTANCES; i++)); do wait_ready "$i"; done
+# every instance ran `taskapi migrate` at start, at once: each file applied once
+nfiles=$(find "$ROOT/migrations" -maxdepth 1 -name '*.sql' | wc -l)
+napplied=$(cat "$W"/taskapi-*.log | grep -c '^applied ')
+nrows=$(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM schema_migrations' 2>/dev/null)
+if [[ ${FRESH_DB:-0} == 1 ]]; then
+    check "$INSTANCES instances migrating a fresh database at once applied each of the $nfiles files once ($napplied 'applied' lines, $nrows rows)" \
+        test "$napplied $nrows" = "$nfiles $nfiles"
+else
+    check "schema_migrations holds every migration file once ($nrows rows, $nfiles files)" test "$nrows" = "$nfiles"
+fi
 ok "$INSTANCES taskapi instance(s) started by entrypoint.sh (migrate, then serve) are ready"
 check "entrypoint.sh health (the image's HEALTHCHECK) succeeds on /health/live" \
     env PORT="${REST_PORTS[0]}" "$HERE/entrypoint.sh" health /health/live
@@ -307,12 +331,15 @@ check "nginx's access log holds the /ws and /socket.io/ connections" \
 check "no access token (nor any query string) in nginx's access log" \
     bash -c "! grep -qE 'token=|eyJ' '$LOG'"
 if ((INSTANCES > 1)); then
+    sio_on=0
     for ((i = 0; i < INSTANCES; i++)); do
         check "REST requests reached instance $i (127.0.0.1:${REST_PORTS[i]})" \
             grep -q "upstream=127.0.0.1:${REST_PORTS[i]} " "$LOG"
-        check "socket.io connections reached instance $i (127.0.0.1:${WS_PORTS[i]}): events crossed instances through Redis" \
-            bash -c "grep '\"GET /socket.io/ ' '$LOG' | grep -q 'upstream=127.0.0.1:${WS_PORTS[i]} '"
+        grep '"GET /socket.io/ ' "$LOG" | grep -q "upstream=127.0.0.1:${WS_PORTS[i]} " && sio_on=$((sio_on + 1))
     done
+    # the e2e part has two Socket.IO clients, balanced least_conn
+    check "the two socket.io clients sat on two different instances ($sio_on of $INSTANCES had one): events crossed instances through Redis" \
+        test "$sio_on" = 2
 fi
 
 # ---- optional: the realtime specs of spec/node through nginx ----------------------------
@@ -334,6 +361,79 @@ if [[ ${RUN_SPECS:-0} == 1 ]]; then
     ((rc == 0)) || grep -B2 -A20 'not ok' "$W/specs.out" | head -60
     kill -QUIT "$NGINX_PID"
     wait "$NGINX_PID" 2>/dev/null
+fi
+
+# ---- optional: rolling restart and kill -9 under load -------------------------------------
+# ROLLING=1: docker/rolling.js keeps writing and reading through nginx, with
+# Socket.IO clients joined, while each instance in turn gets SIGTERM (it
+# drains SHUTDOWN_DRAIN_MS, exits 0) and is started again: no request may
+# fail, no acknowledged write may be lost, every client must be receiving
+# again. Then, under load again, one instance is killed with SIGKILL and
+# restarted: requests in flight on it may fail, acknowledged writes must
+# all read back and nginx must keep serving from the others.
+# rolling_phase NAME ACTION: runs rolling.js around ACTION; report in $W/NAME.json
+rolling_phase() {
+    local name=$1 action=$2 rpid
+    rm -f "$W/$name.stop"
+    node "$HERE/rolling.js" "$ROLL_BASE" "$W/$name.stop" "$W/$name.json" >"$W/$name.out" 2>&1 &
+    rpid=$!
+    sleep 3
+    "$action"
+    sleep 3
+    touch "$W/$name.stop"
+    wait "$rpid" || notok "$name: rolling.js failed: $(tail -5 "$W/$name.out")"
+    echo "# $name: $(cat "$W/$name.json" 2>/dev/null | tr -d '\n ' | cut -c1-400)"
+}
+restart_each() {
+    local i rc
+    for ((i = 0; i < INSTANCES; i++)); do
+        kill -TERM "${TK_PIDS[i]}"
+        wait "${TK_PIDS[i]}"
+        rc=$?
+        check "rolling restart: instance $i drains and exits 0 on SIGTERM under load" test "$rc" = 0
+        start_instance "$i"
+        wait_ready "$i"
+        # nginx holds a refused server out for fail_timeout (10 s by default)
+        # even once it is back: the next instance may only go after that, or
+        # both are out at once ("no live upstreams")
+        sleep "${RESTART_GAP:-11}"
+    done
+}
+kill_one() {
+    kill -KILL "${TK_PIDS[0]}"
+    wait "${TK_PIDS[0]}" 2>/dev/null
+    sleep 2
+    start_instance 0
+    wait_ready 0
+}
+if [[ ${ROLLING:-0} == 1 ]]; then
+    free_port
+    NGX4=$REPLY
+    render "$W/nginx4" "$NGX4" "${REST_PORTS[*]}" "${WS_PORTS[*]}" 100000r/m
+    start_nginx "$W/nginx4" "$NGX4" || die "rolling nginx did not start: $(cat "$W/nginx4/error.log")"
+    ROLL_NGINX=$NGINX_PID
+    ROLL_BASE=http://127.0.0.1:$NGX4
+    rolling_phase rolling restart_each
+    R=$W/rolling.json
+    check "rolling restart: $(jq_ "$R" requests) requests, none failed" test "$(jq_ "$R" failed)" = 0
+    check "rolling restart: $(jq_ "$R" acknowledgedWrites) acknowledged writes, none lost" test "$(jq_ "$R" writesLost)" = 0
+    check "rolling restart: every Socket.IO client reconnected and receives again" \
+        node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1]));
+            process.exit(r.clients.every((c)=>c.receivesAfterRestarts && c.connects>1) ? 0 : 1)' "$R"
+    for ((i = 0; i < INSTANCES; i++)); do
+        n=$(grep -c "upstream=127.0.0.1:${REST_PORTS[i]} " "$W/nginx4/access.log")
+        check "rolling restart: instance $i served $n requests through nginx" test "$n" -gt 0
+    done
+    rolling_phase kill9 kill_one
+    K=$W/kill9.json
+    check "kill -9 under load: $(jq_ "$K" acknowledgedWrites) acknowledged writes, none lost" test "$(jq_ "$K" writesLost)" = 0
+    check "kill -9 under load: nginx kept serving ($(jq_ "$K" failed) of $(jq_ "$K" requests) requests failed, those in flight on the killed instance)" \
+        test "$(jq_ "$K" failed)" -le "${WRITERS:-6}"
+    check "kill -9 under load: every Socket.IO client reconnected and receives again" \
+        node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1]));
+            process.exit(r.clients.every((c)=>c.receivesAfterRestarts) ? 0 : 1)' "$K"
+    kill -QUIT "$ROLL_NGINX"
+    wait "$ROLL_NGINX" 2>/dev/null
 fi
 
 # ---- per-IP auth budget at the edge ----------------------------------------------------

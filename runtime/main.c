@@ -384,6 +384,9 @@ static int cmd_serve(void)
         }
         tk_shutdown_begin(); /* /health/ready 503, answers close their connections */
         if (cfg.shutdown_drain_ms > 0) {
+            /* new connections are refused (a proxy retries them elsewhere at
+             * no risk: nothing was sent); open ones are served and closed */
+            tk_server_quiesce(srv);
             tk_log_info("%s: draining for %d ms (still serving; /health/ready answers 503)",
                         sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_drain_ms);
             drain(&sigs, cfg.shutdown_drain_ms);

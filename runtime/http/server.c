@@ -9,6 +9,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -17,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "auth/users.h"
@@ -108,6 +111,7 @@ struct tk_server {
     tk_req *head, *tail;
     int stopping;
     atomic_int in_flight;
+    atomic_int quiesced; /* the listening socket is closed */
 };
 
 static void gen_release(tk_gen *g);
@@ -1149,14 +1153,39 @@ fail:
     return rc;
 }
 
+void tk_server_quiesce(tk_server *s)
+{
+    if (s == NULL || s->daemon == NULL || atomic_exchange(&s->quiesced, 1))
+        return;
+    MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+    if (ls == MHD_INVALID_SOCKET)
+        return;
+    /* Closing a listening socket resets the connections waiting in its
+     * backlog: take them over first (each is then served like any other). */
+    int fl = fcntl(ls, F_GETFL);
+    if (fl < 0 || fcntl(ls, F_SETFL, fl | O_NONBLOCK) < 0) {
+        close(ls);
+        return;
+    }
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof addr;
+        int fd = accept4(ls, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break; /* EAGAIN: the backlog is empty */
+        if (MHD_add_connection(s->daemon, fd, (struct sockaddr *)&addr, alen) != MHD_YES)
+            break; /* MHD closed fd */
+    }
+    close(ls);
+}
+
 void tk_server_stop(tk_server *s)
 {
     if (s == NULL)
         return;
     if (s->daemon) {
         /* Stop accepting, then let in-flight requests finish and be sent. */
-        MHD_socket ls = MHD_quiesce_daemon(s->daemon);
-        (void)ls;
+        tk_server_quiesce(s);
         /* as long as SHUTDOWN_TIMEOUT_MS allows: main's watchdog ends it */
         for (int i = 0; i < s->cfg->shutdown_timeout_ms / 10 && atomic_load(&s->in_flight) > 0;
              i++) {

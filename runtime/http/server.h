@@ -36,4 +36,10 @@ void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failure
  * then frees everything. */
 void tk_server_stop(tk_server *s);
 
+/* Stops accepting connections (the first step of a shutdown): connections
+ * the kernel already completed are taken over first, then the listening
+ * socket is closed, so a proxy's next connect is refused and goes to
+ * another instance, while connections already open are served on. */
+void tk_server_quiesce(tk_server *s);
+
 #endif
