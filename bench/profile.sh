@@ -12,9 +12,9 @@
 #    scenario (WARMUP s discarded, then DURATION s) while `perf record` samples
 #    the server (call graphs: PERF_CALLGRAPH, default dwarf: Debian's liblua
 #    has no frame pointers). Server CPU per request is measured as in run.sh;
-# 4. pass 2, Lua frames and stages: the same server restarted with
-#    TASKAPI_LUA_PROFILE (folded Lua stacks, file:line) and
-#    TASKAPI_TRACE_STAGES (one line of stage times per request), same load;
+# 4. pass 2, Lua frames: the same server restarted with TASKAPI_LUA_PROFILE
+#    (folded Lua stacks, file:line), same load; pass 3, stages: restarted
+#    with TASKAPI_TRACE_STAGES alone (one line of stage times per request);
 # 5. renders both profiles as flame graphs (bench/flame/flame.py: SVG; PNG
 #    through headless chromium) and prints the per-request breakdown, the top
 #    Lua lines and the top C functions (also in var/profile/SCENARIO/summary.md).
@@ -218,21 +218,34 @@ else
     warn "no C profile: $PERF_NOTE"
 fi
 
-# ---------------------------------------------- pass 2: Lua frames, stages ---
+# ------------------------------------------------------ pass 2: Lua frames ---
 
-section "Pass 2: TASKAPI_LUA_PROFILE + TASKAPI_TRACE_STAGES under $SCENARIO"
+section "Pass 2: TASKAPI_LUA_PROFILE under $SCENARIO"
 start_server "$OUT/logs/taskapi-lua.log" TASKAPI_LUA_PROFILE="$OUT/lua.folded" \
-    TASKAPI_LUA_PROFILE_HZ="$PROFILE_HZ" TASKAPI_TRACE_STAGES="$OUT/stages.tsv"
+    TASKAPI_LUA_PROFILE_HZ="$PROFILE_HZ"
 run_wrk "$WARMUP" "$OUT/wrk-warmup2.txt" || true
-# the breakdown counts only the measured run: skip the warm-up's lines (the
-# file is buffered, so count them from wrk's side)
-skip=$(grep '^BENCH ' "$OUT/wrk-warmup2.txt" | sed -E 's/.*requests=([0-9]+).*/\1/' || echo 0)
 cpu0=$(cpu_ticks "$SERVER_PID")
 run_wrk "$DURATION" "$OUT/wrk-lua.txt" || die "wrk failed: $(cat "$OUT/wrk-lua.txt")"
 cpu1=$(cpu_ticks "$SERVER_PID")
 read -r RPS2 CPU2 N2 < <(rate_line "$OUT/wrk-lua.txt" "$cpu0" "$cpu1")
-info "$RPS2 req/s, server CPU $CPU2 µs per request ($N2 requests, profiler and trace on)"
-stop_server # writes lua.folded, closes stages.tsv
+info "$RPS2 req/s, server CPU $CPU2 µs per request ($N2 requests, Lua profiler on)"
+stop_server # writes lua.folded
+
+# --------------------------------------------------------- pass 3: stages ---
+
+# Alone: the profiler's hook would slow the Lua stages down.
+section "Pass 3: TASKAPI_TRACE_STAGES under $SCENARIO"
+start_server "$OUT/logs/taskapi-stages.log" TASKAPI_TRACE_STAGES="$OUT/stages.tsv"
+run_wrk "$WARMUP" "$OUT/wrk-warmup3.txt" || true
+# the breakdown counts only the measured run: skip the warm-up's lines (the
+# file is buffered, so count them from wrk's side)
+skip=$(grep '^BENCH ' "$OUT/wrk-warmup3.txt" | sed -E 's/.*requests=([0-9]+).*/\1/' || echo 0)
+cpu0=$(cpu_ticks "$SERVER_PID")
+run_wrk "$DURATION" "$OUT/wrk-stages.txt" || die "wrk failed: $(cat "$OUT/wrk-stages.txt")"
+cpu1=$(cpu_ticks "$SERVER_PID")
+read -r RPS3 CPU3 N3 < <(rate_line "$OUT/wrk-stages.txt" "$cpu0" "$cpu1")
+info "$RPS3 req/s, server CPU $CPU3 µs per request ($N3 requests, stage trace on)"
+stop_server # closes stages.tsv
 {
     head -n1 "$OUT/stages.tsv"
     tail -n +"$((${skip:-0} + 2))" "$OUT/stages.tsv"
@@ -270,13 +283,16 @@ section "Summary"
     printf -- '- wrk -t%s -c%s, %s s measured after %s s warm-up, %s tasks; load average %s\n' \
         "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$TASKS" "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf -- '- pass 1 (perf): %s req/s, server CPU %s µs/request\n' "$RPS1" "$CPU1"
-    printf -- '- pass 2 (Lua profiler at %s Hz + stage trace): %s req/s, server CPU %s µs/request\n\n' \
+    printf -- '- pass 2 (Lua profiler at %s Hz): %s req/s, server CPU %s µs/request\n' \
         "$PROFILE_HZ" "$RPS2" "$CPU2"
-    printf '### Per-request breakdown (pass 2)\n\n'
+    printf -- '- pass 3 (stage trace): %s req/s, server CPU %s µs/request\n\n' "$RPS3" "$CPU3"
+    printf '### Per-request breakdown (pass 3)\n\n'
     $FLAME stages "$OUT/stages-measured.tsv"
     if [[ -s $OUT/lua.folded ]]; then
-        printf '\n### Lua: where the samples were (self, the running line)\n\n'
-        $FLAME top "$OUT/lua.folded" --mode self --n 15
+        printf '\n### Lua: the running script line (the C functions it called included)\n\n'
+        $FLAME top "$OUT/lua.folded" --mode lines --n 15
+        printf '\n### Lua: C functions called from Lua, with the calling line\n\n'
+        $FLAME top "$OUT/lua.folded" --mode cfuncs --n 10
         printf '\n### Lua: lines of scripts/routes/ (their callees included)\n\n'
         $FLAME top "$OUT/lua.folded" --mode routes --n 10
     fi

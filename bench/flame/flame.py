@@ -3,7 +3,7 @@
 
     flame.py collapse-perf [--where OUT.tsv] < perf-script.txt > c.folded
     flame.py svg FOLDED OUT.svg [--title T] [--width 1200] [--min-width 0.3]
-    flame.py top FOLDED [--n 15] [--mode self|routes]
+    flame.py top FOLDED [--n 15] [--mode self|lines|cfuncs|routes]
     flame.py where OUT.tsv        (the leaves by library, from collapse-perf --where)
     flame.py stages STAGES.tsv [--method GET] [--pattern /api/v1/tasks]
 
@@ -238,12 +238,23 @@ def top(stacks, n, mode):
     for frames, c in stacks:
         if mode == "self":
             counts[frames[-1]] += c
+        elif mode == "lines":
+            # the running script line, with the C functions it called (a
+            # query, cjson's encode, string.sub) counted on it
+            lua = [f for f in frames if not f.startswith("[C]")]
+            counts[lua[-1] if lua else "(C only)"] += c
+        elif mode == "cfuncs":
+            if frames[-1].startswith("[C]"):
+                lua = [f for f in frames if not f.startswith("[C]")]
+                counts["%s` from `%s" % (frames[-1], lua[-1] if lua else "?")] += c
         elif mode == "routes":
             # the deepest line of a route file on the stack: what the route's
             # own code was doing, callees included
             own = [f for f in frames if f.startswith("scripts/routes/")]
             counts[own[-1] if own else "(no scripts/routes frame)"] += c
-    rows = ["| %s | samples | share |" % {"self": "frame (self)", "routes": "scripts/routes line (incl. callees)"}[mode],
+    rows = ["| %s | samples | share |" % {
+        "self": "frame (self)", "routes": "scripts/routes line (callees included)",
+        "lines": "script line (C callees included)", "cfuncs": "C function called from Lua"}[mode],
             "|---|--:|--:|"]
     for name, c in counts.most_common(n):
         rows.append("| `%s` | %d | %.1f %% |" % (name, c, 100.0 * c / total))
@@ -327,7 +338,7 @@ def main():
     t = sub.add_parser("top")
     t.add_argument("folded")
     t.add_argument("--n", type=int, default=15)
-    t.add_argument("--mode", choices=["self", "routes"], default="self")
+    t.add_argument("--mode", choices=["self", "lines", "cfuncs", "routes"], default="self")
     g = sub.add_parser("stages")
     g.add_argument("tsv")
     g.add_argument("--method")

@@ -417,7 +417,11 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 /* With TASKAPI_LUA_PROFILE the same hook also takes the profiler's samples
  * (lua/profile.h). It runs every PROFILE_EVERY instructions, so a sample
  * lands within that many instructions of its timer tick, and charges the
- * budget on every (HOOK_EVERY / PROFILE_EVERY)th call: the same budget. */
+ * budget on every (HOOK_EVERY / PROFILE_EVERY)th count event: the same
+ * budget. It also runs when a function returns: a tick taken inside a C
+ * function (a query, cjson) is sampled as that function returns, with the
+ * C function on top and its caller's line under it, instead of being
+ * charged to whatever Lua runs next. */
 #define PROFILE_EVERY 100
 
 static __thread int budget_phase;
@@ -426,6 +430,8 @@ static void profiled_hook(lua_State *L, lua_Debug *ar)
 {
     if (tk_lua_profile_due())
         tk_lua_profile_sample(L);
+    if (ar->event != LUA_HOOKCOUNT)
+        return;
     if (++budget_phase < HOOK_EVERY / PROFILE_EVERY)
         return;
     budget_phase = 0;
@@ -512,7 +518,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
     /* Loading gets ten request budgets: enough for any sane app.lua. */
     vm->ctx.budget = cfg->lua_instruction_budget / HOOK_EVERY * 10;
     if (tk_lua_profile_enabled())
-        lua_sethook(L, profiled_hook, LUA_MASKCOUNT, PROFILE_EVERY);
+        lua_sethook(L, profiled_hook, LUA_MASKCOUNT | LUA_MASKRET, PROFILE_EVERY);
     else
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* +1 handler */

@@ -36,9 +36,15 @@ describe("profiling", function()
     function()
       local folded, stages = dir .. "/lua.folded", dir .. "/stages.tsv"
       local s = server.start({ env = { TASKAPI_LUA_PROFILE = folded, TASKAPI_LUA_PROFILE_HZ = "10000",
-        TASKAPI_TRACE_STAGES = stages } })
+        TASKAPI_TRACE_STAGES = stages, LUA_INSTRUCTION_BUDGET = "5000000" } })
       local ok, err = pcall(function()
         load_lists(s)
+        -- the profiler shares the budget's hook: a runaway loop still ends,
+        -- with pcall around it too
+        for _, path in ipairs({ "/api/v1/__sandbox/loop", "/api/v1/__sandbox/loop-pcall" }) do
+          local status, _, raw = s:get(path)
+          assert.are.equal(500, status, raw)
+        end
         assert.are.equal(0, s:stop(30), s:log())
         assert.are.same({}, s:sanitizer_reports())
         local text = assert(server.read(folded), "no profile written:\n" .. s:log())
@@ -58,6 +64,7 @@ describe("profiling", function()
         end
         assert.truthy(lines > 0, "empty profile:\n" .. s:log())
         assert.truthy(routes > 0, "no frame in scripts/routes/tasks.lua:\n" .. text)
+        assert.truthy(s:log():find("instruction budget exceeded", 1, true), s:log())
 
         local trace = assert(server.read(stages), "no stage trace written")
         local header, listed = nil, 0
