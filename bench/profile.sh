@@ -23,7 +23,7 @@
 # stages.tsv, c.svg/.png, lua.svg/.png, summary.md, logs.
 #
 # Environment (defaults in brackets): DURATION [10] WARMUP [2] THREADS [1]
-#   CONNECTIONS [16] TASKS [1000] PERF_FREQ [499] PERF_CALLGRAPH [dwarf]
+#   CONNECTIONS [16] STAGE_CONNECTIONS [1] (pass 3) TASKS [1000] PERF_FREQ [499] PERF_CALLGRAPH [dwarf]
 #   (or fp) PROFILE_HZ [1000] (Lua samples per CPU second per worker)
 #   PROFILE_PG_PORT [18930] TASKAPI_PORT [18931] TASKAPI_WS_PORT [18932]
 #   TASKAPI_WORKERS [taskapi's default] BENCH_DURABLE [0]
@@ -40,6 +40,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-16}
+STAGE_CONNECTIONS=${STAGE_CONNECTIONS:-1}
 TASKS=${TASKS:-1000}
 PERF_FREQ=${PERF_FREQ:-499}
 PERF_CALLGRAPH=${PERF_CALLGRAPH:-dwarf}
@@ -150,10 +151,11 @@ start_server() { # LOG [VAR=VALUE...]: taskapi as bench/run.sh starts it, plus t
     }
 }
 
-run_wrk() { # SECONDS OUTFILE
+run_wrk() { # SECONDS OUTFILE [CONNECTIONS]
+    local conns=${3:-$CONNECTIONS}
     BENCH_LUA_DIR=$BENCH_DIR/lua BENCH_TOKEN=$TOKEN BENCH_PROJECT=$PROJECT \
         BENCH_IDS=$OUT/seed.ids BENCH_QUERY=$QUERY BENCH_THREADS=$THREADS \
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${1}s" --timeout 5s --latency \
+        wrk -t"$THREADS" -c"$conns" -d"${1}s" --timeout 5s --latency \
         -s "$BENCH_DIR/lua/$SCENARIO.lua" "$URL" >"$2" 2>&1
 }
 
@@ -234,14 +236,16 @@ stop_server # writes lua.folded
 # --------------------------------------------------------- pass 3: stages ---
 
 # Alone: the profiler's hook would slow the Lua stages down.
-section "Pass 3: TASKAPI_TRACE_STAGES under $SCENARIO"
+# With STAGE_CONNECTIONS (1) connections: one request's own path through
+# the server, without the queueing a loaded server adds to hand-off and SQL.
+section "Pass 3: TASKAPI_TRACE_STAGES under $SCENARIO (wrk -c$STAGE_CONNECTIONS)"
 start_server "$OUT/logs/taskapi-stages.log" TASKAPI_TRACE_STAGES="$OUT/stages.tsv"
-run_wrk "$WARMUP" "$OUT/wrk-warmup3.txt" || true
+run_wrk "$WARMUP" "$OUT/wrk-warmup3.txt" "$STAGE_CONNECTIONS" || true
 # the breakdown counts only the measured run: skip the warm-up's lines (the
 # file is buffered, so count them from wrk's side)
 skip=$(grep '^BENCH ' "$OUT/wrk-warmup3.txt" | sed -E 's/.*requests=([0-9]+).*/\1/' || echo 0)
 cpu0=$(cpu_ticks "$SERVER_PID")
-run_wrk "$DURATION" "$OUT/wrk-stages.txt" || die "wrk failed: $(cat "$OUT/wrk-stages.txt")"
+run_wrk "$DURATION" "$OUT/wrk-stages.txt" "$STAGE_CONNECTIONS" || die "wrk failed: $(cat "$OUT/wrk-stages.txt")"
 cpu1=$(cpu_ticks "$SERVER_PID")
 read -r RPS3 CPU3 N3 < <(rate_line "$OUT/wrk-stages.txt" "$cpu0" "$cpu1")
 info "$RPS3 req/s, server CPU $CPU3 µs per request ($N3 requests, stage trace on)"
@@ -285,7 +289,8 @@ section "Summary"
     printf -- '- pass 1 (perf): %s req/s, server CPU %s µs/request\n' "$RPS1" "$CPU1"
     printf -- '- pass 2 (Lua profiler at %s Hz): %s req/s, server CPU %s µs/request\n' \
         "$PROFILE_HZ" "$RPS2" "$CPU2"
-    printf -- '- pass 3 (stage trace): %s req/s, server CPU %s µs/request\n\n' "$RPS3" "$CPU3"
+    printf -- '- pass 3 (stage trace, wrk -c%s): %s req/s, server CPU %s µs/request\n\n' \
+        "$STAGE_CONNECTIONS" "$RPS3" "$CPU3"
     printf '### Per-request breakdown (pass 3)\n\n'
     $FLAME stages "$OUT/stages-measured.tsv"
     if [[ -s $OUT/lua.folded ]]; then
