@@ -4,11 +4,11 @@
  * clock (TASKAPI_LUA_PROFILE_HZ ticks per CPU second). A tick only sets a
  * flag; the VM's count hook (lua/vm.c, the same hook that keeps the
  * instruction budget, called every 100 instructions and at each function
- * return while profiling) sees the flag at its next call and records the
- * Lua stack there, as "file:line" frames (scripts/routes/tasks.lua:120).
- * A tick inside a C function called from Lua (cjson, a query) is recorded
- * as that function returns: "[C] query" on top of the Lua line that called
- * it. The stacks are counted in one table and
+ * call and return while profiling) sees the flag at its next call and
+ * records the Lua stack there, as "file:line" frames
+ * (scripts/routes/tasks.lua:120). A tick inside a C function called from
+ * Lua (cjson, a query) is recorded as that function returns: "[C] query"
+ * on top of the Lua line that called it. The stacks are counted in one table and
  * written at shutdown in the folded format of flame graphs:
  *
  *     scripts/app.lua:40;scripts/lib/dispatch.lua:99;scripts/lib/json.lua:70 12

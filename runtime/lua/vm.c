@@ -418,10 +418,12 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
  * (lua/profile.h). It runs every PROFILE_EVERY instructions, so a sample
  * lands within that many instructions of its timer tick, and charges the
  * budget on every (HOOK_EVERY / PROFILE_EVERY)th count event: the same
- * budget. It also runs when a function returns: a tick taken inside a C
- * function (a query, cjson) is sampled as that function returns, with the
- * C function on top and its caller's line under it, instead of being
- * charged to whatever Lua runs next. */
+ * budget. It also runs when a function is called and when it returns: a
+ * tick taken inside a C function (a query, cjson) is sampled as that
+ * function returns, with the C function on top and its caller's line under
+ * it, and one taken in C before Lua (re)starts (building the request table,
+ * the BEGIN of db.tx) as the first Lua function is entered, instead of
+ * being charged to whatever Lua line happens to run next. */
 #define PROFILE_EVERY 100
 
 static __thread int budget_phase;
@@ -518,7 +520,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
     /* Loading gets ten request budgets: enough for any sane app.lua. */
     vm->ctx.budget = cfg->lua_instruction_budget / HOOK_EVERY * 10;
     if (tk_lua_profile_enabled())
-        lua_sethook(L, profiled_hook, LUA_MASKCOUNT | LUA_MASKRET, PROFILE_EVERY);
+        lua_sethook(L, profiled_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, PROFILE_EVERY);
     else
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* +1 handler */
