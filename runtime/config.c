@@ -433,6 +433,10 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
     if (rc)
         goto fail;
+    /* profiling (bench/profile.sh): off unless a file is named */
+    STR_VAR(lua_profile, "TASKAPI_LUA_PROFILE", NULL);
+    INT_VAR(lua_profile_hz, "TASKAPI_LUA_PROFILE_HZ", 1000, 1, 10000);
+    STR_VAR(trace_stages, "TASKAPI_TRACE_STAGES", NULL);
     rc = load_edge(cfg, files, err, errlen);
     if (rc)
         goto fail;
@@ -527,7 +531,7 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
         &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
-        &cfg->log_file};
+        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

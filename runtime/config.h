@@ -79,6 +79,9 @@ typedef struct {
     int http_conn_per_ip;    /* HTTP_CONN_PER_IP, 256 (0: no cap) */
     int shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS, 20000: then exit regardless */
     int shutdown_drain_ms;   /* SHUTDOWN_DRAIN_MS: serve on after SIGTERM, ready 503 */
+    char *lua_profile;       /* TASKAPI_LUA_PROFILE: folded Lua stacks written here at exit */
+    int lua_profile_hz;      /* TASKAPI_LUA_PROFILE_HZ, 1000: samples per CPU second per worker */
+    char *trace_stages;      /* TASKAPI_TRACE_STAGES: one line of stage times per request */
 } tk_config;
 
 /* Fills cfg from the environment. On a bad value returns TK_ECONFIG with one

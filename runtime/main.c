@@ -24,10 +24,12 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "jobs/runner.h"
+#include "lua/profile.h"
 #include "lua/vm.h"
 #include "lua/watch.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/stages.h"
 #include "redis/bridge.h"
 #include "ws/bus.h"
 #include "ws/server.h"
@@ -324,6 +326,11 @@ static int cmd_serve(void)
     users_db.pool = pool;
     users_db.timeout_ms = cfg.db_pool_timeout_ms;
     tk_auth_users_init(cfg.user_cache_ttl_ms, tk_auth_users_fetch_db, &users_db);
+    if (tk_lua_profile_start(&cfg, err, sizeof err) != TK_OK ||
+        tk_stages_start(&cfg, err, sizeof err) != TK_OK) {
+        tk_log_error("cannot start: %s", err);
+        goto out;
+    }
     if (tk_server_start(&cfg, pool, &srv, err, sizeof err) != TK_OK) {
         tk_log_error("cannot start: %s", err);
         goto out;
@@ -410,6 +417,8 @@ out:
     shutdown_enter("the job runner");
     tk_jobs_stop(jobs);
     shutdown_enter("the database pool");
+    (void)tk_lua_profile_stop(); /* TASKAPI_LUA_PROFILE: the folded stacks */
+    tk_stages_stop();
     if (status == 0)
         unlink(cfg.pid_file);
     tk_auth_users_cleanup(); /* before the pool it borrows goes */

@@ -34,6 +34,7 @@
 #include "lua/vm.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/stages.h"
 #include "ws/bus.h"
 
 typedef struct {
@@ -85,6 +86,7 @@ typedef struct tk_req {
     kv_list headers, query;
     char *origin;
     struct timespec t0;
+    tk_stages stages; /* TASKAPI_TRACE_STAGES */
     struct tk_req *next;
 } tk_req;
 
@@ -489,6 +491,7 @@ static void run_request(worker *w, tk_req *r)
      * so not on MHD's thread). */
     if (check_user(r) || check_rate(r))
         return;
+    TK_STAGE_MARK(&r->stages, TK_ST_LUA);
     tk_lua_vm *vm = r->gen->vms[w->id - 1];
     lua_State *L = tk_lua_vm_state(vm);
     tk_lua_ctx *ctx = tk_lua_vm_ctx(vm);
@@ -500,6 +503,7 @@ static void run_request(worker *w, tk_req *r)
     lua_pushinteger(L, r->match.id); /* +1 route index */
     push_request(L, r, w->id);       /* +1 request */
     int st = lua_pcall(L, 2, 3, 0);  /* -3 +3 status, body, headers */
+    TK_STAGE_MARK(&r->stages, TK_ST_LUA_END);
     if (st != LUA_OK) {
         tk_log(TK_LOG_ERROR, r->rid, "dispatcher failed: %s", lua_tostring(L, -1));
         set_error(r, 500, "internal", "internal server error");
@@ -564,7 +568,11 @@ static void *worker_main(void *arg)
             s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
 
+        TK_STAGE_MARK(&r->stages, TK_ST_PICKED);
+        if (tk_stages_on)
+            tk_stages_bind(&r->stages);
         run_request(w, r);
+        TK_STAGE_MARK(&r->stages, TK_ST_BUILT);
         MHD_resume_connection(r->conn);
     }
     return NULL;
@@ -944,6 +952,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->gen = gen_acquire(s);
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        TK_STAGE_MARK(&r->stages, TK_ST_START);
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = strdup(url);
         if (r->path == NULL)
@@ -994,6 +1003,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 tk_http_guard_linger(s->guard, conn);
             return queue(r);
         }
+        TK_STAGE_MARK(&r->stages, TK_ST_CHECKED);
         return MHD_YES;
     }
 
@@ -1020,8 +1030,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (r->queued) /* (4): the worker resumed us */
+    if (r->queued) { /* (4): the worker resumed us */
+        TK_STAGE_MARK(&r->stages, TK_ST_REQUEUED);
         return queue(r);
+    }
 
     if (r->resp != NULL || r->status != 0 || precheck_body(s, r))
         return queue(r); /* refused at (1) or by the body checks */
@@ -1029,6 +1041,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->queued = 1;
     atomic_fetch_add(&s->in_flight, 1);
     MHD_suspend_connection(conn);
+    TK_STAGE_MARK(&r->stages, TK_ST_QUEUED);
     enqueue(s, r);
     return MHD_YES;
 }
@@ -1048,6 +1061,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                ms / 1000.0);
     tk_log(TK_LOG_INFO, r->rid, "%s %s %u %.1fms%s", r->method, r->path, r->status, ms,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    if (tk_stages_on && r->queued) {
+        TK_STAGE_MARK(&r->stages, TK_ST_DONE);
+        tk_stages_record(&r->stages, r->method, r->matched ? r->match.pattern : NULL, r->status);
+    }
     if (r->queued)
         atomic_fetch_sub(&s->in_flight, 1);
     if (s->guard)

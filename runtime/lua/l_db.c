@@ -20,6 +20,7 @@
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
+#include "obs/stages.h"
 
 #define MAX_PARAMS 64
 #define SQLSTATE_UNAVAILABLE "08006"
@@ -478,6 +479,7 @@ static int l_db_query(lua_State *L)
     if (ctx->pool == NULL)
         return push_unavailable(L, "db.query: no database in this mode");
 
+    int64_t t0 = tk_stages_on ? tk_stages_now() : 0; /* TASKAPI_TRACE_STAGES */
     tk_db_conn *c = ctx->tx_conn;
     int own = c == NULL;
     if (own) {
@@ -499,7 +501,10 @@ static int l_db_query(lua_State *L)
         PGresult **holder = lua_newuserdatauv(L, sizeof *holder, 0); /* +1 */
         *holder = r;
         luaL_setmetatable(L, "tk.db.result");
+        int64_t t1 = tk_stages_on ? tk_stages_now() : 0;
         nret = push_result(L, r);
+        if (tk_stages_on)
+            tk_stages_sql(t0, t1, tk_stages_now());
         PQclear(r);
         *holder = NULL;
         lua_remove(L, -nret - 1); /* -1 holder */

@@ -13,7 +13,9 @@
 
 #include "lua/bindings.h"
 #include "lua/pattern.h"
+#include "lua/profile.h"
 #include "obs/log.h"
+#include "obs/stages.h"
 
 struct tk_lua_vm {
     lua_State *L;
@@ -412,6 +414,32 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "instruction budget exceeded (LUA_INSTRUCTION_BUDGET)");
 }
 
+/* With TASKAPI_LUA_PROFILE the same hook also takes the profiler's samples
+ * (lua/profile.h). It runs every PROFILE_EVERY instructions, so a sample
+ * lands within that many instructions of its timer tick, and charges the
+ * budget on every (HOOK_EVERY / PROFILE_EVERY)th count event: the same
+ * budget. It also runs when a function is called and when it returns: a
+ * tick taken inside a C function (a query, cjson) is sampled as that
+ * function returns, with the C function on top and its caller's line under
+ * it, and one taken in C before Lua (re)starts (building the request table,
+ * the BEGIN of db.tx) as the first Lua function is entered, instead of
+ * being charged to whatever Lua line happens to run next. */
+#define PROFILE_EVERY 100
+
+static __thread int budget_phase;
+
+static void profiled_hook(lua_State *L, lua_Debug *ar)
+{
+    if (tk_lua_profile_due())
+        tk_lua_profile_sample(L);
+    if (ar->event != LUA_HOOKCOUNT)
+        return;
+    if (++budget_phase < HOOK_EVERY / PROFILE_EVERY)
+        return;
+    budget_phase = 0;
+    budget_hook(L, ar);
+}
+
 int tk_lua_fenced_pcall(lua_State *L, int nargs, int nresults)
 {
     tk_lua_ctx *ctx = tk_lua_ctx_get(L);
@@ -433,6 +461,8 @@ int tk_lua_fenced_pcall(lua_State *L, int nargs, int nresults)
 void tk_lua_vm_begin_request(tk_lua_vm *vm)
 {
     vm->ctx.budget = vm->ctx.cfg->lua_instruction_budget / HOOK_EVERY;
+    if (tk_lua_profile_enabled())
+        tk_lua_profile_thread_begin();
 }
 
 /* ---- the app ----------------------------------------------------------- */
@@ -489,7 +519,10 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
     int rc = TK_ELUA;
     /* Loading gets ten request budgets: enough for any sane app.lua. */
     vm->ctx.budget = cfg->lua_instruction_budget / HOOK_EVERY * 10;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    if (tk_lua_profile_enabled())
+        lua_sethook(L, profiled_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, PROFILE_EVERY);
+    else
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_pushcfunction(L, traceback); /* +1 handler */
     const char *path = "app.lua";
     if (load_script(L, path) != LUA_OK || lua_pcall(L, 0, 1, -2) != LUA_OK) {
@@ -516,6 +549,7 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
     lua_pop(L, 1);
     vm->app_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 app */
     lua_settop(L, 0);
+    tk_stages_instrument(L); /* TASKAPI_TRACE_STAGES: time JSON encoding */
     *out = vm;
     return TK_OK;
 fail:

@@ -230,7 +230,7 @@ function M.start(opts)
   local parts = { "env" }
   for _, k in ipairs({ "REDIS_URL", "SMTP_URL", "DATABASE_READ_URL", "DB_POOL_SIZE", "ACCESS_TOKEN_TTL",
     "CORS_ORIGINS", "BODY_LIMIT", "MAIL_FROM", "LUA_INSTRUCTION_BUDGET", "TASKAPI_DEBUG_QUERIES", "PLUGINS",
-    "PLUGINS_CONFIG" }) do
+    "PLUGINS_CONFIG", "TASKAPI_LUA_PROFILE", "TASKAPI_TRACE_STAGES" }) do
     if env[k] == nil then
       parts[#parts + 1] = "-u " .. k
     end
