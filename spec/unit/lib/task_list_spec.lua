@@ -96,7 +96,7 @@ describe("lib.task_list", function()
   it("passes each value as the parameter its piece names", function()
     local v = { project = "P", user = "U", limit = 21, status = { "todo" }, tag = "T" }
     local key = task_list.key(true, "-createdAt", v)
-    assert.are.equal("project -createdAt status,tag -", key)
+    assert.are.equal("project -createdAt status,tag - 21", key)
     local sql = task_list.SQL[key]
     local args = table.pack(task_list.args(key, v))
     local position = {}
@@ -111,16 +111,30 @@ describe("lib.task_list", function()
   end)
 
   it("counts unassigned only when true, and a false filter as absent", function()
-    assert.are.equal("mine -createdAt - -",
+    assert.are.equal("mine -createdAt - - 11",
       task_list.key(false, "-createdAt", { user = "U", limit = 2, unassigned = false }))
-    assert.are.equal("mine -createdAt unassigned -",
+    assert.are.equal("mine -createdAt unassigned - 11",
       task_list.key(false, "-createdAt", { user = "U", limit = 2, unassigned = true }))
   end)
 
+  it("reads at most a constant bucket per project, the page is the outer LIMIT $n", function()
+    for limit, bucket in pairs({ [2] = 11, [11] = 11, [12] = 21, [21] = 21, [22] = 51, [101] = 101 }) do
+      local v = { project = "P", user = "U", limit = limit }
+      local key = task_list.key(true, "-createdAt", v)
+      assert.matches(" " .. bucket .. "$", key)
+      local sql = task_list.SQL[key]
+      assert.matches("LIMIT " .. bucket .. "\n", sql, 1, true)
+      assert.matches("LIMIT %$%d+%s*$", sql)
+    end
+    assert.has_error(function()
+      task_list.key(true, "-createdAt", { project = "P", user = "U", limit = 102 })
+    end)
+  end)
+
   it("refuses a key that names no known piece (a bug in the caller)", function()
-    for _, key in ipairs({ "project -createdAt - -; DROP", "all -createdAt - -",
-      "project name - -", "project -createdAt status,evil -", "project -createdAt - after_null",
-      "project -createdAt" }) do
+    for _, key in ipairs({ "project -createdAt - - 21; DROP", "all -createdAt - - 21",
+      "project name - - 21", "project -createdAt status,evil - 21", "project -createdAt - after_null 21",
+      "project -createdAt - - 20", "project -createdAt - -", "project -createdAt" }) do
       assert.has_error(function()
         return task_list.SQL[key]
       end)
