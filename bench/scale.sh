@@ -19,7 +19,7 @@
 # PostgreSQL keeps by itself) to var/scale/explain.txt and explain-auto.txt.
 #
 # Each scenario runs wrk with one thread and one connection (latency, not
-# throughput): WARMUP seconds discarded, then DURATION seconds measured.
+# throughput; --timeout 30s): WARMUP seconds discarded, then DURATION seconds measured.
 # "PG ms/req" is PostgreSQL's own time per request from pg_stat_statements
 # (total_exec_time + total_plan_time over every statement, divided by the
 # requests wrk counted), "stmts/req" the statements it ran per request.
@@ -150,11 +150,11 @@ measure() {
         esac
         env BENCH_LUA_DIR="$TK_ROOT/bench/lua" BENCH_TOKEN="$TOKEN" BENCH_PROJECT="$PROJECT" \
             BENCH_IDS="$OUT/ids" BENCH_QUERY=migration \
-            wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$BASE" >/dev/null
+            wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 30s -s "$script" "$BASE" >/dev/null
         psql_db -tA -c "SELECT pg_stat_statements_reset()" >/dev/null
         raw=$(env BENCH_LUA_DIR="$TK_ROOT/bench/lua" BENCH_TOKEN="$TOKEN" BENCH_PROJECT="$PROJECT" \
             BENCH_IDS="$OUT/ids" BENCH_QUERY=migration \
-            wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$BASE")
+            wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s --latency -s "$script" "$BASE")
         printf '%s\n' "$raw" >"$LOGS/wrk-$ref-$size-$s.txt"
         read -r reqs p50 p99 < <(sed -n 's/^BENCH .*requests=\([0-9]*\) .*p50_us=\([0-9]*\) .*p99_us=\([0-9]*\) .*/\1 \2 \3/p' <<<"$raw")
         [[ $(sed -n 's/^BENCH .*status=\([0-9]*\).*/\1/p' <<<"$raw") == 0 ]] ||
