@@ -88,13 +88,18 @@ M.UPDATE = [[
     FROM c JOIN users u ON u.id = c.user_id]]
 
 -- A page of a task's comments, oldest first; $2/$3 the cursor (or NULL).
+-- No cursor starts before every row ('-infinity'): one range condition on
+-- comments_task_idx either way, so the prepared generic plan is an index
+-- range scan (a `$2 IS NULL OR ...` filter would read from the first
+-- comment on every page).
 M.LIST = [[
   SELECT c.id, c.task_id, c.user_id, c.content, c.mentions, c.created_at, c.updated_at,
          u.name AS author_name, u.avatar_url AS author_avatar_url
     FROM comments c
     JOIN users u ON u.id = c.user_id
    WHERE c.task_id = $1
-     AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2::timestamptz, $3::uuid))
+     AND (c.created_at, c.id) > (COALESCE($2::timestamptz, '-infinity'),
+                                 COALESCE($3::uuid, '00000000-0000-0000-0000-000000000000'))
    ORDER BY c.created_at, c.id
    LIMIT $4]]
 

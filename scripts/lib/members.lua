@@ -15,10 +15,13 @@ local SELECT = [[
 local GET = SELECT .. " WHERE m.project_id = $1 AND m.user_id = $2"
 local GET_LOCKED = GET .. " FOR UPDATE OF m"
 
--- Keyset page in (joined_at, user_id) order; $2/$3 are the last row seen.
+-- Keyset page in (joined_at, user_id) order; $2/$3 are the last row seen
+-- (NULL: from the start, '-infinity'). One range condition either way, so
+-- the prepared generic plan is a range scan of project_members_joined_idx.
 local PAGE = SELECT .. [[
    WHERE m.project_id = $1
-     AND ($2::timestamptz IS NULL OR (m.joined_at, m.user_id) > ($2::timestamptz, $3::uuid))
+     AND (m.joined_at, m.user_id) > (COALESCE($2::timestamptz, '-infinity'),
+                                     COALESCE($3::uuid, '00000000-0000-0000-0000-000000000000'))
    ORDER BY m.joined_at, m.user_id
    LIMIT $4]]
 

@@ -29,36 +29,68 @@ local r = route.group("/api/v1")
 
 -- ---- SQL -------------------------------------------------------------------
 
--- $1 user, $2 query text, $3 project id or NULL, $4 global admin, $5..$7 which
--- kinds (tasks, comments, projects), $8..$10 cursor (rank, kind, id) or NULL,
--- $11 row count.
-local SEARCH = [[
-  WITH q AS (SELECT websearch_to_tsquery('english', $2) AS query),
+-- One statement per scope, so that each one's prepared (generic) plan is
+-- right: the readable projects come first and every hit is looked up from
+-- them, so the cost follows what the caller may read, not the table.
+--   project  $1 = a project id (the route has checked that the caller may
+--            read it)
+--   member   $1 = the caller: the projects they are a member of, and the
+--            public ones (policies.permissions.can_read)
+--   admin    a global admin reads every project; $1 (the caller) is unused
+-- Then $2 query text, $3..$5 which kinds (tasks, comments, projects),
+-- $6..$8 cursor (rank, kind, id) or NULL, $9 row count.
+local READABLE = {
+  project = [[
+  readable AS (SELECT p.id FROM projects p WHERE p.id = $1::uuid)]],
+  member = [[
   readable AS (
-    SELECT p.id FROM projects p
-     WHERE ($3::uuid IS NULL OR p.id = $3::uuid)
-       AND ($4::boolean OR p.visibility = 'public'
-            OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1))
-  ),
+    SELECT m.project_id AS id FROM project_members m WHERE m.user_id = $1::uuid
+    UNION
+    SELECT p.id FROM projects p WHERE p.visibility = 'public')]],
+  admin = [[
+  readable AS (SELECT p.id FROM projects p WHERE $1::uuid IS NOT NULL)]],
+}
+
+-- A match of a tsvector column against q.query. Scoped searches use
+-- ts_match_vq (the function behind @@, same result), which the GIN indexes
+-- cannot serve: those hold every project's rows, so a common word would cost
+-- in proportion to the whole table (100,000 index entries for one word
+-- with 1,000,000 tasks in other projects). Matched row by row within the
+-- readable projects, the cost stays with the caller's data. A global admin
+-- reads everything, where the GIN index is the right path.
+local MATCH = {
+  project = { "ts_match_vq(", ", q.query)" },
+  member = { "ts_match_vq(", ", q.query)" },
+  admin = { "(", " @@ q.query)" },
+}
+
+local function search_sql(scope)
+  local open, close = MATCH[scope][1], MATCH[scope][2]
+  return [[
+  WITH q AS (SELECT websearch_to_tsquery('english', $2) AS query),
+]] .. READABLE[scope] .. [[,
   hits AS (
     SELECT 'task'::text AS kind, t.id, t.project_id, t.title, ts_rank(t.search, q.query) AS rank
-      FROM q, tasks t JOIN readable rd ON rd.id = t.project_id
-     WHERE $5::boolean AND t.search @@ q.query
+      FROM q, readable rd JOIN tasks t ON t.project_id = rd.id
+     WHERE $3::boolean AND ]] .. open .. "t.search" .. close .. [[
+
     UNION ALL
     SELECT 'comment'::text, c.id, t.project_id, t.title, ts_rank(c.search, q.query)
-      FROM q, comments c JOIN tasks t ON t.id = c.task_id JOIN readable rd ON rd.id = t.project_id
-     WHERE $6::boolean AND c.search @@ q.query
+      FROM q, readable rd JOIN tasks t ON t.project_id = rd.id JOIN comments c ON c.task_id = t.id
+     WHERE $4::boolean AND ]] .. open .. "c.search" .. close .. [[
+
     UNION ALL
     SELECT 'project'::text, p.id, p.id, p.name, ts_rank(p.search, q.query)
-      FROM q, projects p JOIN readable rd ON rd.id = p.id
-     WHERE $7::boolean AND p.search @@ q.query
+      FROM q, readable rd JOIN projects p ON p.id = rd.id
+     WHERE $5::boolean AND ]] .. open .. "p.search" .. close .. [[
+
   ),
   page AS (
     SELECT * FROM hits
-     WHERE $8::real IS NULL OR rank < $8::real
-        OR (rank = $8::real AND (kind, id) > ($9::text, $10::uuid))
+     WHERE $6::real IS NULL OR rank < $6::real
+        OR (rank = $6::real AND (kind, id) > ($7::text, $8::uuid))
      ORDER BY rank DESC, kind, id
-     LIMIT $11
+     LIMIT $9
   )
   SELECT pg.kind, pg.id, pg.project_id, pg.title, pg.rank,
          ts_headline('english',
@@ -80,6 +112,13 @@ local SEARCH = [[
         FROM projects p WHERE pg.kind = 'project' AND p.id = pg.id
     ) src
    ORDER BY pg.rank DESC, pg.kind, pg.id]]
+end
+
+local SEARCH = {
+  project = search_sql("project"),
+  member = search_sql("member"),
+  admin = search_sql("admin"),
+}
 
 -- ---- schemas ---------------------------------------------------------------
 
@@ -144,7 +183,8 @@ r:get("/search", { query = S.search, tags = { "search" },
     want[k] = true
   end
   local after = q.cursor and decode_cursor(q.cursor) or {}
-  local rows = db.query(SEARCH, user.id, q.q, q.projectId, user.role == "admin",
+  local scope = q.projectId and "project" or user.role == "admin" and "admin" or "member"
+  local rows = db.query(SEARCH[scope], q.projectId or user.id, q.q,
     want.tasks == true, want.comments == true, want.projects == true,
     after[1], after[2], after[3], q.limit + 1)
   local page, next_cursor = cursor.page(rows, q.limit, function(row)

@@ -16,6 +16,7 @@ local uuid = require "lib.uuid"
 local instant = require "lib.instant"
 local projects = require "lib.projects"
 local tasks = require "lib.tasks"
+local task_list = require "lib.task_list"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
 local tointeger = math.tointeger
@@ -78,72 +79,8 @@ local UPDATE_TASK = [[
 local DELETE_TASK = [[
   DELETE FROM tasks WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer)]]
 
--- The list: $1 project id (NULL: every project the caller, $2, is a member
--- of), $3 statuses, $4 priorities, $5 assignee, $6 unassigned only,
--- $7 creator, $8 tag, $9 due before (exclusive), $10 due on or after,
--- $11 websearch query, $12/$13 the cursor (sort key, id), $14 page size + 1.
--- Every filter is `(param IS NULL OR ...)`: with bound values the planner
--- drops the ones not given.
-local LIST_HEAD = [[
-  SELECT ]] .. tasks.COLUMNS .. [[
-    FROM tasks t
-   WHERE (($1::uuid IS NULL
-           AND t.project_id IN (SELECT pm.project_id FROM project_members pm WHERE pm.user_id = $2::uuid))
-          OR t.project_id = $1::uuid)
-     AND ($3::text[] IS NULL OR t.status = ANY($3::text[]))
-     AND ($4::text[] IS NULL OR t.priority = ANY($4::text[]))
-     AND ($5::uuid IS NULL OR t.assignee_id = $5::uuid)
-     AND ($6::boolean IS NOT TRUE OR t.assignee_id IS NULL)
-     AND ($7::uuid IS NULL OR t.created_by = $7::uuid)
-     AND ($8::text IS NULL OR t.tags @> ARRAY[$8::text])
-     AND ($9::timestamptz IS NULL OR t.due_date < $9::timestamptz)
-     AND ($10::timestamptz IS NULL OR t.due_date >= $10::timestamptz)
-     AND ($11::text IS NULL OR t.search @@ websearch_to_tsquery('english', $11::text))]]
-
--- Per sort order: the keyset condition (rows strictly after the cursor
--- ($12 key, $13 id) in that order) and the ORDER BY. Ties go by id in the
--- sort's direction. Tasks without a due date come last in both directions:
--- a cursor inside that group carries a null key and walks it by id alone;
--- a cursor in the dated group also admits the whole undated group.
-local LIST_TAIL = {
-  createdAt = [[
-     AND ($13::uuid IS NULL OR (t.created_at, t.id) > ($12::timestamptz, $13::uuid))
-   ORDER BY t.created_at ASC, t.id ASC]],
-  ["-createdAt"] = [[
-     AND ($13::uuid IS NULL OR (t.created_at, t.id) < ($12::timestamptz, $13::uuid))
-   ORDER BY t.created_at DESC, t.id DESC]],
-  updatedAt = [[
-     AND ($13::uuid IS NULL OR (t.updated_at, t.id) > ($12::timestamptz, $13::uuid))
-   ORDER BY t.updated_at ASC, t.id ASC]],
-  ["-updatedAt"] = [[
-     AND ($13::uuid IS NULL OR (t.updated_at, t.id) < ($12::timestamptz, $13::uuid))
-   ORDER BY t.updated_at DESC, t.id DESC]],
-  priority = [[
-     AND ($13::uuid IS NULL OR (t.priority_rank, t.id) > ($12::smallint, $13::uuid))
-   ORDER BY t.priority_rank ASC, t.id ASC]],
-  ["-priority"] = [[
-     AND ($13::uuid IS NULL OR (t.priority_rank, t.id) < ($12::smallint, $13::uuid))
-   ORDER BY t.priority_rank DESC, t.id DESC]],
-  dueDate = [[
-     AND ($13::uuid IS NULL
-          OR ($12::timestamptz IS NULL AND t.due_date IS NULL AND t.id > $13::uuid)
-          OR ($12::timestamptz IS NOT NULL
-              AND (t.due_date IS NULL OR (t.due_date, t.id) > ($12::timestamptz, $13::uuid))))
-   ORDER BY t.due_date ASC NULLS LAST, t.id ASC]],
-  ["-dueDate"] = [[
-     AND ($13::uuid IS NULL
-          OR ($12::timestamptz IS NULL AND t.due_date IS NULL AND t.id < $13::uuid)
-          OR ($12::timestamptz IS NOT NULL
-              AND (t.due_date IS NULL OR (t.due_date, t.id) < ($12::timestamptz, $13::uuid))))
-   ORDER BY t.due_date DESC NULLS LAST, t.id DESC]],
-}
-
--- One static statement per sort order, built once from the constants above.
-local LIST_SQL = {}
-for name, tail in pairs(LIST_TAIL) do
-  LIST_SQL[name] = LIST_HEAD .. tail .. [[
-   LIMIT $14]]
-end
+-- The list's statements (one per filter shape, with the access check to
+-- one project folded in) come from lib.task_list.
 
 -- ---- schemas -----------------------------------------------------------------
 
@@ -352,13 +289,9 @@ local function create(req, project_id)
     { ETag = etag(row), Location = "/api/v1/tasks/" .. row.id }
 end
 
-local function list(req, project_id)
-  local q, user = req.query, req.user
-  q.dueBefore = instant_of(q.dueBefore, "dueBefore", true)
-  q.dueAfter = instant_of(q.dueAfter, "dueAfter", true)
-  if project_id ~= nil then
-    projects.authorize(user, "task.read", projects.load(user, project_id))
-  end
+-- The list's filters and cursor as lib.task_list values. Raises 400 for a
+-- bad assigneeId or cursor.
+local function list_values(q, user)
   local assignee, unassigned = nil, false
   if q.assigneeId == "me" then
     assignee = user.id
@@ -371,18 +304,48 @@ local function list(req, project_id)
     end
     assignee = q.assigneeId
   end
-  local sort = SORTS[q.sort]
   local after_key, after_id
   if q.cursor ~= nil then
     local v = cursor.decode(q.cursor, 2)
-    after_key = sort.check(v[1])
+    after_key = SORTS[q.sort].check(v[1])
     if not uuid.valid(v[2]) then
       bad_cursor()
     end
     after_id = v[2]
   end
-  local rows = db.query(LIST_SQL[q.sort], project_id, user.id, q.status, q.priority, assignee,
-    unassigned, q.createdBy, q.tag, q.dueBefore, q.dueAfter, q.q, after_key, after_id, q.limit + 1)
+  return { user = user.id, status = q.status, priority = q.priority, assignee = assignee,
+    unassigned = unassigned, created_by = q.createdBy, tag = q.tag, due_before = q.dueBefore,
+    due_after = q.dueAfter, q = q.q, after_key = after_key, after_id = after_id,
+    limit = q.limit + 1 }
+end
+
+local function list(req, project_id)
+  local q, user = req.query, req.user
+  q.dueBefore = instant_of(q.dueBefore, "dueBefore", true)
+  q.dueAfter = instant_of(q.dueAfter, "dueAfter", true)
+  if project_id ~= nil and not uuid.valid(project_id) then
+    errors.not_found("project not found")
+  end
+  local ok, values = pcall(list_values, q, user)
+  if not ok then
+    -- Bad input: the access check still answers first (404 before 400).
+    if project_id ~= nil and errors.is(values) then
+      projects.authorize(user, "task.read", projects.load(user, project_id))
+    end
+    error(values, 0)
+  end
+  values.project = project_id
+  local key = task_list.key(project_id ~= nil, q.sort, values)
+  local rows = db.query(task_list.SQL[key], task_list.args(key, values))
+  if project_id ~= nil then
+    -- One project: no row when it does not exist; the access columns on
+    -- every row; one row without a task when none matches.
+    projects.authorize(user, "task.read", rows[1] and tasks.project_of(rows[1]))
+    if rows[1].id == nil then
+      rows = {}
+    end
+  end
+  local sort = SORTS[q.sort]
   local page, next_cursor = cursor.page(rows, q.limit, function(t)
     return { sort.key(t), t.id }
   end)
