@@ -1,6 +1,7 @@
 /* The taskapi command line: serve | migrate [status] | routes | check |
  * users grant-admin|disable|enable EMAIL | version. Each subcommand reads the same
  * environment configuration; errors go to stderr as one line. */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -44,6 +45,8 @@ static const char USAGE[] =
     "  routes                    print the route table the scripts define\n"
     "  check                     load the scripts and report errors (exit 1 on error)\n"
     "  reload                    make the running server reload its scripts (SIGHUP via PID_FILE)\n"
+    "  status                    what the running server on PORT runs (GET /api/v1/admin/status;\n"
+    "                            TASKAPI_TOKEN: a global admin's access token)\n"
     "  users grant-admin EMAIL   make an existing user a global admin\n"
     "  users disable EMAIL       refuse the user's logins and tokens (enable: undo)\n"
     "  version                   print the version\n"
@@ -530,6 +533,90 @@ out:
 
 /* ---- reload ------------------------------------------------------------------ */
 
+typedef struct {
+    char *data;
+    size_t len;
+} body_buf;
+
+/* libcurl's write callback: appends, at most 1 MB. */
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    body_buf *b = ud;
+    size_t add = size * n;
+    if (b->len + add > 1024 * 1024)
+        return 0;
+    char *grown = realloc(b->data, b->len + add + 1);
+    if (grown == NULL)
+        return 0;
+    memcpy(grown + b->len, p, add);
+    b->data = grown;
+    b->len += add;
+    return add;
+}
+
+/* taskapi status: GET /api/v1/admin/status from the server on PORT (or
+ * TASKAPI_URL) with TASKAPI_TOKEN, a global admin's access token; prints the
+ * JSON. Over HTTPS to this host's own port the certificate is checked
+ * against TLS_CERT_FILE. */
+static int cmd_status(void)
+{
+    tk_config cfg;
+    if (load_config(&cfg) != 0)
+        return 1;
+    int status = 1;
+    const char *token = getenv("TASKAPI_TOKEN");
+    const char *base = getenv("TASKAPI_URL");
+    char url[512], auth[4096];
+    CURL *h = NULL;
+    struct curl_slist *hdrs = NULL;
+    body_buf body = {NULL, 0};
+    if (token == NULL || *token == '\0' || strlen(token) > 4000) {
+        fprintf(stderr, "taskapi: status needs TASKAPI_TOKEN (a global admin's access token)\n");
+        goto out;
+    }
+    if (base && *base)
+        snprintf(url, sizeof url, "%s/api/v1/admin/status", base);
+    else
+        snprintf(url, sizeof url, "%s://127.0.0.1:%d/api/v1/admin/status",
+                 cfg.tls_cert_file ? "https" : "http", cfg.port);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (h = curl_easy_init()) == NULL ||
+        (hdrs = curl_slist_append(NULL, auth)) == NULL) {
+        fprintf(stderr, "taskapi: out of memory\n");
+        goto out;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!(base && *base) && cfg.tls_cert_file) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, cfg.tls_cert_file);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L); /* 127.0.0.1, our own certificate */
+    }
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "taskapi: status: %s: %s\n", url, curl_easy_strerror(rc));
+    } else if (code != 200) {
+        fprintf(stderr, "taskapi: status: HTTP %ld: %.*s\n", code, (int)body.len,
+                body.data ? body.data : "");
+    } else {
+        printf("%.*s\n", (int)body.len, body.data ? body.data : "");
+        status = 0;
+    }
+out:
+    free(body.data);
+    curl_slist_free_all(hdrs);
+    if (h)
+        curl_easy_cleanup(h);
+    curl_global_cleanup();
+    tk_config_cleanup(&cfg);
+    return status;
+}
+
 static int cmd_reload(void)
 {
     tk_config cfg;
@@ -650,5 +737,7 @@ int main(int argc, char **argv)
         return cmd_scripts(0);
     if (strcmp(cmd, "reload") == 0)
         return cmd_reload();
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status();
     return usage_error("unknown command '%s'", cmd);
 }

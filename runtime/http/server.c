@@ -35,6 +35,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/stages.h"
+#include "obs/status.h"
 #include "ws/bus.h"
 
 typedef struct {
@@ -362,6 +363,20 @@ fail:
     return rc;
 }
 
+/* The line an operator reads after a start or a reload (and what taskapi
+ * status shows): generation, digest of the scripts, routes, plugins. */
+static void announce(tk_gen *g, const char *what)
+{
+    char digest[65], plugins[512];
+    tk_snapshot_digest(g->snap, digest);
+    tk_lua_vm_plugin_list(g->vms[0], plugins, sizeof plugins);
+    tk_status_loaded(g->id, digest, tk_snapshot_count(g->snap), tk_router_count(g->router),
+                     plugins);
+    tk_log_info("%s generation %d, scripts %.12s, %d files, %d routes; plugins: %s", what, g->id,
+                digest, tk_snapshot_count(g->snap), tk_router_count(g->router),
+                plugins[0] ? plugins : "none");
+}
+
 int tk_server_reload(tk_server *s)
 {
     pthread_mutex_lock(&s->reload_mu);
@@ -370,6 +385,7 @@ int tk_server_reload(tk_server *s)
     int rc = gen_load(s, &g, err, sizeof err);
     if (rc != TK_OK) {
         atomic_fetch_add(&s->reload_failures, 1);
+        tk_status_reload_failed(err);
         tk_log_error("reload failed; still serving generation %d: %s", s->current->id, err);
         pthread_mutex_unlock(&s->reload_mu);
         return rc;
@@ -381,8 +397,7 @@ int tk_server_reload(tk_server *s)
     pthread_mutex_unlock(&s->gen_mu);
     gen_release(old);
     atomic_fetch_add(&s->reloads, 1);
-    tk_log_info("reloaded: generation %d, %d files, %d routes", g->id, tk_snapshot_count(g->snap),
-                tk_router_count(g->router));
+    announce(g, "reloaded:");
     pthread_mutex_unlock(&s->reload_mu);
     return TK_OK;
 }
@@ -1110,6 +1125,7 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
     if (rc != TK_OK)
         goto fail;
     s->current->id = ++s->next_gen_id;
+    announce(s->current, "loaded:");
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             tk_errf(err, errlen, "cannot start worker threads");

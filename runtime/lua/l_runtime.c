@@ -21,10 +21,12 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
+#include "obs/status.h"
 #include "ws/bus.h"
 
 static time_t started_at;
@@ -134,6 +136,28 @@ static int l_runtime_uptime(lua_State *L)
     return 1;
 }
 
+/* runtime.status(): the generation serving HTTP and the last refused reload
+ * (obs/status.h), for taskapi status. Times are epoch milliseconds. */
+static int l_runtime_status(lua_State *L)
+{
+    tk_status st;
+    tk_status_get(&st);
+    lua_createtable(L, 0, 10);
+    set_int(L, "generation", st.generation);
+    set_int(L, "loaded_at_ms", st.loaded_at_ms);
+    set_str(L, "digest", st.digest);
+    set_int(L, "files", st.files);
+    set_int(L, "routes", st.routes);
+    set_str(L, "plugins", st.plugins);
+    set_int(L, "reload_failures", st.reload_failures);
+    if (st.last_error[0]) {
+        set_str(L, "last_error", st.last_error);
+        set_int(L, "last_error_at_ms", st.last_error_at_ms);
+    }
+    set_int(L, "pid", (lua_Integer)getpid());
+    return 1;
+}
+
 /* runtime.shutting_down(): true once SIGTERM started the drain. */
 static int l_runtime_shutting_down(lua_State *L)
 {
@@ -203,14 +227,21 @@ static int l_runtime_plugin_settings(lua_State *L)
 
 int tk_lua_open_runtime(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"config", l_runtime_config},       {"where", l_runtime_where},
-        {"list_dir", l_runtime_list_dir},   {"list_dirs", l_runtime_list_dirs},
-        {"worker", l_runtime_worker},       {"request_id", l_runtime_request_id},
-        {"uptime", l_runtime_uptime},       {"shutting_down", l_runtime_shutting_down},
-        {"now_ms", l_runtime_now_ms},       {"emit", l_runtime_emit},
-        {"traceback", l_runtime_traceback}, {"plugin_settings", l_runtime_plugin_settings},
-        {"fenced", l_runtime_fenced},       {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"config", l_runtime_config},
+                                   {"where", l_runtime_where},
+                                   {"list_dir", l_runtime_list_dir},
+                                   {"list_dirs", l_runtime_list_dirs},
+                                   {"worker", l_runtime_worker},
+                                   {"request_id", l_runtime_request_id},
+                                   {"uptime", l_runtime_uptime},
+                                   {"shutting_down", l_runtime_shutting_down},
+                                   {"status", l_runtime_status},
+                                   {"now_ms", l_runtime_now_ms},
+                                   {"emit", l_runtime_emit},
+                                   {"traceback", l_runtime_traceback},
+                                   {"plugin_settings", l_runtime_plugin_settings},
+                                   {"fenced", l_runtime_fenced},
+                                   {NULL, NULL}};
     if (started_at == 0)
         started_at = time(NULL);
     luaL_newlib(L, fns);

@@ -1,6 +1,8 @@
 /* Script snapshots: a sorted array of (relative name, text). */
 #include "lua/snapshot.h"
 
+#include <openssl/evp.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -229,4 +231,28 @@ void tk_snapshot_list(const tk_snapshot *s, const char *dir, int dirs,
 int tk_snapshot_count(const tk_snapshot *s)
 {
     return s->n;
+}
+
+void tk_snapshot_digest(const tk_snapshot *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto out;
+    for (int i = 0; i < s->n; i++) { /* sorted by name: the same files give the same digest */
+        char len[32];
+        int n = snprintf(len, sizeof len, "%zu", s->files[i].len);
+        if (EVP_DigestUpdate(ctx, s->files[i].name, strlen(s->files[i].name) + 1) != 1 ||
+            EVP_DigestUpdate(ctx, len, (size_t)n + 1) != 1 ||
+            EVP_DigestUpdate(ctx, s->files[i].text, s->files[i].len) != 1)
+            goto out;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof md)
+        goto out;
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+out:
+    EVP_MD_CTX_free(ctx);
 }

@@ -44,6 +44,10 @@ void tk_snapshot_list(const tk_snapshot *s, const char *dir, int dirs,
 /* Number of files (for logs). */
 int tk_snapshot_count(const tk_snapshot *s);
 
+/* sha256 (hex) over every file's name, length and text, in name order: two
+ * snapshots of the same files have the same digest. "" if OpenSSL fails. */
+void tk_snapshot_digest(const tk_snapshot *s, char out[65]);
+
 /* The name of file i (0 <= i < count, in name order), or NULL. Borrowed
  * until the snapshot is freed. */
 const char *tk_snapshot_name(const tk_snapshot *s, int i);

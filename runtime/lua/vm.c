@@ -788,3 +788,42 @@ void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file)
         lua_pop(L, 1);
     }
 }
+
+/* lib.plugins.list() as "name version, ...". Runs on the loading thread. */
+static int plugin_list(lua_State *L)
+{
+    char *buf = lua_touserdata(L, 1);
+    size_t cap = (size_t)lua_tointeger(L, 2), n = 0;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lib.plugins");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "list");
+    lua_call(L, 0, 1);
+    lua_Integer count = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= count && n < cap; i++) {
+        lua_geti(L, -1, i);
+        lua_getfield(L, -1, "name");
+        lua_getfield(L, -2, "version");
+        const char *name = lua_tostring(L, -2), *version = lua_tostring(L, -1);
+        int w = snprintf(buf + n, cap - n, "%s%s %s", i > 1 ? ", " : "", name ? name : "?",
+                         version ? version : "?");
+        n += w > 0 ? (size_t)w : 0;
+        lua_pop(L, 3);
+    }
+    return 0;
+}
+
+void tk_lua_vm_plugin_list(tk_lua_vm *vm, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    lua_pushcfunction(vm->L, plugin_list);
+    lua_pushlightuserdata(vm->L, buf);
+    lua_pushinteger(vm->L, (lua_Integer)len);
+    if (lua_pcall(vm->L, 2, 0, 0) != LUA_OK) {
+        snprintf(buf, len, "(cannot list: %s)", lua_tostring(vm->L, -1));
+        lua_pop(vm->L, 1);
+    }
+    buf[len - 1] = '\0';
+}

@@ -94,4 +94,8 @@ tk_lua_ctx *tk_lua_ctx_get(lua_State *L);
 /* Registry name of the metatable that marks a Lua table as a JSON array. */
 #define TK_JSON_ARRAY_MT "json.array"
 
+/* The plugins this VM loaded, as "name version, ..." ("" for none), for
+ * the start-up and reload lines and taskapi status. */
+void tk_lua_vm_plugin_list(tk_lua_vm *vm, char *buf, size_t len);
+
 #endif
