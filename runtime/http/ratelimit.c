@@ -314,11 +314,6 @@ void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_r
     pthread_mutex_unlock(&mu);
 }
 
-void tk_ratelimit_rejections_inc(void)
-{
-    atomic_fetch_add(&rejections, 1);
-}
-
 long long tk_ratelimit_rejections(void)
 {
     return atomic_load(&rejections);

@@ -55,8 +55,7 @@ void tk_ratelimit_undo(const char *key, int window, int64_t start, int64_t now);
 /* Reports the state of `key` without counting a hit. */
 void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out);
 
-/* Counts a hit that is over the limit too (for rate-limit rejections). */
-void tk_ratelimit_rejections_inc(void);
+/* Hits refused because a bucket was over its limit (for /metrics). */
 long long tk_ratelimit_rejections(void);
 
 /* Frees every counter (at shutdown). */
