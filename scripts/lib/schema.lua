@@ -227,6 +227,9 @@ for cp = 0x2000, 0x200A do SPACE[cp] = true end
 
 -- s must be valid UTF-8 (checked by the caller).
 local function trim(s)
+  -- Fast path: both ends are printable ASCII (no space there, nothing to cut).
+  local b1, bn = sbyte(s, 1), sbyte(s, -1)
+  if b1 and b1 > 32 and b1 < 127 and bn > 32 and bn < 127 then return s end
   local first
   for p, c in utf8_codes(s) do
     if not SPACE[c] then first = p; break end

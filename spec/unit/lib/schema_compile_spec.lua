@@ -231,9 +231,11 @@ gen_value = function(s, depth, for_default)
     if chance(0.3) then setmetatable(out, schema.array_mt) end
     return out
   else
-    local out = {}
-    for name, sub in pairs(s.properties or {}) do
-      if chance(0.75) then out[name] = gen_value(sub, depth + 1, for_default) end
+    local out, names = {}, {}
+    for name in pairs(s.properties or {}) do names[#names + 1] = name end
+    table.sort(names) -- not pairs order, which changes from run to run: the seed decides
+    for _, name in ipairs(names) do
+      if chance(0.75) then out[name] = gen_value(s.properties[name], depth + 1, for_default) end
     end
     if not for_default then
       if chance(0.2) then out[pick({ "zz", "extra", "\1bad\255key", string.rep("k", 230) })] = gen_scalar() end
@@ -269,7 +271,11 @@ describe("schema.compile", function()
       local cases, schemas_used = 0, 0
       for _ = 1, SCHEMAS do
         local s = gen_schema(0)
-        if schema.check(s) then
+        -- pcall: a generated default the reference itself cannot judge (a
+        -- table with mixed keys under uniqueItems, which no JSON decodes to)
+        -- makes check raise; such a schema is skipped.
+        local check_ok, good = pcall(schema.check, s)
+        if check_ok and good then
           schemas_used = schemas_used + 1
           local modes = { nil, { coerce = true }, { max_details = random(1, 3), coerce = chance(0.5) } }
           for m = 1, 3 do
