@@ -131,6 +131,31 @@ local function answer_idempotent(route, req, v, key)
   return status, body, headers
 end
 
+--- Runs each `constant = true` route's handler once, through the same
+--- answer() as a request (so the bytes are the ones the normal path would
+--- send), and leaves the answer on the route for the C runtime:
+--- constant_status (integer) and constant_body (string). Skipped for a
+--- route with rate-limit buckets, and for every route when a plugin has
+--- before/after hooks: those requests must reach Lua. A constant answer
+--- that is not a 2xx without headers is a load error (it would hide a bug
+--- behind a cache).
+function M.cache_constants(routes, validators)
+  local hooks = plugins.has_request_hooks()
+  for i, r in ipairs(routes) do
+    r.constant_status, r.constant_body = nil, nil
+    if r.constant and not hooks and not (type(r.rate) == "table" and #r.rate > 0) then
+      local req = { method = "GET", path = r.path, pattern = r.path, id = "constant", worker = 0,
+        params = {}, query = {}, headers = {} }
+      local status, text, headers = answer(r, req, validators[i])
+      if type(status) ~= "number" or status < 200 or status > 299 or headers ~= nil then
+        error(("%s: constant route %s %s must answer a 2xx without headers (got %s)"):format(
+          r.where, r.method, r.path, tostring(status)), 0)
+      end
+      r.constant_status, r.constant_body = status, text
+    end
+  end
+end
+
 --- Builds the dispatch function over a list of routes, compiling every
 --- route's schemas into validators here, once per script generation.
 function M.new(routes)
@@ -141,6 +166,7 @@ function M.new(routes)
       query = r.query and schema.compile(r.query, { coerce = true }) or nil,
     }
   end
+  M.cache_constants(routes, validators)
   return function(index, req)
     local route = routes[index]
     plugins.begin(req)
