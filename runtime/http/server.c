@@ -47,6 +47,14 @@ typedef struct {
     int n, cap;
 } kv_list;
 
+/* The cached answer of a `constant = true` route (lib.dispatch ran its
+ * handler once for this generation); body NULL: the route has none. */
+typedef struct {
+    unsigned status;
+    char *body;
+    size_t len;
+} tk_const_answer;
+
 /* A generation: one immutable snapshot of the scripts, the route table
  * compiled from it and one VM per worker loaded from it. A request holds a
  * reference from route match to completion, so it runs on the generation
@@ -58,7 +66,9 @@ typedef struct tk_gen {
     tk_router *router;
     tk_lua_vm **vms; /* [nworkers] */
     int nvms;
-    tk_rate_limits *limits; /* per route id, from the Lua policy */
+    tk_rate_limits *limits;     /* per route id, from the Lua policy */
+    tk_const_answer *constants; /* [nconstants + 1], per route id */
+    int nconstants;
     atomic_int refs;
 } tk_gen;
 
@@ -298,6 +308,10 @@ static void gen_free(tk_gen *g)
     tk_router_free(g->router);
     tk_snapshot_free(g->snap);
     free(g->limits);
+    if (g->constants != NULL)
+        for (int id = 1; id <= g->nconstants; id++)
+            free(g->constants[id].body);
+    free(g->constants);
     free(g);
 }
 
@@ -353,6 +367,17 @@ static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
         goto fail;
     for (int id = 1; id <= nroutes; id++)
         tk_lua_vm_route_limits(g->vms[0], id, &g->limits[id]);
+    g->constants = calloc((size_t)nroutes + 1, sizeof *g->constants);
+    if (g->constants == NULL)
+        goto fail;
+    g->nconstants = nroutes;
+    for (int id = 1; id <= nroutes; id++) {
+        tk_const_answer *c = &g->constants[id];
+        if (g->limits[id].n > 0) /* limited: every request must be counted */
+            continue;
+        if (tk_lua_vm_route_constant(g->vms[0], id, &c->status, &c->body, &c->len) < 0)
+            goto fail;
+    }
     atomic_init(&g->refs, 1);
     *out = g;
     return TK_OK;
@@ -423,10 +448,16 @@ void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failure
 
 /* ---- the worker side ---------------------------------------------------- */
 
+/* Pushes l as a table. With `lower` (the request headers): names
+ * lower-cased, and Authorization left out: the C checks have verified the
+ * bearer token and Lua gets its claims as req.user, so the token itself
+ * never reaches a script (nor a script's logs), and is not copied. */
 static void push_kv_table(lua_State *L, const kv_list *l, int lower)
 {
     lua_createtable(L, 0, l->n);
     for (int i = 0; i < l->n; i++) {
+        if (lower && strcasecmp(l->items[i].name, "Authorization") == 0)
+            continue;
         if (lower) {
             char name[128];
             size_t k = 0;
@@ -513,6 +544,7 @@ static void run_request(worker *w, tk_req *r)
     ctx->request_id = r->rid;
     ctx->queries = 0;
     tk_lua_vm_begin_request(vm);
+    unsigned long long allocs0 = tk_lua_vm_allocs(vm);
     lua_settop(L, 0);
     tk_lua_vm_push_dispatch(vm);     /* +1 dispatch */
     lua_pushinteger(L, r->match.id); /* +1 route index */
@@ -556,12 +588,14 @@ static void run_request(worker *w, tk_req *r)
         }
     }
 done:
+    lua_settop(L, 0);
     if (r->resp && s_debug_queries(w)) {
-        char n[16];
+        char n[24];
         snprintf(n, sizeof n, "%d", ctx->queries);
         MHD_add_response_header(r->resp, "X-Query-Count", n);
+        snprintf(n, sizeof n, "%llu", tk_lua_vm_allocs(vm) - allocs0);
+        MHD_add_response_header(r->resp, "X-Lua-Allocs", n);
     }
-    lua_settop(L, 0);
     ctx->request_id = NULL;
 }
 
@@ -878,6 +912,20 @@ static int precheck(tk_server *s, tk_req *r)
                 MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
             return 1;
         }
+    }
+    const tk_const_answer *c = &r->gen->constants[r->match.id];
+    if (c->body != NULL && !r->has_body) {
+        /* A constant route (GET, no auth, no limits, no plugin hooks):
+         * the generation's cached answer, here on the HTTP thread. The
+         * access log and metrics come from on_completed as for any
+         * request. */
+        r->resp = make_response(r, c->body, c->len);
+        r->status = c->status;
+        if (r->resp && s->cfg->debug_queries) {
+            MHD_add_response_header(r->resp, "X-Query-Count", "0");
+            MHD_add_response_header(r->resp, "X-Lua-Allocs", "0");
+        }
+        return 1;
     }
     return 0; /* rate limits: on the worker (they may ask Redis) */
 }

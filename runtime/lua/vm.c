@@ -21,7 +21,8 @@ struct tk_lua_vm {
     lua_State *L;
     tk_lua_ctx ctx;
     size_t mem_used;
-    size_t mem_limit; /* LUA_MEMORY_LIMIT: a script that needs more is a bug */
+    size_t mem_limit;          /* LUA_MEMORY_LIMIT: a script that needs more is a bug */
+    unsigned long long allocs; /* allocator calls that obtained memory (new or grown) */
     int app_ref;
     int dispatch_ref;
     int nroutes;
@@ -39,7 +40,9 @@ tk_lua_ctx *tk_lua_ctx_get(lua_State *L)
 }
 
 /* Allocator with a hard cap per VM, so a runaway script fails with "not
- * enough memory" instead of taking the process down. */
+ * enough memory" instead of taking the process down. It also counts the
+ * calls that obtain memory (a new block or a larger one), which the server
+ * reports per request (X-Lua-Allocs under TASKAPI_DEBUG_QUERIES). */
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     tk_lua_vm *vm = ud;
@@ -51,6 +54,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old && vm->mem_used + (nsize - old) > vm->mem_limit)
         return NULL;
+    vm->allocs += nsize > old; /* new blocks and growth; shrinking is not counted */
     void *np = realloc(ptr, nsize);
     if (np != NULL)
         vm->mem_used = vm->mem_used - old + nsize;
@@ -577,6 +581,11 @@ tk_lua_ctx *tk_lua_vm_ctx(tk_lua_vm *vm)
     return &vm->ctx;
 }
 
+unsigned long long tk_lua_vm_allocs(const tk_lua_vm *vm)
+{
+    return vm->allocs;
+}
+
 int tk_lua_vm_route_count(tk_lua_vm *vm)
 {
     return vm->nroutes;
@@ -692,6 +701,35 @@ void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, tk_rate_limits *out)
         lua_pop(L, 1); /* -1 bucket */
     }
     lua_pop(L, 2);
+}
+
+int tk_lua_vm_route_constant(tk_lua_vm *vm, int id, unsigned *status, char **body, size_t *len)
+{
+    lua_State *L = vm->L;
+    *body = NULL;
+    *len = 0;
+    *status = 0;
+    push_route(vm, id);                     /* +1 route */
+    lua_getfield(L, -1, "constant_status"); /* +1 */
+    lua_getfield(L, -2, "constant_body");   /* +1 */
+    int rc = 0;
+    if (lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING) {
+        lua_Integer st = lua_tointeger(L, -2);
+        size_t n = 0;
+        const char *text = lua_tolstring(L, -1, &n);
+        rc = -1;
+        if (st >= 200 && st <= 299 && (*body = malloc(n + 1)) != NULL) {
+            memcpy(*body, text, n);
+            (*body)[n] = '\0';
+            *len = n;
+            *status = (unsigned)st;
+            rc = 1;
+        } else if (st < 200 || st > 299) {
+            rc = 0;
+        }
+    }
+    lua_pop(L, 3);
+    return rc;
 }
 
 static void cat(char *buf, size_t len, const char *s)

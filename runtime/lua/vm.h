@@ -78,6 +78,16 @@ int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen
 /* The rate-limit buckets the policy gave route `id` (out->n = 0: none). */
 void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, tk_rate_limits *out);
 
+/* The answer lib.dispatch cached for a `constant = true` route `id`
+ * (route.constant_status and constant_body): 1 with status and a malloc'd
+ * copy of the body (the caller frees it), 0 when the route has none, -1
+ * out of memory. */
+int tk_lua_vm_route_constant(tk_lua_vm *vm, int id, unsigned *status, char **body, size_t *len);
+
+/* Allocator calls of this VM that obtained memory, since it was created;
+ * the difference over a request is that request's allocations. */
+unsigned long long tk_lua_vm_allocs(const tk_lua_vm *vm);
+
 /* Writes the route table (method, pattern, auth, file:line) to out. */
 void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);
 

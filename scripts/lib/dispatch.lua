@@ -30,7 +30,9 @@ local function on_error(e)
   return runtime.traceback(tostring(e), 2)
 end
 
-local function parse_body(route, req)
+-- The route's validators, compiled once per script generation (dispatch.new)
+-- by schema.compile: { body = fn, query = fn or nil }.
+local function parse_body(v, req)
   local raw = req.body_raw
   local body
   if raw == nil or not raw:find("%S") then
@@ -45,29 +47,29 @@ local function parse_body(route, req)
       errors.raise(400, "invalid_json", "request body is not valid JSON: " .. err)
     end
   end
-  local cleaned, details = schema.validate(route.body or EMPTY_OBJECT, body)
+  local cleaned, details = v.body(body)
   if not cleaned then
     errors.validation(details)
   end
   return cleaned
 end
 
-local function parse_query(route, req)
-  if not route.query then
+local function parse_query(v, req)
+  if not v.query then
     return req.query
   end
-  local cleaned, details = schema.validate(route.query, req.query, { coerce = true })
+  local cleaned, details = v.query(req.query)
   if not cleaned then
     errors.raise(400, "invalid_parameter", "invalid query parameter", details)
   end
   return cleaned
 end
 
-local function run(route, req)
+local function run(route, req, v)
   if BODY_METHODS[req.method] then
-    req.body = parse_body(route, req)
+    req.body = parse_body(v, req)
   end
-  req.query = parse_query(route, req)
+  req.query = parse_query(v, req)
   req.body_raw = nil
   plugins.before(req, route) -- may answer for the route by raising an HTTP error
   return route.handler(req)
@@ -76,8 +78,8 @@ end
 local INTERNAL = json.encode({ error = { code = "internal", message = "internal server error" } })
 
 -- Runs the route and encodes its answer: status, body text, headers.
-local function answer(route, req)
-  local ok, status, body, headers = xpcall(run, on_error, route, req)
+local function answer(route, req, v)
+  local ok, status, body, headers = xpcall(run, on_error, route, req, v)
   if not ok then
     if errors.is(status) then
       plugins.after(req, status.status, errors.body(status))
@@ -105,7 +107,7 @@ local function answer(route, req)
 end
 
 -- POST with Idempotency-Key: replay a stored answer or record this one.
-local function answer_idempotent(route, req, key)
+local function answer_idempotent(route, req, v, key)
   local raw = req.body_raw
   local ok, status, body, headers = xpcall(function()
     idempotency.check_key(key)
@@ -121,7 +123,7 @@ local function answer_idempotent(route, req, key)
   if status ~= nil then
     return status, body, headers
   end
-  status, body, headers = answer(route, req)
+  status, body, headers = answer(route, req, v)
   local stored, err = pcall(idempotency.finish, req, key, status, body, headers)
   if not stored then
     log.error("%s %s: cannot store the idempotent answer: %s", req.method, route.path, tostring(err))
@@ -129,16 +131,50 @@ local function answer_idempotent(route, req, key)
   return status, body, headers
 end
 
---- Builds the dispatch function over a list of routes.
+--- Runs each `constant = true` route's handler once, through the same
+--- answer() as a request (so the bytes are the ones the normal path would
+--- send), and leaves the answer on the route for the C runtime:
+--- constant_status (integer) and constant_body (string). Skipped for a
+--- route with rate-limit buckets, and for every route when a plugin has
+--- before/after hooks: those requests must reach Lua. A constant answer
+--- that is not a 2xx without headers is a load error (it would hide a bug
+--- behind a cache).
+function M.cache_constants(routes, validators)
+  local hooks = plugins.has_request_hooks()
+  for i, r in ipairs(routes) do
+    r.constant_status, r.constant_body = nil, nil
+    if r.constant and not hooks and not (type(r.rate) == "table" and #r.rate > 0) then
+      local req = { method = "GET", path = r.path, pattern = r.path, id = "constant", worker = 0,
+        params = {}, query = {}, headers = {} }
+      local status, text, headers = answer(r, req, validators[i])
+      if type(status) ~= "number" or status < 200 or status > 299 or headers ~= nil then
+        error(("%s: constant route %s %s must answer a 2xx without headers (got %s)"):format(
+          r.where, r.method, r.path, tostring(status)), 0)
+      end
+      r.constant_status, r.constant_body = status, text
+    end
+  end
+end
+
+--- Builds the dispatch function over a list of routes, compiling every
+--- route's schemas into validators here, once per script generation.
 function M.new(routes)
+  local validators = {}
+  for i, r in ipairs(routes) do
+    validators[i] = {
+      body = schema.compile(r.body or EMPTY_OBJECT),
+      query = r.query and schema.compile(r.query, { coerce = true }) or nil,
+    }
+  end
+  M.cache_constants(routes, validators)
   return function(index, req)
     local route = routes[index]
     plugins.begin(req)
     local key = req.method == "POST" and req.user and req.headers["idempotency-key"]
     if key then
-      return answer_idempotent(route, req, key)
+      return answer_idempotent(route, req, validators[index], key)
     end
-    return answer(route, req)
+    return answer(route, req, validators[index])
   end
 end
 

@@ -353,6 +353,12 @@ local function call_hook(fn, ...)
   return ok, err
 end
 
+--- True when a loaded plugin has a `before` or `after` hook: then every
+--- request must reach Lua (constant routes included, lib.dispatch).
+function M.has_request_hooks()
+  return #phase.before > 0 or #phase.after > 0
+end
+
 --- Remembers the request being served (the actor of the events it causes).
 function M.begin(req)
   current_req = req

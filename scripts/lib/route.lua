@@ -9,7 +9,13 @@
 -- are schemas (lib.schema) checked before the handler runs; summary, tags
 -- and status document the route; rate = { limit = n [, window = s]
 -- [, per = "user"|"ip"] } gives the route a rate-limit bucket of its own on
--- top of the policy's (policies/ratelimits.lua). The C runtime compiles method + path into
+-- top of the policy's (policies/ratelimits.lua); constant = true marks a GET
+-- route without auth, path parameters or schemas whose handler always gives
+-- the same answer (GET /health/live): lib.dispatch runs it once per script
+-- generation and the C runtime answers it from that cached body on the HTTP
+-- thread, without a Lua worker, unless the route has rate-limit buckets or
+-- a plugin has before/after hooks (then it takes the normal path, and the
+-- handler runs per request). The C runtime compiles method + path into
 -- its route table; `where` (file:line of the declaration) is kept for
 -- errors and `taskapi routes`.
 local runtime = require "tk.runtime"
@@ -24,7 +30,7 @@ Group.__index = Group
 local AUTH = { required = true, optional = true, none = true }
 local OPTIONS = {
   auth = true, body = true, query = true, summary = true, description = true, tags = true,
-  status = true, responses = true, errors = true, rate = true,
+  status = true, responses = true, errors = true, rate = true, constant = true,
 }
 
 function M.group(prefix)
@@ -49,6 +55,16 @@ local function add(self, method, path, opts, handler)
     error(("route %s %s: rate must be a table { limit = n [, window = s] [, per = ...] }")
       :format(method, path), 3)
   end
+  if opts.constant ~= nil then
+    if opts.constant ~= true and opts.constant ~= false then
+      error(("route %s %s: constant must be true or false"):format(method, path), 3)
+    end
+    if opts.constant and (method ~= "GET" or auth ~= "none" or opts.body ~= nil
+        or opts.query ~= nil or (self.prefix .. path):find(":", 1, true)) then
+      error(("route %s %s: only a GET route with auth = \"none\", no path parameters and no "
+        .. "body or query schema can be constant"):format(method, path), 3)
+    end
+  end
   local r = {
     method = method,
     path = self.prefix .. path,
@@ -62,6 +78,7 @@ local function add(self, method, path, opts, handler)
     responses = opts.responses,
     errors = opts.errors,
     rate_option = opts.rate,
+    constant = opts.constant or nil,
     handler = handler,
     where = runtime.where(3),
   }

@@ -227,6 +227,9 @@ for cp = 0x2000, 0x200A do SPACE[cp] = true end
 
 -- s must be valid UTF-8 (checked by the caller).
 local function trim(s)
+  -- Fast path: both ends are printable ASCII (no space there, nothing to cut).
+  local b1, bn = sbyte(s, 1), sbyte(s, -1)
+  if b1 and b1 > 32 and b1 < 127 and bn > 32 and bn < 127 then return s end
   local first
   for p, c in utf8_codes(s) do
     if not SPACE[c] then first = p; break end
@@ -806,6 +809,267 @@ function M.validate(schema, value, opts)
   end
   if not ok then return nil, ctx.details end
   return cleaned, nil
+end
+
+---------------------------------------------------------------------------
+-- Compiled validators
+---------------------------------------------------------------------------
+-- M.compile turns a (checked) schema into a tree of Lua closures, built once
+-- (per script generation, by lib.dispatch): every keyword, message, default,
+-- enum set and field path that does not depend on the value is looked up or
+-- formatted here, so a request only runs the checks its schema has. The
+-- result is the same as M.validate's in every case (cleaned value, details,
+-- their order), which spec/unit/lib/schema_compile_spec.lua checks against
+-- M.validate over random schemas and inputs. No code is generated (no load).
+--
+-- A compiled node is fn(v, ppath, key) -> ok, cleaned: v is the value, and
+-- its field path is known at compile time (spath, for a node reached from the
+-- root through object properties only) or built from the parent's path and
+-- the key only when it is needed (an error, or a container inside an array).
+
+local function mkpath(ppath, key)
+  if type(key) == "number" then return index(ppath, key) end
+  return join(ppath, key)
+end
+
+local function enum_set(s)
+  if not s.enum then return nil end
+  local set = {}
+  for _, x in ipairs(s.enum) do set[x] = true end
+  return set
+end
+
+local compile_node -- forward declaration: (s, spath, st) -> fn
+
+-- st: the validator's per-call state { details = nil | list, max = n, full }.
+local function st_add(st, path, message)
+  local details = st.details
+  if not details then details = {}; st.details = details end
+  if #details >= st.max then st.full = true; return false end
+  details[#details + 1] = { field = path, message = message }
+  if #details >= st.max then st.full = true end
+  return false
+end
+
+local function at_least(n, one, many) return "must be at least " .. plural(n, one, many) end
+local function at_most(n, one, many) return "must be at most " .. plural(n, one, many) end
+
+local function compile_string(s, spath, st)
+  local nullable, do_trim, do_lower = s.nullable, s.trim, s.lower
+  local min_b, max_b, min_l, max_l = s.minBytes, s.maxBytes, s.minLength, s.maxLength
+  local m_min_b = min_b and at_least(min_b, "byte", "bytes")
+  local m_max_b = max_b and at_most(max_b, "byte", "bytes")
+  local m_min_l = min_l and at_least(min_l, "character", "characters")
+  local m_max_l = max_l and at_most(max_l, "character", "characters")
+  local enum, m_enum = enum_set(s), s.enum and enum_message(s)
+  local fcheck, m_format = s.format and FORMAT_CHECK[s.format], s.format and E_FORMAT[s.format]
+  local pattern = s.pattern
+  return function(v, ppath, key)
+    if v == null then
+      if nullable then return true, null end
+      return st_add(st, spath or mkpath(ppath, key), E_NULL)
+    end
+    if type(v) ~= "string" then return st_add(st, spath or mkpath(ppath, key), E_STRING) end
+    local len = utf8_len(v)
+    if not len then return st_add(st, spath or mkpath(ppath, key), E_UTF8) end
+    if sfind(v, "\0", 1, true) then return st_add(st, spath or mkpath(ppath, key), E_NUL) end
+    if do_trim then
+      local t = trim(v)
+      if t ~= v then v, len = t, utf8_len(t) end
+    end
+    if do_lower then v = ascii_lower(v) end
+    if min_b and #v < min_b then return st_add(st, spath or mkpath(ppath, key), m_min_b) end
+    if max_b and #v > max_b then return st_add(st, spath or mkpath(ppath, key), m_max_b) end
+    if min_l and len < min_l then return st_add(st, spath or mkpath(ppath, key), m_min_l) end
+    if max_l and len > max_l then return st_add(st, spath or mkpath(ppath, key), m_max_l) end
+    if enum and not enum[v] then return st_add(st, spath or mkpath(ppath, key), m_enum) end
+    if fcheck and not fcheck(v) then return st_add(st, spath or mkpath(ppath, key), m_format) end
+    if pattern and not sfind(v, pattern) then
+      return st_add(st, spath or mkpath(ppath, key), E_PATTERN)
+    end
+    return true, v
+  end
+end
+
+-- integer and number: the same range and enum checks (check_range).
+local function compile_numeric(s, spath, st, coerce)
+  local nullable, is_int = s.nullable, s.type == "integer"
+  local min, max = s.minimum, s.maximum
+  local m_min = min and "must be at least " .. fmt_number(min)
+  local m_max = max and "must be at most " .. fmt_number(max)
+  local enum, m_enum = enum_set(s), s.enum and enum_message(s)
+  local parse, m_type = is_int and parse_integer or parse_number, is_int and E_INTEGER or E_NUMBER
+  return function(v, ppath, key)
+    if v == null then
+      if nullable then return true, null end
+      return st_add(st, spath or mkpath(ppath, key), E_NULL)
+    end
+    if coerce and type(v) == "string" then v = parse(v) end
+    if type(v) ~= "number" then return st_add(st, spath or mkpath(ppath, key), m_type) end
+    if is_int then
+      v = tointeger(v)
+      if not v then return st_add(st, spath or mkpath(ppath, key), m_type) end
+    elseif not finite(v) then
+      return st_add(st, spath or mkpath(ppath, key), m_type)
+    end
+    if min and v < min then return st_add(st, spath or mkpath(ppath, key), m_min) end
+    if max and v > max then return st_add(st, spath or mkpath(ppath, key), m_max) end
+    if enum and not enum[v] then return st_add(st, spath or mkpath(ppath, key), m_enum) end
+    return true, v
+  end
+end
+
+local function compile_boolean(s, spath, st, coerce)
+  local nullable = s.nullable
+  local enum, m_enum = enum_set(s), s.enum and enum_message(s)
+  return function(v, ppath, key)
+    if v == null then
+      if nullable then return true, null end
+      return st_add(st, spath or mkpath(ppath, key), E_NULL)
+    end
+    if coerce and type(v) == "string" then
+      if v == "true" then v = true elseif v == "false" then v = false end
+    end
+    if type(v) ~= "boolean" then return st_add(st, spath or mkpath(ppath, key), E_BOOLEAN) end
+    if enum and not enum[v] then return st_add(st, spath or mkpath(ppath, key), m_enum) end
+    return true, v
+  end
+end
+
+local function compile_array(s, spath, st, coerce)
+  local nullable, unique = s.nullable, s.uniqueItems
+  local min, max = s.minItems, s.maxItems
+  local m_min = min and "must have at least " .. plural(min, "item", "items")
+  local m_max = max and "must have at most " .. plural(max, "item", "items")
+  local item = s.items and compile_node(s.items, nil, st, coerce)
+  return function(v, ppath, key)
+    local path = spath or mkpath(ppath, key)
+    if v == null then
+      if nullable then return true, null end
+      return st_add(st, path, E_NULL)
+    end
+    if coerce and type(v) == "string" then v = split_commas(v) end
+    local n = array_length(v)
+    if not n then return st_add(st, path, E_ARRAY) end
+    if min and n < min then return st_add(st, path, m_min) end
+    if max and n > max then return st_add(st, path, m_max) end
+    local out, ok = new_array(), true
+    if item then
+      for i = 1, n do
+        local item_ok, cleaned = item(v[i], path, i)
+        if item_ok then out[i] = cleaned else ok = false end
+        if st.full then return false end
+      end
+    else
+      for i = 1, n do out[i] = v[i] end
+    end
+    if not ok then return false end
+    if unique and has_duplicates(out) then return st_add(st, path, E_DUPLICATES) end
+    return true, out
+  end
+end
+
+local function compile_object(s, spath, st, coerce)
+  local nullable, props, extra = s.nullable, s.properties or {}, s.additionalProperties
+  local info = info_of(s)
+  local names, count = info.names, #info.names
+  local check, subs, defaults, required, paths = {}, {}, {}, {}, {}
+  for i, name in ipairs(names) do
+    local sub = props[name]
+    local cpath = spath and join(spath, name) or nil
+    subs[i], paths[i] = sub, cpath
+    check[i] = compile_node(sub, cpath, st, coerce)
+    defaults[i] = sub.default -- nil when none (holes are fine: indexed by i)
+    required[i] = info.required[name] or false
+  end
+  local extra_check = type(extra) == "table" and compile_node(extra, nil, st, coerce) or nil
+  return function(v, ppath, key)
+    local path = spath or mkpath(ppath, key)
+    if v == null then
+      if nullable then return true, null end
+      return st_add(st, path, E_NULL)
+    end
+    if type(v) ~= "table" or marked_array(v) then return st_add(st, path, E_OBJECT) end
+    -- one pass: every key a string (else not an object), and the unknown ones
+    local unknown
+    for k in pairs(v) do
+      if type(k) ~= "string" then return st_add(st, path, E_OBJECT) end
+      if props[k] == nil then
+        unknown = unknown or {}
+        unknown[#unknown + 1] = k
+      end
+    end
+    local out, ok = {}, true
+    for i = 1, count do
+      local name = names[i]
+      local fv = v[name]
+      if fv == nil then
+        local d = defaults[i]
+        if d ~= nil then
+          out[name] = copy_value(d, subs[i])
+        elseif required[i] then
+          ok = st_add(st, paths[i] or join(path, name), E_REQUIRED)
+        end
+      else
+        local field_ok, cleaned = check[i](fv, path, name)
+        if field_ok then out[name] = cleaned else ok = false end
+      end
+      if st.full then return false end
+    end
+    if unknown then
+      tsort(unknown)
+      for _, k in ipairs(unknown) do
+        if extra == true then
+          out[k] = v[k] -- free-form: kept as given (shared, not copied)
+        elseif extra_check then
+          local field_ok, cleaned = extra_check(v[k], path, safe_key(k))
+          if field_ok then out[k] = cleaned else ok = false end
+        else
+          ok = st_add(st, join(path, safe_key(k)), E_NOT_ALLOWED)
+        end
+        if st.full then return false end
+      end
+    end
+    if not ok then return false end
+    return true, out
+  end
+end
+
+compile_node = function(s, spath, st, coerce)
+  local t = s.type
+  if t == "string" then return compile_string(s, spath, st) end
+  if t == "integer" or t == "number" then return compile_numeric(s, spath, st, coerce) end
+  if t == "boolean" then return compile_boolean(s, spath, st, coerce) end
+  if t == "array" then return compile_array(s, spath, st, coerce) end
+  return compile_object(s, spath, st, coerce)
+end
+
+-- M.compile(schema [, opts]) -> validator
+-- validator(value) returns exactly what M.validate(schema, value, opts)
+-- returns (cleaned, nil | nil, details). opts.coerce and opts.max_details
+-- are fixed at compile time. An invalid schema raises, like M.validate. A
+-- validator is not reentrant (it keeps its error list between the closures
+-- of one call), which validation never needs: nothing in it calls back into
+-- a script.
+function M.compile(schema, opts)
+  ensure_checked(schema, "compile")
+  local st = { details = nil, max = opts and opts.max_details or DEFAULT_MAX_DETAILS, full = false }
+  local root = compile_node(schema, "", st, opts and opts.coerce or false)
+  local default = schema.default
+  return function(value)
+    st.details, st.full = nil, false
+    local ok, cleaned
+    if value == nil then
+      if default ~= nil then return copy_value(default, schema), nil end
+      ok = st_add(st, "", E_REQUIRED)
+    else
+      ok, cleaned = root(value, "", "")
+    end
+    local details = st.details
+    st.details = nil
+    if not ok then return nil, details or {} end
+    return cleaned, nil
+  end
 end
 
 -- M.partial(schema) -> schema

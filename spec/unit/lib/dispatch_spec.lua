@@ -326,3 +326,79 @@ describe("dispatch.check", function()
     assert.truthy(err:find("^routes/things.lua:12: body schema of POST /things: "), err)
   end)
 end)
+
+describe("dispatch: constant routes", function()
+  local function constant(handler, extra)
+    local r = route(handler, { method = "GET", path = "/health/x", constant = true, rate = {} })
+    for k, v in pairs(extra or {}) do r[k] = v end
+    return r
+  end
+
+  it("caches the encoded answer of a constant route when dispatch is built", function()
+    local calls = 0
+    local r = constant(function()
+      calls = calls + 1
+      return 200, { status = "ok", list = json.array({}) }
+    end)
+    dispatch.new({ r })
+    assert.equal(1, calls)
+    assert.equal(200, r.constant_status)
+    assert.same({ status = "ok", list = {} }, cjson.decode(r.constant_body))
+    assert.truthy(r.constant_body:find('"list":[]', 1, true))
+  end)
+
+  it("caches nothing for a route with rate-limit buckets (every request must count)", function()
+    local r = constant(function() return 200, {} end,
+      { rate = { { bucket = "general", limit = 5, window = 60, per = "user" } } })
+    dispatch.new({ r })
+    assert.is_nil(r.constant_body)
+    assert.is_nil(r.constant_status)
+  end)
+
+  it("caches nothing for a route that is not constant", function()
+    local r = route(function() return 200, {} end, { method = "GET" })
+    dispatch.new({ r })
+    assert.is_nil(r.constant_body)
+  end)
+
+  it("refuses a constant answer that is not a 2xx without headers, naming the route", function()
+    for _, handler in ipairs({
+      function() return 503, { status = "down" } end,
+      function() return 200, {}, { ["X-Thing"] = "1" } end,
+      function() error("boom") end,
+    }) do
+      local ok, err = pcall(dispatch.new, { constant(handler) })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("routes/things.lua:12: constant route GET /health/x", 1, true),
+        tostring(err))
+    end
+  end)
+end)
+
+describe("route: the constant option", function()
+  local rt = require("tk.runtime") -- the stand-in above, which has no `where`
+  rt.where = rt.where or function() return "spec:1" end
+  local lroute = require("lib.route")
+
+  it("accepts a GET route without auth, parameters or schemas", function()
+    local g = lroute.group("/health")
+    local r = g:get("/live", { auth = "none", constant = true }, function() return 200, {} end)
+    assert.is_true(r.constant)
+  end)
+
+  it("refuses constant on anything else", function()
+    local g = lroute.group("/api/v1")
+    local h = function() return 200, {} end
+    for _, case in ipairs({
+      { "post", "/x", { auth = "none", constant = true } },
+      { "get", "/x", { constant = true } },
+      { "get", "/x/:id", { auth = "none", constant = true } },
+      { "get", "/x", { auth = "none", constant = true, query = { type = "object" } } },
+      { "get", "/x", { auth = "none", constant = "yes" } },
+    }) do
+      local ok, err = pcall(g[case[1]], g, case[2], case[3], h)
+      assert.is_false(ok, case[2])
+      assert.truthy(tostring(err):find("constant", 1, true), tostring(err))
+    end
+  end)
+end)
