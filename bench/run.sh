@@ -27,7 +27,11 @@
 # Environment (defaults in brackets):
 #   DURATION [15]  WARMUP [3]  THREADS [2]  CONNECTIONS [64]  WRK_TIMEOUT [5s]
 #   SCENARIOS ["health me list get search create patch"]
-#   TARGETS   ["express express2 taskapi"]  (express2 = the peer with WORKERS=2)
+#   TARGETS   ["express express2 nginx taskapi"]  (express2 = the peer with WORKERS=2;
+#             nginx = nginx-light answering GET /health/live with a Lua constant,
+#             one worker, access log on: the ceiling for the health scenario,
+#             and only measured there)
+#   NGINX_PORT [18902]
 #   TASKS [1000]  BENCH_PG_PORT [18910]  TASKAPI_PORT [18900]  TASKAPI_WS_PORT [18901]
 #   EXPRESS_PORT [3000]  EXPRESS2_PORT [3001]  TASKAPI_WORKERS [taskapi's default]
 #   BENCH_DURABLE [0]  DATABASE_URL (use that server instead of a private one)
@@ -46,7 +50,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 SCENARIOS=${SCENARIOS-health me list get search create patch}
-TARGETS=${TARGETS:-express express2 taskapi}
+TARGETS=${TARGETS:-express express2 nginx taskapi}
 TASKS=${TASKS:-1000}
 BENCH_PG_PORT=${BENCH_PG_PORT:-18910}
 TASKAPI_PORT=${TASKAPI_PORT:-18900}
@@ -132,7 +136,7 @@ wait_http() {
 
 section "Debian packages"
 ensure_deps
-printf 'wrk\n' >"$OUT/deps.txt"
+printf 'wrk\nnginx-light\nlibnginx-mod-http-lua\n' >"$OUT/deps.txt"
 TK_DEPS_FILE=$OUT/deps.txt ensure_deps
 command -v wrk >/dev/null || die "wrk is not installed and could not be installed (Debian package wrk)"
 command -v node >/dev/null || die "node is not installed (Debian packages nodejs npm)"
@@ -246,7 +250,34 @@ start_target() {
             RATE_LIMIT_PER_MIN=$RATE AUTH_RATE_LIMIT_PER_MIN=$RATE \
             node app.js >>"${LOG[$t]}" 2>&1 9>&-) &
         ;;
-    *) die "unknown target $t (taskapi, express, express2)" ;;
+    nginx)
+        port=${NGINX_PORT:-18902}
+        ! port_busy "$port" || die "port $port is taken (set NGINX_PORT)"
+        mkdir -p "$OUT/nginx"
+        cat >"$OUT/nginx/nginx.conf" <<NGINX
+# Written by bench/run.sh: one worker answering GET /health/live with a Lua
+# constant, access log on (taskapi logs every request too).
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log ${LOG[$t]};
+events { worker_connections 4096; }
+http {
+    access_log ${LOG[$t]}.access;
+    server {
+        listen 127.0.0.1:$port;
+        location = /health/live {
+            default_type application/json;
+            content_by_lua_block { ngx.print('{"status":"ok"}') }
+        }
+    }
+}
+NGINX
+        (exec nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "${LOG[$t]}" >>"${LOG[$t]}" 2>&1 9>&-) &
+        ;;
+    *) die "unknown target $t (taskapi, express, express2, nginx)" ;;
     esac
     PID[$t]=$!
     URL[$t]=http://127.0.0.1:$port
@@ -273,6 +304,7 @@ for t in $TARGETS; do
     express2)
         [[ " $TARGETS " == *" express "* ]] && continue # same database as express
         ;;
+    nginx) continue ;; # answers /health/live only
     esac
     SEED[$t]=$OUT/seed-$t.json
     node "$BENCH_DIR/seed.js" "${URL[$t]}" "${SEED[$t]}" "$TASKS" || die "seeding $t failed"
@@ -334,6 +366,7 @@ error_lines() {
 
 declare -A TOKEN PROJECT QUERY
 for t in $TARGETS; do
+    [[ -n ${SEED[$t]:-} ]] || continue # nginx
     read -r "TOKEN[$t]" "PROJECT[$t]" "QUERY[$t]" < <(node -e 'const s = require(process.argv[1]);
         console.log(s.token, s.projectId, encodeURIComponent(s.searchQuery))' "${SEED[$t]}")
 done
@@ -343,8 +376,8 @@ printf 'scenario\ttarget\trps\tp50_ms\tp99_ms\tmax_ms\trequests\tnon2xx\tsock_er
 
 run_wrk() { # run_wrk TARGET SCENARIO SECONDS OUTFILE
     local t=$1 sc=$2 secs=$3 out=$4
-    BENCH_LUA_DIR=$BENCH_DIR/lua BENCH_TOKEN=${TOKEN[$t]} BENCH_PROJECT=${PROJECT[$t]} \
-        BENCH_IDS=${SEED[$t]%.json}.ids BENCH_QUERY=${QUERY[$t]} BENCH_THREADS=$THREADS \
+    BENCH_LUA_DIR=$BENCH_DIR/lua BENCH_TOKEN=${TOKEN[$t]:-} BENCH_PROJECT=${PROJECT[$t]:-} \
+        BENCH_IDS=${SEED[$t]:+${SEED[$t]%.json}.ids} BENCH_QUERY=${QUERY[$t]:-} BENCH_THREADS=$THREADS \
         /usr/bin/time -f '%U %S' -o "$out.time" \
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
         -s "$BENCH_DIR/lua/$sc.lua" "${URL[$t]}" >"$out" 2>&1
@@ -369,6 +402,7 @@ declare -A RSS_LOAD
 for sc in $SCENARIOS; do
     [[ -f $BENCH_DIR/lua/$sc.lua ]] || die "no scenario bench/lua/$sc.lua"
     for t in $TARGETS; do
+        [[ $t != nginx || $sc == health ]] || continue # nginx is the ceiling of /health/live only
         pid_alive "${PID[$t]}" || die "$t (pid ${PID[$t]}) is gone; see ${LOG[$t]}"
         raw=$OUT/raw-$sc-$t
         run_wrk "$t" "$sc" "$WARMUP" "$raw.warmup" || true
