@@ -1,0 +1,31 @@
+/* tk.json: the one JSON writer for answers, events and stored documents
+ * (see l_json.c), and the buffer userdata tk.db writes rows into. */
+#ifndef TK_LUA_JSON_H
+#define TK_LUA_JSON_H
+
+#include <lua.h>
+#include <stddef.h>
+
+#include "ws/json.h"
+
+/* Registry name of the metatable of encoded fragments (full userdata
+ * holding JSON text that the encoder splices in verbatim). */
+#define TK_JSON_FRAGMENT_MT "tk.json.fragment"
+
+/* Registry name of the metatable that marks a Lua table as a JSON array
+ * (also in vm.h; the same definition, so this header stands alone for the
+ * module build). */
+#define TK_JSON_ARRAY_MT "json.array"
+
+/* Pushes a new empty tk_jbuf (ws/json.h) owned by a userdata: its memory
+ * is freed by the garbage collector, so code that fills it may raise. */
+tk_jbuf *tk_json_push_buffer(lua_State *L);
+
+/* Pushes a fragment (a full userdata with TK_JSON_FRAGMENT_MT) holding a
+ * copy of the JSON text s; the caller vouches that it is valid JSON. */
+void tk_json_push_fragment(lua_State *L, const char *s, size_t len);
+
+/* require "tk.json" */
+int tk_lua_open_json(lua_State *L);
+
+#endif
