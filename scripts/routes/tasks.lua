@@ -17,7 +17,7 @@ local instant = require "lib.instant"
 local projects = require "lib.projects"
 local tasks = require "lib.tasks"
 
-local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local type, pairs, tostring = type, pairs, tostring
 local tointeger = math.tointeger
 
 local r = route.group("/api/v1")
@@ -381,15 +381,12 @@ local function list(req, project_id)
     end
     after_id = v[2]
   end
-  local rows = db.query(LIST_SQL[q.sort], project_id, user.id, q.status, q.priority, assignee,
-    unassigned, q.createdBy, q.tag, q.dueBefore, q.dueAfter, q.q, after_key, after_id, q.limit + 1)
-  local page, next_cursor = cursor.page(rows, q.limit, function(t)
-    return { sort.key(t), t.id }
-  end)
-  local data = json.array()
-  for i, t in ipairs(page) do
-    data[i] = tasks.public(t)
-  end
+  -- The page is written as JSON by C from the result (tasks.PROJECTION);
+  -- only the last row of a full page comes back as a table, for the cursor.
+  local data, n, last = db.query_json(LIST_SQL[q.sort], tasks.PROJECTION, q.limit, project_id,
+    user.id, q.status, q.priority, assignee, unassigned, q.createdBy, q.tag, q.dueBefore,
+    q.dueAfter, q.q, after_key, after_id, q.limit + 1)
+  local next_cursor = n > q.limit and cursor.encode({ sort.key(last), last.id }) or json.null
   return 200, { data = data, meta = { limit = q.limit, nextCursor = next_cursor } }
 end
 
@@ -535,13 +532,13 @@ end)
 r:get("/tasks/:id", { tags = { "tasks" },
   responses = doc(200, "The task; ETag: \"<version>\" (If-None-Match with it answers 304)", ONE_TASK),
   summary = "One task" }, function(req)
-  local row = tasks.get(req.user, req.params.id, "task.read")
+  local task, row = tasks.get_json(req.user, req.params.id, "task.read")
   local tag = etag(row)
   local inm = parse_if_match(req.headers["if-none-match"])
   if inm and inm[row.version] then
     return 304, nil, { ETag = tag }
   end
-  return 200, { data = tasks.public(row) }, { ETag = tag }
+  return 200, { data = task }, { ETag = tag }
 end)
 
 r:patch("/tasks/:id", { body = S.update, tags = { "tasks" }, errors = { 403, 409, 412 },
