@@ -448,6 +448,8 @@ static int run_query(lua_State *L, const char *sql, int first, PGresult **out)
 {
     tk_lua_ctx *ctx = tk_lua_ctx_get(L);
     const char *values[MAX_PARAMS];
+    if (lua_gettop(L) < first - 1)
+        lua_settop(L, first - 1); /* optional arguments left out: no parameters */
     int n = collect_params(L, first, values);
     if (n < 0) {
         luaL_pushfail(L);

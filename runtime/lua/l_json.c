@@ -155,7 +155,8 @@ static void encode_pairs_sorted(lua_State *L, tk_jbuf *b, int idx, int skip, int
         keys[n].s = lua_tolstring(L, -1, &keys[n].len);
         n++;
     }
-    qsort(keys, n, sizeof *keys, key_cmp);
+    if (n > 1)
+        qsort(keys, n, sizeof *keys, key_cmp);
     for (size_t i = 0; i < n; i++) {
         if (!*first)
             add(L, b, ",", 1);
