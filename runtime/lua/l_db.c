@@ -634,51 +634,72 @@ static void resolve_columns(lua_State *L, const projection *p, PGresult *r, int 
     }
 }
 
-/* Writes the array literal {a,"b c",NULL} as a JSON array of strings; tmp
- * is scratch for one element. A failed allocation shows in tk_jbuf_ok(b). */
-static void add_array_json(tk_jbuf *b, tk_jbuf *tmp, const char *s)
+/* Writes the array literal {a,"b c",NULL} as a JSON array of strings.
+ * PostgreSQL quotes an element with a backslash before '"' and '\', which
+ * is also how JSON escapes them: a quoted element is copied as it is, but
+ * for control characters; an unquoted one is escaped as any string. */
+static void add_array_json(tk_jbuf *b, const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
     tk_jbuf_add(b, "[", 1);
     if (*s == '{')
         s++;
     int first = 1;
     while (*s && *s != '}') {
-        int quoted = *s == '"';
-        tmp->len = 0;
-        if (quoted) {
-            s++;
+        if (!first)
+            tk_jbuf_add(b, ",", 1);
+        first = 0;
+        if (*s == '"') {
+            const char *run = ++s;
+            tk_jbuf_add(b, "\"", 1);
             while (*s && *s != '"') {
-                if (*s == '\\' && s[1])
+                unsigned char c = (unsigned char)*s;
+                if (c == '\\' && s[1]) {
+                    s += 2;
+                } else if (c < 0x20) {
+                    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                    tk_jbuf_add(b, run, (size_t)(s - run));
+                    tk_jbuf_add(b, esc, 6);
+                    run = ++s;
+                } else {
                     s++;
-                tk_jbuf_add(tmp, s++, 1);
+                }
             }
+            tk_jbuf_add(b, run, (size_t)(s - run));
+            tk_jbuf_add(b, "\"", 1);
             if (*s == '"')
                 s++;
         } else {
             const char *e = s;
             while (*e && *e != ',' && *e != '}')
                 e++;
-            tk_jbuf_add(tmp, s, (size_t)(e - s));
+            if (e - s == 4 && memcmp(s, "NULL", 4) == 0)
+                tk_jbuf_add(b, "null", 4);
+            else
+                tk_jbuf_add_jstr(b, s, (size_t)(e - s));
             s = e;
         }
-        if (!first)
-            tk_jbuf_add(b, ",", 1);
-        first = 0;
-        if (!quoted && tmp->len == 4 && memcmp(tk_jbuf_text(tmp), "NULL", 4) == 0)
-            tk_jbuf_add(b, "null", 4);
-        else
-            tk_jbuf_add_jstr(b, tk_jbuf_text(tmp), tk_jbuf_ok(tmp) ? tmp->len : 0);
         if (*s == ',')
             s++;
     }
     tk_jbuf_add(b, "]", 1);
-    if (!tk_jbuf_ok(tmp))
-        b->failed = 1; /* an element was lost: the whole text is */
+}
+
+/* Room for one row as JSON: its text plus a margin per column for keys,
+ * quotes and escapes (a guess that saves reallocations, not a limit). */
+static size_t row_estimate(PGresult *r, int rows)
+{
+    size_t n = 0;
+    int ncols = PQnfields(r), k = rows < 4 ? rows : 4;
+    for (int i = 0; i < k; i++)
+        for (int c = 0; c < ncols; c++)
+            n += (size_t)PQgetlength(r, i, c) + 24;
+    return k ? n / (size_t)k + 64 : 64;
 }
 
 /* Writes row i of r as a JSON object in the projection's key order. */
-static void add_row_json(lua_State *L, tk_jbuf *b, tk_jbuf *tmp, const projection *p,
-                         const int *idx, PGresult *r, int i)
+static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const int *idx, PGresult *r,
+                         int i)
 {
     tk_jbuf_add(b, "{", 1);
     for (int k = 0; k < p->n; k++) {
@@ -721,7 +742,7 @@ static void add_row_json(lua_State *L, tk_jbuf *b, tk_jbuf *tmp, const projectio
             break;
         }
         default:
-            add_array_json(b, tmp, v);
+            add_array_json(b, v);
         }
     }
     tk_jbuf_add(b, "}", 1);
@@ -749,19 +770,19 @@ static int l_db_query_json(lua_State *L)
     resolve_columns(L, p, r, idx);
     int nrows = PQntuples(r);
     int upto = (lua_Integer)nrows < limit ? nrows : (int)limit;
-    tk_jbuf *b = tk_json_push_buffer(L);   /* +1 */
-    tk_jbuf *tmp = tk_json_push_buffer(L); /* +1 */
+    /* Written in place in the fragment, with room for the page at once. */
+    size_t room = 2 + (size_t)upto * row_estimate(r, upto);
+    tk_jbuf *b = tk_json_push_fragment_buffer(L, room); /* +1 */
     tk_jbuf_add(b, "[", 1);
     for (int i = 0; i < upto; i++) {
         if (i > 0)
             tk_jbuf_add(b, ",", 1);
-        add_row_json(L, b, tmp, p, idx, r, i);
+        add_row_json(L, b, p, idx, r, i);
     }
     tk_jbuf_add(b, "]", 1);
     if (!tk_jbuf_ok(b))
         return luaL_error(L, "db: out of memory writing JSON");
-    tk_json_push_fragment(L, tk_jbuf_text(b), b->len); /* +1 */
-    lua_pushinteger(L, nrows);                         /* +1 */
+    lua_pushinteger(L, nrows); /* +1 */
     if (upto > 0)
         push_row(L, r, upto - 1); /* +1 */
     else
@@ -789,11 +810,11 @@ static int l_db_one_json(lua_State *L)
     }
     int idx[MAX_PROJECTED];
     resolve_columns(L, p, r, idx);
-    tk_jbuf *b = tk_json_push_buffer(L);   /* +1 */
-    tk_jbuf *tmp = tk_json_push_buffer(L); /* +1 */
-    add_row_json(L, b, tmp, p, idx, r, 0);
-    tk_json_push_fragment(L, tk_jbuf_text(b), b->len); /* +1 */
-    push_row(L, r, 0);                                 /* +1 */
+    tk_jbuf *b = tk_json_push_fragment_buffer(L, row_estimate(r, 1)); /* +1 */
+    add_row_json(L, b, p, idx, r, 0);
+    if (!tk_jbuf_ok(b))
+        return luaL_error(L, "db: out of memory writing JSON");
+    push_row(L, r, 0); /* +1 */
     clear_result(L, holder);
     return 2;
 }

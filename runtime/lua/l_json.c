@@ -70,33 +70,49 @@ static void add_string(lua_State *L, tk_jbuf *b, const char *s, size_t len)
 
 /* ---- fragments ------------------------------------------------------------ */
 
-typedef struct {
-    size_t len;
-    char text[];
-} fragment;
+/* A fragment is a userdata holding a tk_jbuf with JSON text in it. */
+static int fragment_gc(lua_State *L)
+{
+    tk_jbuf_cleanup(luaL_checkudata(L, 1, TK_JSON_FRAGMENT_MT));
+    return 0;
+}
 
 static int fragment_tostring(lua_State *L)
 {
-    fragment *f = luaL_checkudata(L, 1, TK_JSON_FRAGMENT_MT);
-    lua_pushlstring(L, f->text, f->len);
+    tk_jbuf *f = luaL_checkudata(L, 1, TK_JSON_FRAGMENT_MT);
+    lua_pushlstring(L, tk_jbuf_text(f), f->len);
     return 1;
 }
 
 static void fragment_metatable(lua_State *L)
 {
     if (luaL_newmetatable(L, TK_JSON_FRAGMENT_MT)) { /* +1 */
+        lua_pushcfunction(L, fragment_gc);
+        lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, fragment_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "json.fragment"); /* getmetatable(f) in scripts: no access */
+        lua_setfield(L, -2, "__metatable");
     }
+}
+
+tk_jbuf *tk_json_push_fragment_buffer(lua_State *L, size_t reserve)
+{
+    tk_jbuf *f = lua_newuserdatauv(L, sizeof *f, 0); /* +1 */
+    tk_jbuf_init(f, 0);
+    fragment_metatable(L);   /* +1 */
+    lua_setmetatable(L, -2); /* -1 */
+    if (reserve)
+        tk_jbuf_reserve(f, reserve);
+    return f;
 }
 
 void tk_json_push_fragment(lua_State *L, const char *s, size_t len)
 {
-    fragment *f = lua_newuserdatauv(L, sizeof *f + len, 0); /* +1 */
-    f->len = len;
-    memcpy(f->text, s, len);
-    fragment_metatable(L);   /* +1 */
-    lua_setmetatable(L, -2); /* -1 */
+    tk_jbuf *f = tk_json_push_fragment_buffer(L, len);
+    tk_jbuf_add(f, s, len);
+    if (!tk_jbuf_ok(f))
+        luaL_error(L, "json: out of memory");
 }
 
 /* ---- encoding ------------------------------------------------------------- */
@@ -303,9 +319,9 @@ static void encode(lua_State *L, tk_jbuf *b, int idx, int depth)
         }
         break;
     case LUA_TUSERDATA: {
-        fragment *f = luaL_testudata(L, idx, TK_JSON_FRAGMENT_MT);
+        tk_jbuf *f = luaL_testudata(L, idx, TK_JSON_FRAGMENT_MT);
         if (f != NULL) {
-            add(L, b, f->text, f->len);
+            add(L, b, tk_jbuf_text(f), f->len);
             return;
         }
         break;
@@ -319,14 +335,34 @@ static void encode(lua_State *L, tk_jbuf *b, int idx, int depth)
     luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
 }
 
+/* The encoder's buffer: one per Lua state, kept in the registry and reused
+ * (encoding calls no Lua code, so it is never in use twice); a buffer grown
+ * past KEEP_BYTES by a big answer is given back after it. */
+#define KEEP_BYTES (256 * 1024)
+static const char BUFFER_KEY = 'j';
+
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    tk_jbuf *b = tk_json_push_buffer(L); /* +1 at 2 */
+    tk_jbuf *b;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &BUFFER_KEY) == LUA_TUSERDATA) { /* +1 at 2 */
+        b = lua_touserdata(L, 2);
+        if (!tk_jbuf_ok(b))
+            tk_jbuf_cleanup(b);
+        b->len = 0; /* what a raised error left behind */
+    } else {
+        lua_pop(L, 1);
+        b = tk_json_push_buffer(L); /* +1 at 2 */
+        lua_pushvalue(L, 2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &BUFFER_KEY);
+    }
+    tk_jbuf_reserve(b, 1024); /* most answers fit: no reallocation */
     encode(L, b, 1, 0);
     lua_pushlstring(L, tk_jbuf_text(b), b->len);
-    tk_jbuf_cleanup(b);
+    if (b->cap > KEEP_BYTES)
+        tk_jbuf_cleanup(b);
+    b->len = 0;
     return 1;
 }
 

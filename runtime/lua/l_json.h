@@ -25,6 +25,11 @@ tk_jbuf *tk_json_push_buffer(lua_State *L);
  * copy of the JSON text s; the caller vouches that it is valid JSON. */
 void tk_json_push_fragment(lua_State *L, const char *s, size_t len);
 
+/* Pushes an empty fragment (room for `reserve` bytes) and returns its
+ * buffer, for C to write the JSON text in place; the garbage collector frees
+ * it. Check tk_jbuf_ok before handing it to scripts. */
+tk_jbuf *tk_json_push_fragment_buffer(lua_State *L, size_t reserve);
+
 /* require "tk.json" */
 int tk_lua_open_json(lua_State *L);
 
