@@ -17,7 +17,7 @@
 # 4. with ALLOCS=1 (default), both servers again under an LD_PRELOAD counter
 #    (bench/alloc_count.c) for ALLOC_SECONDS s per scenario: malloc, realloc
 #    (Lua's allocator) and free calls per request.
-# Environment: DURATION [10] WARMUP [2] ROUNDS [2] TASKS [1000] ALLOCS [1]
+# Environment: DURATION [10] WARMUP [2] ROUNDS [4] TASKS [1000] ALLOCS [1]
 #   ALLOC_SECONDS [5] JSONAB_PG_PORT [18930] BASE_PORT [18940] NEW_PORT [18950]
 # Functions below run from traps: shellcheck cannot see the calls.
 # shellcheck disable=SC2317
@@ -29,7 +29,7 @@ source bin/lib/common.sh
 BASE_REV=${1:-a91fc76}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-4}
 TASKS=${TASKS:-1000}
 ALLOCS=${ALLOCS:-1}
 ALLOC_SECONDS=${ALLOC_SECONDS:-5}
@@ -174,9 +174,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
-section "Mean over the rounds"
-awk -F'\t' 'NR > 1 { k = $2 " " $3; rps[k] += $4; cpu[k] += $7; pg[k] += $8; n[k]++ }
-    END { for (k in rps) printf "    %-9s %7.0f req/s  server %4.0f us/req  pg %4.0f us/req\n", k, rps[k] / n[k], cpu[k] / n[k], pg[k] / n[k] }' \
+section "Median over the rounds (mean in brackets)"
+awk -F'\t' 'NR > 1 { k = $2 " " $3; i = ++n[k]; rps[k, i] = $4; cpu[k, i] = $7; pg[k, i] = $8
+                      srps[k] += $4; scpu[k] += $7; spg[k] += $8 }
+    function med(a, k, m,    i, j, t, v) {
+        for (i = 1; i <= m; i++) v[i] = a[k, i]
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
+    END { for (k in n) printf "    %-9s %7.0f req/s (%5.0f)  server %4.0f us/req (%4.0f)  pg %4.0f us/req (%4.0f)\n",
+            k, med(rps, k, n[k]), srps[k] / n[k], med(cpu, k, n[k]), scpu[k] / n[k], med(pg, k, n[k]), spg[k] / n[k] }' \
     "$RESULTS" | sort
 
 if [[ $ALLOCS == 1 ]]; then
