@@ -640,33 +640,29 @@ static void resolve_columns(lua_State *L, const projection *p, PGresult *r, int 
  * for control characters; an unquoted one is escaped as any string. */
 static void add_array_json(tk_jbuf *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    tk_jbuf_add(b, "[", 1);
+    tk_json_put(b, "[", 1);
     if (*s == '{')
         s++;
     int first = 1;
     while (*s && *s != '}') {
         if (!first)
-            tk_jbuf_add(b, ",", 1);
+            tk_json_put(b, ",", 1);
         first = 0;
         if (*s == '"') {
             const char *run = ++s;
-            tk_jbuf_add(b, "\"", 1);
+            tk_json_put(b, "\"", 1);
             while (*s && *s != '"') {
-                unsigned char c = (unsigned char)*s;
-                if (c == '\\' && s[1]) {
+                if (*s == '\\' && s[1]) { /* \" or \\: already JSON; copied as it is */
+                    tk_json_put_escaped(b, run, (size_t)(s - run));
+                    tk_json_put(b, s, 2);
                     s += 2;
-                } else if (c < 0x20) {
-                    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                    tk_jbuf_add(b, run, (size_t)(s - run));
-                    tk_jbuf_add(b, esc, 6);
-                    run = ++s;
+                    run = s;
                 } else {
                     s++;
                 }
             }
-            tk_jbuf_add(b, run, (size_t)(s - run));
-            tk_jbuf_add(b, "\"", 1);
+            tk_json_put_escaped(b, run, (size_t)(s - run));
+            tk_json_put(b, "\"", 1);
             if (*s == '"')
                 s++;
         } else {
@@ -674,15 +670,15 @@ static void add_array_json(tk_jbuf *b, const char *s)
             while (*e && *e != ',' && *e != '}')
                 e++;
             if (e - s == 4 && memcmp(s, "NULL", 4) == 0)
-                tk_jbuf_add(b, "null", 4);
+                tk_json_put(b, "null", 4);
             else
-                tk_jbuf_add_jstr(b, s, (size_t)(e - s));
+                tk_json_put_string(b, s, (size_t)(e - s));
             s = e;
         }
         if (*s == ',')
             s++;
     }
-    tk_jbuf_add(b, "]", 1);
+    tk_json_put(b, "]", 1);
 }
 
 /* Room for one row as JSON: its text plus a margin per column for keys,
@@ -701,17 +697,17 @@ static size_t row_estimate(PGresult *r, int rows)
 static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const int *idx, PGresult *r,
                          int i)
 {
-    tk_jbuf_add(b, "{", 1);
+    tk_json_put(b, "{", 1);
     for (int k = 0; k < p->n; k++) {
         const proj_col *c = &p->cols[k];
         if (k > 0)
-            tk_jbuf_add(b, ",", 1);
-        tk_jbuf_add(b, c->key, c->keylen);
+            tk_json_put(b, ",", 1);
+        tk_json_put(b, c->key, c->keylen);
         if (PQgetisnull(r, i, idx[k])) {
             if (c->type == P_STRINGS && !c->nullable)
-                tk_jbuf_add(b, "[]", 2);
+                tk_json_put(b, "[]", 2);
             else if (c->nullable)
-                tk_jbuf_add(b, "null", 4);
+                tk_json_put(b, "null", 4);
             else
                 luaL_error(L, "db: column %s is NULL but not declared nullable", c->column);
             continue;
@@ -720,32 +716,32 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         size_t len = (size_t)PQgetlength(r, i, idx[k]);
         switch (c->type) {
         case P_STRING:
-            tk_jbuf_add_jstr(b, v, len);
+            tk_json_put_string(b, v, len);
             break;
         case P_INTEGER:
         case P_JSON: /* PostgreSQL's own text of an integer or a json value is JSON */
-            tk_jbuf_add(b, v, len);
+            tk_json_put(b, v, len);
             break;
         case P_BOOLEAN:
             if (v[0] == 't')
-                tk_jbuf_add(b, "true", 4);
+                tk_json_put(b, "true", 4);
             else
-                tk_jbuf_add(b, "false", 5);
+                tk_json_put(b, "false", 5);
             break;
         case P_TIMESTAMP: {
             char out[32];
             size_t n = format_timestamp(v, len, out);
             if (n)
-                tk_jbuf_add_jstr(b, out, n);
+                tk_json_put_string(b, out, n);
             else
-                tk_jbuf_add_jstr(b, v, len);
+                tk_json_put_string(b, v, len);
             break;
         }
         default:
             add_array_json(b, v);
         }
     }
-    tk_jbuf_add(b, "}", 1);
+    tk_json_put(b, "}", 1);
     if (!tk_jbuf_ok(b))
         luaL_error(L, "db: out of memory writing JSON");
 }
@@ -773,13 +769,13 @@ static int l_db_query_json(lua_State *L)
     /* Written in place in the fragment, with room for the page at once. */
     size_t room = 2 + (size_t)upto * row_estimate(r, upto);
     tk_jbuf *b = tk_json_push_fragment_buffer(L, room); /* +1 */
-    tk_jbuf_add(b, "[", 1);
+    tk_json_put(b, "[", 1);
     for (int i = 0; i < upto; i++) {
         if (i > 0)
-            tk_jbuf_add(b, ",", 1);
+            tk_json_put(b, ",", 1);
         add_row_json(L, b, p, idx, r, i);
     }
-    tk_jbuf_add(b, "]", 1);
+    tk_json_put(b, "]", 1);
     if (!tk_jbuf_ok(b))
         return luaL_error(L, "db: out of memory writing JSON");
     lua_pushinteger(L, nrows); /* +1 */

@@ -54,16 +54,50 @@ tk_jbuf *tk_json_push_buffer(lua_State *L)
     return b;
 }
 
+void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
+{
+    /* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
+    static const unsigned char ESC[256] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1,
+                                           2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, ['\\'] = 2};
+    static const char SHORT[128] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
+                                    ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (ESC[c] == 0)
+            continue;
+        tk_json_put(b, s + run, i - run);
+        run = i + 1;
+        if (ESC[c] == 2) {
+            char e[2] = {'\\', SHORT[c]};
+            tk_json_put(b, e, 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            tk_json_put(b, e, 6);
+        }
+    }
+    tk_json_put(b, s + run, n - run);
+}
+
+void tk_json_put_string(tk_jbuf *b, const char *s, size_t n)
+{
+    tk_json_put(b, "\"", 1);
+    tk_json_put_escaped(b, s, n);
+    tk_json_put(b, "\"", 1);
+}
+
 static void add(lua_State *L, tk_jbuf *b, const char *s, size_t len)
 {
-    tk_jbuf_add(b, s, len);
+    tk_json_put(b, s, len);
     if (!tk_jbuf_ok(b))
         luaL_error(L, "json.encode: out of memory");
 }
 
 static void add_string(lua_State *L, tk_jbuf *b, const char *s, size_t len)
 {
-    tk_jbuf_add_jstr(b, s, len);
+    tk_json_put_string(b, s, len);
     if (!tk_jbuf_ok(b))
         luaL_error(L, "json.encode: out of memory");
 }

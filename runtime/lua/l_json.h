@@ -5,6 +5,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "ws/json.h"
 
@@ -16,6 +17,24 @@
  * (also in vm.h; the same definition, so this header stands alone for the
  * module build). */
 #define TK_JSON_ARRAY_MT "json.array"
+
+/* Appends n bytes: the common case (room left) inline, else tk_jbuf_add. */
+static inline void tk_json_put(tk_jbuf *b, const char *s, size_t n)
+{
+    if (!b->failed && b->reserve + b->len + n < b->cap) {
+        memcpy(b->p + b->reserve + b->len, s, n);
+        b->len += n;
+        b->p[b->reserve + b->len] = '\0';
+    } else {
+        tk_jbuf_add(b, s, n);
+    }
+}
+
+/* Appends s as a JSON string, escaping only '"', '\\' and control
+ * characters (the same text as tk_jbuf_add_jstr, found with a table). */
+void tk_json_put_string(tk_jbuf *b, const char *s, size_t n);
+/* The same without the quotes. */
+void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n);
 
 /* Pushes a new empty tk_jbuf (ws/json.h) owned by a userdata: its memory
  * is freed by the garbage collector, so code that fills it may raise. */

@@ -199,6 +199,7 @@ describe("json.encode", function()
 
     it("escapes quotes, backslashes and control characters only", function()
       assert.equal([["a\"b\\c\n\t\r\u0001\u001f é"]], json.encode('a"b\\c\n\t\r\1\31 é'))
+      assert.equal('"\\b\\f\\u000b\127"', json.encode("\b\f\v\127")) -- DEL is not a control character
     end)
 
     it("writes integers without a fraction and other numbers with 14 digits", function()
