@@ -1,6 +1,8 @@
 /* The table of runtime modules offered to scripts through require. */
 #include "lua/bindings.h"
 
+#include "lua/l_json.h"
+
 #include <lauxlib.h>
 
 void tk_lua_preload_bindings(lua_State *L, int idx)
@@ -11,6 +13,7 @@ void tk_lua_preload_bindings(lua_State *L, int idx)
                                     {"tk.runtime", tk_lua_open_runtime},
                                     {"tk.realtime", tk_lua_open_realtime},
                                     {"tk.ratelimit", tk_lua_open_ratelimit},
+                                    {"tk.json", tk_lua_open_json},
                                     {NULL, NULL}};
     for (const luaL_Reg *m = mods; m->name; m++) {
         lua_pushcfunction(L, m->func);

@@ -1,5 +1,6 @@
 /* The runtime modules Lua sees (require "tk.db", "tk.auth", "tk.log",
- * "tk.runtime", "tk.realtime"): one file per binding, each with its
+ * "tk.runtime", "tk.realtime", "tk.ratelimit"; "tk.json" in
+ * l_json.h): one file per binding, each with its
  * tk_lua_open_<name>. */
 #ifndef TK_LUA_BINDINGS_H
 #define TK_LUA_BINDINGS_H

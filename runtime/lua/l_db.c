@@ -6,18 +6,27 @@
  *                           (at once outside a transaction; dropped on rollback)
  *   db.in_tx()           -> boolean
  *   db.query_count()     -> SQL round trips of the current request
- * Values bind as text parameters: nil and cjson.null are NULL, booleans,
+ *   db.projection(spec)  -> a compiled projection (column -> field, type, nullable)
+ *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row
+ *   db.one_json(sql, projection, ...)          -> fragment, row | false
+ *                           rows written as JSON straight from the result, in
+ *                           the projection's key order (see tk.json fragments)
+ * Values bind as text parameters: nil and json.null are NULL, booleans,
  * numbers, strings, and sequences (PostgreSQL arrays). Rows come back with
  * Lua types by column type: integers, numbers, booleans, arrays (marked as
- * JSON arrays), decoded json/jsonb, timestamps as RFC 3339 UTC with
+ * JSON arrays), decoded json/jsonb (by libjansson: arrays marked, null as
+ * json.null), timestamps as RFC 3339 UTC with
  * milliseconds; SQL NULL is absent (nil). */
+#include <jansson.h>
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/pool.h"
 #include "lua/bindings.h"
+#include "lua/l_json.h"
 #include "lua/vm.h"
 #include "obs/log.h"
 #include "obs/stages.h"
@@ -174,14 +183,12 @@ static int collect_params(lua_State *L, int first, const char **values)
 
 /* ---- results ------------------------------------------------------------ */
 
-/* "2026-01-15 10:00:00.123456+00" -> "2026-01-15T10:00:00.123Z" */
-static void push_timestamp(lua_State *L, const char *s, size_t len)
+/* "2026-01-15 10:00:00.123456+00" -> "2026-01-15T10:00:00.123Z" in out
+ * (24 bytes); returns 0 for text not in that form (passed on as it is). */
+static size_t format_timestamp(const char *s, size_t len, char *out)
 {
-    if (len < 19 || s[10] != ' ') {
-        lua_pushlstring(L, s, len);
-        return;
-    }
-    char out[32];
+    if (len < 19 || s[10] != ' ')
+        return 0;
     memcpy(out, s, 10);
     out[10] = 'T';
     memcpy(out + 11, s + 11, 8);
@@ -196,7 +203,17 @@ static void push_timestamp(lua_State *L, const char *s, size_t len)
     for (; k < 3; k++)
         out[20 + k] = '0';
     out[23] = 'Z';
-    lua_pushlstring(L, out, 24);
+    return 24;
+}
+
+static void push_timestamp(lua_State *L, const char *s, size_t len)
+{
+    char out[32];
+    size_t n = format_timestamp(s, len, out);
+    if (n == 0)
+        lua_pushlstring(L, s, len);
+    else
+        lua_pushlstring(L, out, n);
 }
 
 /* Parses a one-dimensional array literal {a,"b c",NULL} into a table marked
@@ -247,130 +264,82 @@ static void push_array(lua_State *L, const char *s, int elem_int, int elem_bool)
     }
 }
 
-/* cjson decodes [] and {} to the same empty table. Before decoding, every
- * empty array outside a string is rewritten as [SENTINEL]; after decoding,
- * tables holding just the sentinel become empty tables marked as arrays. */
-#define EMPTY_ARRAY_SENTINEL "\\u0001tk.empty-array\\u0001"
-#define EMPTY_ARRAY_DECODED "\001tk.empty-array\001"
-
-/* Returns a malloc'd rewritten copy of s, or NULL when s has no empty array
- * (or on allocation failure, in which case decoding proceeds unmarked). */
-static char *mark_empty_arrays(const char *s, size_t len, size_t *outlen)
+/* json/jsonb columns: libjansson parses them (it tells [] from {} where
+ * cjson cannot), and the tree becomes Lua values with arrays marked as JSON
+ * arrays and null as json.null, by construction. The tree is held by a
+ * userdata while it is converted, so a raised error (memory) frees it. */
+static int jansson_gc(lua_State *L)
 {
-    size_t extra = strlen(EMPTY_ARRAY_SENTINEL) + 2;
-    size_t count = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[') {
-            size_t j = i + 1;
-            while (j < len && (s[j] == ' ' || s[j] == '\n' || s[j] == '\t' || s[j] == '\r'))
-                j++;
-            if (j < len && s[j] == ']')
-                count++;
-        }
-    }
-    if (count == 0)
-        return NULL;
-    char *out = malloc(len + count * extra + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        out[o++] = c;
-        if (in_str) {
-            if (c == '\\' && i + 1 < len)
-                out[o++] = s[++i];
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[') {
-            size_t j = i + 1;
-            while (j < len && (s[j] == ' ' || s[j] == '\n' || s[j] == '\t' || s[j] == '\r'))
-                j++;
-            if (j < len && s[j] == ']') {
-                o += (size_t)sprintf(out + o, "\"%s\"", EMPTY_ARRAY_SENTINEL);
-                i = j - 1; /* the ']' is copied next */
-            }
-        }
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
+    json_t **holder = luaL_checkudata(L, 1, "tk.db.jansson");
+    json_decref(*holder);
+    *holder = NULL;
+    return 0;
 }
 
-/* Walks the decoded value at the top of the stack and turns sentinel
- * arrays into empty arrays marked as JSON arrays. */
-static void unmark_empty_arrays(lua_State *L, int depth)
+static void push_jansson(lua_State *L, json_t *v)
 {
-    if (depth > 1000 || !lua_istable(L, -1)) /* cjson decodes 1000 levels at most */
-        return;
     luaL_checkstack(L, 4, "json nesting");
-    int top = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, top)) { /* +1 key +1 value */
-        if (lua_istable(L, -1)) {
-            int sentinel = 0;
-            if (lua_rawlen(L, -1) == 1) {
-                if (lua_rawgeti(L, -1, 1) == LUA_TSTRING) /* +1 first element */
-                    sentinel = strcmp(lua_tostring(L, -1), EMPTY_ARRAY_DECODED) == 0;
-                lua_pop(L, 1); /* -1 first element, whatever its type */
-            }
-            if (sentinel) {
-                lua_pushnil(L);
-                lua_rawseti(L, -2, 1);
-                luaL_setmetatable(L, TK_JSON_ARRAY_MT);
-            } else {
-                unmark_empty_arrays(L, depth + 1);
-            }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        lua_createtable(L, 0, (int)json_object_size(v)); /* +1 */
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            push_jansson(L, x);     /* +1 */
+            lua_setfield(L, -2, k); /* -1 */
         }
-        lua_settop(L, top + 1); /* -1 value: the key stays for lua_next */
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        lua_createtable(L, (int)n, 0); /* +1 */
+        luaL_setmetatable(L, TK_JSON_ARRAY_MT);
+        for (size_t i = 0; i < n; i++) {
+            push_jansson(L, json_array_get(v, i));  /* +1 */
+            lua_rawseti(L, -2, (lua_Integer)i + 1); /* -1 */
+        }
+        break;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, (lua_Number)json_real_value(v));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        lua_pushlightuserdata(L, NULL); /* json.null */
     }
 }
 
-/* Pushes a cjson-decoded value, with empty arrays kept as arrays. Fetches
- * cjson.decode once per VM into the registry. Raises on invalid JSON
- * (which json/jsonb columns cannot hold). */
+/* Pushes the decoded value of json text s. Raises on invalid JSON (which
+ * json/jsonb columns cannot hold). */
 static void push_json(lua_State *L, const char *s, size_t len)
 {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "tk.cjson.decode") != LUA_TFUNCTION) {
-        lua_pop(L, 1);
-        lua_getglobal(L, "require");
-        lua_pushstring(L, "cjson");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "decode");
-        lua_remove(L, -2);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, "tk.cjson.decode");
+    json_t **holder = lua_newuserdatauv(L, sizeof *holder, 0); /* +1 */
+    *holder = NULL;
+    if (luaL_newmetatable(L, "tk.db.jansson")) {
+        lua_pushcfunction(L, jansson_gc);
+        lua_setfield(L, -2, "__gc");
     }
-    size_t mlen = 0;
-    char *marked = mark_empty_arrays(s, len, &mlen);
-    if (marked != NULL) {
-        lua_pushlstring(L, marked, mlen);
-        free(marked);
-    } else {
-        lua_pushlstring(L, s, len);
-    }
-    lua_call(L, 1, 1);
-    if (marked != NULL) {
-        /* Wrap the value so the walk can replace it too, then unwrap. */
-        lua_createtable(L, 1, 0); /* +1 wrapper */
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 1); /* -1: wrapper = {value} */
-        unmark_empty_arrays(L, 0);
-        lua_rawgeti(L, -1, 1); /* +1 value */
-        lua_remove(L, -2);     /* -1 wrapper */
-    }
+    lua_setmetatable(L, -2);
+    json_error_t jerr;
+    *holder = json_loadb(s, len, JSON_DECODE_ANY, &jerr);
+    if (*holder == NULL)
+        luaL_error(L, "db: a json column does not decode: %s", jerr.text);
+    push_jansson(L, *holder); /* +1 */
+    json_decref(*holder);
+    *holder = NULL;
+    lua_remove(L, -2); /* -1 holder */
 }
 
 void tk_lua_db_push_text(lua_State *L, const char *s, size_t len, unsigned int type)
@@ -416,20 +385,27 @@ void tk_lua_db_push_text(lua_State *L, const char *s, size_t len, unsigned int t
     }
 }
 
+/* Pushes row i of r as a table: column name -> value; NULL is absent. */
+static void push_row(lua_State *L, PGresult *r, int i)
+{
+    int ncols = PQnfields(r);
+    lua_createtable(L, 0, ncols); /* +1 row */
+    for (int c = 0; c < ncols; c++) {
+        if (PQgetisnull(r, i, c))
+            continue;
+        tk_lua_db_push_text(L, PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                            PQftype(r, c)); /* +1 value */
+        lua_setfield(L, -2, PQfname(r, c)); /* -1 */
+    }
+}
+
 /* Pushes rows, affected. */
 static int push_result(lua_State *L, PGresult *r)
 {
-    int nrows = PQntuples(r), ncols = PQnfields(r);
+    int nrows = PQntuples(r);
     lua_createtable(L, nrows, 0); /* +1 rows */
     for (int i = 0; i < nrows; i++) {
-        lua_createtable(L, 0, ncols); /* +1 row */
-        for (int c = 0; c < ncols; c++) {
-            if (PQgetisnull(r, i, c))
-                continue;
-            tk_lua_db_push_text(L, PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
-                                PQftype(r, c)); /* +1 value */
-            lua_setfield(L, -2, PQfname(r, c)); /* -1 */
-        }
+        push_row(L, r, i);         /* +1 row */
         lua_rawseti(L, -2, i + 1); /* -1 row */
     }
     const char *aff = PQcmdTuples(r);
@@ -464,12 +440,29 @@ static int push_unavailable(lua_State *L, const char *why)
 
 /* ---- db.query ----------------------------------------------------------- */
 
-static int l_db_query(lua_State *L)
+/* TASKAPI_TRACE_STAGES: when run_query started and when its statement
+ * answered; the caller reports them once the rows are converted. */
+static _Thread_local int64_t q_t0, q_t1;
+
+/* The statement's round trip and the conversion of its rows, to the trace. */
+static void stage_done(void)
 {
-    const char *sql = luaL_checkstring(L, 1);
+    if (tk_stages_on)
+        tk_stages_sql(q_t0, q_t1, tk_stages_now());
+}
+
+/* Runs sql with the arguments from `first` on as parameters. On success
+ * returns 0 with the result in *out, held by a userdata pushed on the stack
+ * (its __gc clears it if a later conversion raises). On failure returns the
+ * count of values pushed for the caller to return (nil, message, sqlstate
+ * [, constraint]). */
+static int run_query(lua_State *L, const char *sql, int first, PGresult **out)
+{
     tk_lua_ctx *ctx = tk_lua_ctx_get(L);
     const char *values[MAX_PARAMS];
-    int n = collect_params(L, 2, values);
+    if (lua_gettop(L) < first - 1)
+        lua_settop(L, first - 1); /* optional arguments left out: no parameters */
+    int n = collect_params(L, first, values);
     if (n < 0) {
         luaL_pushfail(L);
         lua_insert(L, -2);
@@ -478,8 +471,11 @@ static int l_db_query(lua_State *L)
     }
     if (ctx->pool == NULL)
         return push_unavailable(L, "db.query: no database in this mode");
-
-    int64_t t0 = tk_stages_on ? tk_stages_now() : 0; /* TASKAPI_TRACE_STAGES */
+    /* Allocated before the connection is taken: nothing raises while it is held. */
+    PGresult **holder = lua_newuserdatauv(L, sizeof *holder, 0); /* +1 */
+    *holder = NULL;
+    luaL_setmetatable(L, "tk.db.result");
+    q_t0 = tk_stages_on ? tk_stages_now() : 0; /* TASKAPI_TRACE_STAGES */
     tk_db_conn *c = ctx->tx_conn;
     int own = c == NULL;
     if (own) {
@@ -494,25 +490,350 @@ static int l_db_query(lua_State *L)
         tk_db_pool_release(ctx->pool, c);
     if (r == NULL)
         return push_unavailable(L, "database connection lost during a query");
-    int nret;
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        /* Converting can raise (memory); the result must not leak then. */
-        PGresult **holder = lua_newuserdatauv(L, sizeof *holder, 0); /* +1 */
         *holder = r;
-        luaL_setmetatable(L, "tk.db.result");
-        int64_t t1 = tk_stages_on ? tk_stages_now() : 0;
-        nret = push_result(L, r);
-        if (tk_stages_on)
-            tk_stages_sql(t0, t1, tk_stages_now());
-        PQclear(r);
-        *holder = NULL;
-        lua_remove(L, -nret - 1); /* -1 holder */
-        return nret;
+        *out = r;
+        q_t1 = tk_stages_on ? tk_stages_now() : 0;
+        return 0;
     }
-    nret = push_db_error(L, r);
+    int nret = push_db_error(L, r);
     PQclear(r);
     return nret;
+}
+
+/* Clears the result held by the userdata at `holder` now. */
+static void clear_result(lua_State *L, int holder)
+{
+    PGresult **h = lua_touserdata(L, holder);
+    PQclear(*h);
+    *h = NULL;
+}
+
+static int l_db_query(lua_State *L)
+{
+    const char *sql = luaL_checkstring(L, 1);
+    PGresult *r = NULL;
+    int nret = run_query(L, sql, 2, &r);
+    if (nret > 0)
+        return nret;
+    int holder = lua_gettop(L);
+    nret = push_result(L, r);
+    clear_result(L, holder);
+    stage_done();
+    return nret;
+}
+
+/* ---- rows straight to JSON ------------------------------------------------ */
+
+/* A projection: which columns a JSON object is made of, in its key order,
+ * each with the field name, the JSON type and whether NULL is allowed. One
+ * userdata holds it all (entries, then their strings). */
+enum { P_STRING, P_INTEGER, P_BOOLEAN, P_TIMESTAMP, P_STRINGS, P_JSON };
+static const char *const P_TYPES[] = {"string",  "integer", "boolean", "timestamp",
+                                      "strings", "json",    NULL};
+#define MAX_PROJECTED 64
+
+typedef struct {
+    const char *column;
+    const char *key; /* "field": */
+    size_t keylen;
+    int type, nullable;
+} proj_col;
+
+typedef struct {
+    int n;
+    proj_col cols[];
+} projection;
+
+static int name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 63)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* db.projection({ {column, field, type [, nullable = true]}, ... }).
+ * Types: string, integer, boolean, timestamp (as tk.db formats them),
+ * strings (a text[]/uuid[] column: NULL is [] unless nullable), json. */
+static int l_db_projection(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)lua_rawlen(L, 1);
+    if (n < 1 || n > MAX_PROJECTED)
+        return luaL_error(L, "db.projection: 1..%d columns", MAX_PROJECTED);
+    size_t bytes = 0;
+    for (int i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+            return luaL_error(L, "db.projection: entry %d is not a table", i);
+        for (int k = 1; k <= 2; k++) {
+            lua_rawgeti(L, -1, k);
+            size_t len;
+            const char *s = lua_tolstring(L, -1, &len);
+            if (s == NULL || !name_ok(s, len))
+                return luaL_error(L, "db.projection: entry %d: bad %s name", i,
+                                  k == 1 ? "column" : "field");
+            bytes += len + 4;
+            lua_pop(L, 1);
+        }
+        lua_rawgeti(L, -1, 3);
+        luaL_checkoption(L, -1, NULL, P_TYPES);
+        lua_pop(L, 2);
+    }
+    projection *p = lua_newuserdatauv(L, sizeof *p + (size_t)n * sizeof(proj_col) + bytes, 0);
+    luaL_setmetatable(L, "tk.db.projection");
+    p->n = n;
+    char *w = (char *)(p->cols + n);
+    for (int i = 0; i < n; i++) {
+        proj_col *c = &p->cols[i];
+        lua_rawgeti(L, 1, i + 1); /* +1 entry */
+        size_t len;
+        lua_rawgeti(L, -1, 1);
+        const char *s = lua_tolstring(L, -1, &len);
+        memcpy(w, s, len + 1);
+        c->column = w;
+        w += len + 1;
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 2);
+        s = lua_tolstring(L, -1, &len);
+        c->key = w;
+        c->keylen = len + 3;
+        *w++ = '"';
+        memcpy(w, s, len);
+        w += len;
+        *w++ = '"';
+        *w++ = ':';
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 3);
+        c->type = luaL_checkoption(L, -1, NULL, P_TYPES);
+        lua_pop(L, 1);
+        c->nullable = lua_getfield(L, -1, "nullable") != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    return 1;
+}
+
+static int type_fits(int type, Oid oid)
+{
+    switch (type) {
+    case P_STRING:
+        return oid == 25 || oid == 1043 || oid == 2950 || oid == 1042 || oid == 19;
+    case P_INTEGER:
+        return oid == OID_INT2 || oid == OID_INT4 || oid == OID_INT8;
+    case P_BOOLEAN:
+        return oid == OID_BOOL;
+    case P_TIMESTAMP:
+        return oid == OID_TIMESTAMP || oid == OID_TIMESTAMPTZ;
+    case P_STRINGS:
+        return oid == OID_TEXT_ARR || oid == OID_VARCHAR_ARR || oid == OID_UUID_ARR;
+    default:
+        return oid == OID_JSON || oid == OID_JSONB;
+    }
+}
+
+/* Finds each projected column in r (into idx[]); raises for a missing one
+ * or a type that does not fit (bugs in the route, never in the input). */
+static void resolve_columns(lua_State *L, const projection *p, PGresult *r, int *idx)
+{
+    for (int i = 0; i < p->n; i++) {
+        idx[i] = PQfnumber(r, p->cols[i].column);
+        if (idx[i] < 0)
+            luaL_error(L, "db: projected column %s is not in the result", p->cols[i].column);
+        if (!type_fits(p->cols[i].type, PQftype(r, idx[i])))
+            luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
+                       (int)PQftype(r, idx[i]), P_TYPES[p->cols[i].type]);
+    }
+}
+
+/* Writes the array literal {a,"b c",NULL} as a JSON array of strings.
+ * PostgreSQL quotes an element with a backslash before '"' and '\', which
+ * is also how JSON escapes them: a quoted element is copied as it is, but
+ * for control characters; an unquoted one is escaped as any string. */
+static void add_array_json(tk_jbuf *b, const char *s)
+{
+    tk_json_put(b, "[", 1);
+    if (*s == '{')
+        s++;
+    int first = 1;
+    while (*s && *s != '}') {
+        if (!first)
+            tk_json_put(b, ",", 1);
+        first = 0;
+        if (*s == '"') {
+            const char *run = ++s;
+            tk_json_put(b, "\"", 1);
+            while (*s && *s != '"') {
+                if (*s == '\\' && s[1]) { /* \" or \\: already JSON; copied as it is */
+                    tk_json_put_escaped(b, run, (size_t)(s - run));
+                    tk_json_put(b, s, 2);
+                    s += 2;
+                    run = s;
+                } else {
+                    s++;
+                }
+            }
+            tk_json_put_escaped(b, run, (size_t)(s - run));
+            tk_json_put(b, "\"", 1);
+            if (*s == '"')
+                s++;
+        } else {
+            const char *e = s;
+            while (*e && *e != ',' && *e != '}')
+                e++;
+            if (e - s == 4 && memcmp(s, "NULL", 4) == 0)
+                tk_json_put(b, "null", 4);
+            else
+                tk_json_put_string(b, s, (size_t)(e - s));
+            s = e;
+        }
+        if (*s == ',')
+            s++;
+    }
+    tk_json_put(b, "]", 1);
+}
+
+/* Room for one row as JSON: its text plus a margin per column for keys,
+ * quotes and escapes (a guess that saves reallocations, not a limit). */
+static size_t row_estimate(PGresult *r, int rows)
+{
+    size_t n = 0;
+    int ncols = PQnfields(r), k = rows < 4 ? rows : 4;
+    for (int i = 0; i < k; i++)
+        for (int c = 0; c < ncols; c++)
+            n += (size_t)PQgetlength(r, i, c) + 24;
+    return k ? n / (size_t)k + 64 : 64;
+}
+
+/* Writes row i of r as a JSON object in the projection's key order. */
+static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const int *idx, PGresult *r,
+                         int i)
+{
+    tk_json_put(b, "{", 1);
+    for (int k = 0; k < p->n; k++) {
+        const proj_col *c = &p->cols[k];
+        if (k > 0)
+            tk_json_put(b, ",", 1);
+        tk_json_put(b, c->key, c->keylen);
+        if (PQgetisnull(r, i, idx[k])) {
+            if (c->type == P_STRINGS && !c->nullable)
+                tk_json_put(b, "[]", 2);
+            else if (c->nullable)
+                tk_json_put(b, "null", 4);
+            else
+                luaL_error(L, "db: column %s is NULL but not declared nullable", c->column);
+            continue;
+        }
+        const char *v = PQgetvalue(r, i, idx[k]);
+        size_t len = (size_t)PQgetlength(r, i, idx[k]);
+        switch (c->type) {
+        case P_STRING:
+            tk_json_put_string(b, v, len);
+            break;
+        case P_INTEGER:
+        case P_JSON: /* PostgreSQL's own text of an integer or a json value is JSON */
+            tk_json_put(b, v, len);
+            break;
+        case P_BOOLEAN:
+            if (v[0] == 't')
+                tk_json_put(b, "true", 4);
+            else
+                tk_json_put(b, "false", 5);
+            break;
+        case P_TIMESTAMP: {
+            char out[32];
+            size_t n = format_timestamp(v, len, out);
+            if (n)
+                tk_json_put_string(b, out, n);
+            else
+                tk_json_put_string(b, v, len);
+            break;
+        }
+        default:
+            add_array_json(b, v);
+        }
+    }
+    tk_json_put(b, "}", 1);
+    if (!tk_jbuf_ok(b))
+        luaL_error(L, "db: out of memory writing JSON");
+}
+
+/* db.query_json(sql, projection, limit, ...) -> fragment, nrows, row
+ *   fragment: a JSON array of the first `limit` rows (all when limit is
+ *   nil), written in the projection's key order; nrows: rows the statement
+ *   returned; row: the last row written, as db.query gives it (nil for none),
+ *   for the page's cursor. Failures as db.query. */
+static int l_db_query_json(lua_State *L)
+{
+    const char *sql = luaL_checkstring(L, 1);
+    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    lua_Integer limit = luaL_optinteger(L, 3, LUA_MAXINTEGER);
+    luaL_argcheck(L, limit >= 0, 3, "must be >= 0");
+    PGresult *r = NULL;
+    int nret = run_query(L, sql, 4, &r);
+    if (nret > 0)
+        return nret;
+    int holder = lua_gettop(L);
+    int idx[MAX_PROJECTED];
+    resolve_columns(L, p, r, idx);
+    int nrows = PQntuples(r);
+    int upto = (lua_Integer)nrows < limit ? nrows : (int)limit;
+    /* Written in place in the fragment, with room for the page at once. */
+    size_t room = 2 + (size_t)upto * row_estimate(r, upto);
+    tk_jbuf *b = tk_json_push_fragment_buffer(L, room); /* +1 */
+    tk_json_put(b, "[", 1);
+    for (int i = 0; i < upto; i++) {
+        if (i > 0)
+            tk_json_put(b, ",", 1);
+        add_row_json(L, b, p, idx, r, i);
+    }
+    tk_json_put(b, "]", 1);
+    if (!tk_jbuf_ok(b))
+        return luaL_error(L, "db: out of memory writing JSON");
+    lua_pushinteger(L, nrows); /* +1 */
+    if (upto > 0)
+        push_row(L, r, upto - 1); /* +1 */
+    else
+        lua_pushnil(L);
+    if (nrows > 0)
+        push_row(L, r, 0); /* +1: the first row, for an access check */
+    else
+        lua_pushnil(L);
+    clear_result(L, holder);
+    stage_done();
+    return 4;
+}
+
+/* db.one_json(sql, projection, ...) -> fragment, row | false when the
+ * statement returned no row. The fragment is the first row as a JSON
+ * object; row is that row as db.query gives it (for checks, ETags). */
+static int l_db_one_json(lua_State *L)
+{
+    const char *sql = luaL_checkstring(L, 1);
+    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    PGresult *r = NULL;
+    int nret = run_query(L, sql, 3, &r);
+    if (nret > 0)
+        return nret;
+    int holder = lua_gettop(L);
+    if (PQntuples(r) == 0) {
+        clear_result(L, holder);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int idx[MAX_PROJECTED];
+    resolve_columns(L, p, r, idx);
+    tk_jbuf *b = tk_json_push_fragment_buffer(L, row_estimate(r, 1)); /* +1 */
+    add_row_json(L, b, p, idx, r, 0);
+    if (!tk_jbuf_ok(b))
+        return luaL_error(L, "db: out of memory writing JSON");
+    push_row(L, r, 0); /* +1 */
+    clear_result(L, holder);
+    stage_done();
+    return 2;
 }
 
 static int result_gc(lua_State *L)
@@ -647,11 +968,16 @@ int tk_lua_open_db(lua_State *L)
                                    {"after_commit", l_db_after_commit},
                                    {"in_tx", l_db_in_tx},
                                    {"query_count", l_db_query_count},
+                                   {"query_json", l_db_query_json},
+                                   {"one_json", l_db_one_json},
+                                   {"projection", l_db_projection},
                                    {NULL, NULL}};
     if (luaL_newmetatable(L, "tk.db.result")) { /* +1 */
         lua_pushcfunction(L, result_gc);
         lua_setfield(L, -2, "__gc");
     }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, "tk.db.projection"); /* +1 */
     lua_pop(L, 1);
     luaL_newlib(L, fns);
     return 1;

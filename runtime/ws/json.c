@@ -462,6 +462,11 @@ static int grow(tk_jbuf *b, size_t more)
     return 0;
 }
 
+void tk_jbuf_reserve(tk_jbuf *b, size_t n)
+{
+    (void)grow(b, n);
+}
+
 void tk_jbuf_add(tk_jbuf *b, const char *s, size_t n)
 {
     if (grow(b, n) != 0)

@@ -65,6 +65,9 @@ void tk_jbuf_init(tk_jbuf *b, size_t reserve);
 void tk_jbuf_cleanup(tk_jbuf *b);
 int tk_jbuf_ok(const tk_jbuf *b);
 void tk_jbuf_add(tk_jbuf *b, const char *s, size_t n);
+/* Makes room for n more bytes at once (a size known in advance saves the
+ * reallocations of growing by doubling); a failure marks the buffer. */
+void tk_jbuf_reserve(tk_jbuf *b, size_t n);
 void tk_jbuf_adds(tk_jbuf *b, const char *s);
 /* Appends s (n bytes) as a quoted JSON string, escaping what JSON requires. */
 void tk_jbuf_add_jstr(tk_jbuf *b, const char *s, size_t n);

@@ -5,6 +5,7 @@
 -- do; this module only loads, resolves and shapes.
 local db = require "lib.db"
 local json = require "lib.json"
+local tasks = require "lib.tasks"
 local uuid = require "lib.uuid"
 
 local ipairs, type = ipairs, type
@@ -107,6 +108,10 @@ M.DELETE = "DELETE FROM comments WHERE id = $1"
 
 -- ---- shapes -----------------------------------------------------------------
 
+local SHAPE = json.shape({ "id", "taskId", "userId", "author", "content", "mentions", "createdAt",
+  "updatedAt" })
+local AUTHOR = json.shape({ "id", "name", "avatarUrl" })
+
 --- The Comment object of API.md §5 from a row with the comment columns and
 --- author_name, author_avatar_url.
 function M.public(row)
@@ -114,20 +119,20 @@ function M.public(row)
   for i, id in ipairs(row.mentions or {}) do
     mentions[i] = id
   end
-  return {
+  return setmetatable({
     id = row.id,
     taskId = row.task_id,
     userId = row.user_id,
-    author = {
+    author = setmetatable({
       id = row.user_id,
       name = row.author_name,
       avatarUrl = json.nullable(row.author_avatar_url),
-    },
+    }, AUTHOR),
     content = row.content,
     mentions = mentions,
     createdAt = row.created_at,
     updatedAt = row.updated_at,
-  }
+  }, SHAPE)
 end
 
 --- The Task object of API.md §4 from a loader row (t_ columns), as the
@@ -137,7 +142,7 @@ function M.task(row)
   for i, tag in ipairs(row.t_tags or {}) do
     tags[i] = tag
   end
-  return {
+  return setmetatable({
     id = row.t_id,
     projectId = row.t_project_id,
     title = row.t_title,
@@ -152,7 +157,7 @@ function M.task(row)
     version = row.t_version,
     createdAt = row.t_created_at,
     updatedAt = row.t_updated_at,
-  }
+  }, tasks.SHAPE)
 end
 
 --- The project as policies.permissions needs it (id, visibility, status,

@@ -59,6 +59,48 @@ function M.tx(fn, ...)
   return table.unpack(r, 2, r.n)
 end
 
+--- A compiled projection for query_json / one_json: a list of
+--- { column, field, type [, nullable = true] } in the object's key order;
+--- types string, integer, boolean, timestamp, strings (text[]), json.
+--- Compiled by tk.db on first use, so a module declaring one loads anywhere.
+function M.projection(fields)
+  return { fields = fields }
+end
+
+local function compiled(projection)
+  local c = projection.compiled
+  if c == nil then
+    c = tkdb.projection(projection.fields)
+    projection.compiled = c
+  end
+  return c
+end
+
+--- fragment, nrows, last: the first `limit` rows (all for nil) as a JSON
+--- array written by C in the projection's order (a fragment json.encode
+--- splices in), the count of rows the statement returned, and the last row
+--- written as db.query gives it (nil for none). Raises on failure.
+function M.query_json(sql, projection, limit, ...)
+  local fragment, n, last = tkdb.query_json(sql, compiled(projection), limit, ...)
+  if fragment == nil then
+    check(nil, n, last)
+  end
+  return fragment, n, last
+end
+
+--- fragment, row: the first row as a JSON object (projection order) and as
+--- db.query gives it; nil when there is none. Raises on failure.
+function M.one_json(sql, projection, ...)
+  local fragment, row, state = tkdb.one_json(sql, compiled(projection), ...)
+  if fragment == false then
+    return nil
+  end
+  if fragment == nil then
+    check(nil, row, state)
+  end
+  return fragment, row
+end
+
 M.after_commit = tkdb.after_commit
 M.in_tx = tkdb.in_tx
 M.query_count = tkdb.query_count

@@ -2,6 +2,8 @@
 -- errors.raise(...) or the shorthands; the dispatcher turns them into
 -- {"error": {"code", "message", "details"}} with the given status. Any other
 -- error is a bug: logged with file:line and answered 500 "internal".
+local json = require "lib.json"
+
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 
 local M = {}
@@ -56,11 +58,13 @@ function M.unavailable(message)
   M.raise(503, "unavailable", message or "a dependency is unavailable")
 end
 
+local ERROR_SHAPE = json.shape({ "code", "message", "details" })
+
 --- The body of an error response.
 function M.body(e)
-  local err = { code = e.code, message = e.message }
+  local err = setmetatable({ code = e.code, message = e.message }, ERROR_SHAPE)
   if e.details ~= nil then
-    err.details = e.details
+    err.details = e.details -- {field, message} objects: sorted order is the contract's
   end
   return { error = err }
 end

@@ -1,93 +1,36 @@
--- JSON at the boundary, on lua-cjson, with its two traps handled here once:
+-- JSON at the boundary. Encoding is tk.json (runtime/lua/l_json.c), one
+-- pass in C with the two traps of Lua tables handled by construction:
 --   * an empty Lua table is ambiguous: it encodes as {} unless it is marked
 --     as an array (json.array(t), or arrays coming from the database), in
 --     which case it encodes as [];
---   * JSON null decodes to json.null (a sentinel distinct from nil), so a
---     null in a request is never confused with a missing key.
+--   * JSON null is json.null (a sentinel distinct from nil), so a null in a
+--     request is never confused with a missing key.
+-- Key order is stable: objects made with a json.shape are written in the
+-- shape's order (the contract's field order, id first), any other object
+-- "id" first and then sorted. '/' is not escaped. Decoding stays lua-cjson.
 local cjson = require "cjson"
+local tkjson = require "tk.json"
 
-local type, next, pairs, getmetatable, setmetatable = type, next, pairs, getmetatable, setmetatable
-
-local ok_rt, runtime = pcall(require, "tk.runtime")
+local type, setmetatable = type, setmetatable
 
 local M = {}
 
 M.null = cjson.null
-M.array_mt = ok_rt and runtime.array_mt or { __name = "json.array" }
+M.array_mt = tkjson.array_mt
 
 local codec = cjson.new()
-codec.encode_sparse_array(false)
-codec.encode_max_depth(64)
 codec.decode_max_depth(64)
 
--- A string no client can produce: control characters around a per-process
--- random tag. It stands in for empty arrays while cjson encodes.
-local tag = tostring({}):gsub("[^%w]", "") .. tostring(os.time()) .. tostring(math.random(1 << 30))
-local EMPTY = "\1empty-array-" .. tag .. "\1"
-local EMPTY_ENCODED = codec.encode(EMPTY)
-
-local function is_array_marked(t)
-  local mt = getmetatable(t)
-  return mt ~= nil and (mt == M.array_mt or mt.__name == "json.array")
-end
-
--- Returns v, or a copy of it in which every empty marked array is replaced
--- by EMPTY (copy-on-write: untouched subtrees are shared, never mutated).
-local function fix(v, depth)
-  if depth > 64 then
-    error("json.encode: nesting too deep", 0)
-  end
-  if next(v) == nil then
-    if is_array_marked(v) then
-      return EMPTY, true
-    end
-    return v, false
-  end
-  local copy, found = nil, false
-  for k, x in pairs(v) do
-    if type(x) == "table" then
-      local y, f = fix(x, depth + 1)
-      if f then
-        found = true
-        if y ~= x then
-          if copy == nil then
-            copy = {}
-            for k2, x2 in pairs(v) do
-              copy[k2] = x2
-            end
-          end
-          copy[k] = y
-        end
-      end
-    end
-  end
-  return copy or v, found
-end
-
 --- Encodes a Lua value as JSON text. Raises on values JSON cannot hold.
-function M.encode(v)
-  if type(v) ~= "table" then
-    return codec.encode(v)
-  end
-  local fixed, found = fix(v, 0)
-  local s = codec.encode(fixed)
-  if found then
-    -- A plain find loop: a gsub with a pattern costs ~15x more on big pages.
-    local parts, pos = {}, 1
-    while true do
-      local a, b = s:find(EMPTY_ENCODED, pos, true)
-      if a == nil then
-        break
-      end
-      parts[#parts + 1] = s:sub(pos, a - 1)
-      parts[#parts + 1] = "[]"
-      pos = b + 1
-    end
-    parts[#parts + 1] = s:sub(pos)
-    s = table.concat(parts)
-  end
-  return s
-end
+M.encode = tkjson.encode
+
+--- A metatable for objects of one shape: setmetatable(t, shape) makes
+--- json.encode write t's keys in the order of `keys`.
+M.shape = tkjson.shape
+
+--- True for pre-encoded JSON (tk.db query_json / one_json); tostring(v)
+--- gives its text.
+M.is_fragment = tkjson.is_fragment
 
 -- RFC 8259 allows no raw control character (U+0000..U+001F) in JSON text
 -- but the whitespace \t \n \r between tokens; cjson accepts them inside

@@ -2,6 +2,7 @@
 -- member routes share (Task objects come from lib.tasks). Permission checks are left to lib.projects; every
 -- function here that writes expects to run inside db.tx.
 local db = require "lib.db"
+local json = require "lib.json"
 local tasks = require "lib.tasks"
 
 local M = {}
@@ -50,15 +51,17 @@ local DELETE = "DELETE FROM project_members WHERE project_id = $1 AND user_id = 
 local USER_BY_ID = "SELECT id FROM users WHERE id = $1"
 local USER_BY_EMAIL = "SELECT id FROM users WHERE email = $1"
 
+local SHAPE = json.shape({ "userId", "name", "email", "role", "joinedAt" })
+
 --- The Member object of API.md §3 from a row of these queries.
 function M.public(row)
-  return {
+  return setmetatable({
     userId = row.user_id,
     name = row.name,
     email = row.email,
     role = row.role,
     joinedAt = row.joined_at,
-  }
+  }, SHAPE)
 end
 
 --- The membership of `user_id` in `project_id`, or nil. `lock` = true locks

@@ -64,15 +64,17 @@ local function decide(name, ev)
   return good
 end
 
+local SHAPE = json.shape({ "id", "type", "data", "readAt", "createdAt" })
+
 --- The Notification object of API.md §6.
 function M.public(row)
-  return {
+  return setmetatable({
     id = row.id,
     type = row.type,
     data = row.data or {},
     readAt = json.nullable(row.read_at),
     createdAt = row.created_at,
-  }
+  }, SHAPE)
 end
 
 local SUBJECTS = {

@@ -18,9 +18,12 @@ M.SELECT = [[
     FROM projects p
     LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2]]
 
+local SHAPE = json.shape({ "id", "name", "description", "visibility", "status", "ownerId", "role",
+  "memberCount", "createdAt", "updatedAt" })
+
 --- The Project object of API.md §3.
 function M.public(row)
-  return {
+  return setmetatable({
     id = row.id,
     name = row.name,
     description = row.description,
@@ -31,7 +34,7 @@ function M.public(row)
     memberCount = row.member_count or 0,
     createdAt = row.created_at,
     updatedAt = row.updated_at,
-  }
+  }, SHAPE)
 end
 
 --- The Project object for an event that every subscriber of the room gets:

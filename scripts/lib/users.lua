@@ -10,9 +10,12 @@ local M = {}
 M.COLUMNS = "id, email, name, role, avatar_url, email_verified, created_at, updated_at, "
   .. "token_version, disabled_at"
 
+local SHAPE = json.shape({ "id", "email", "name", "role", "avatarUrl", "emailVerified", "createdAt",
+  "updatedAt" })
+
 --- The User object clients see (never the password hash).
 function M.public(row)
-  return {
+  return setmetatable({
     id = row.id,
     email = row.email,
     name = row.name,
@@ -21,7 +24,7 @@ function M.public(row)
     emailVerified = row.email_verified,
     createdAt = row.created_at,
     updatedAt = row.updated_at,
-  }
+  }, SHAPE)
 end
 
 function M.by_id(id)

@@ -5,6 +5,7 @@
 local route = require "lib.route"
 local db = require "lib.db"
 local errors = require "lib.errors"
+local json = require "lib.json"
 local users = require "lib.users"
 local mail = require "lib.mail"
 local auth = require "tk.auth"
@@ -74,15 +75,17 @@ local function issue_refresh(user_id, family)
   return t
 end
 
+local TOKEN_PAIR = json.shape({ "accessToken", "refreshToken", "tokenType", "expiresIn", "user" })
+
 local function token_pair(user, refresh)
   local access = auth.sign_access(user.id, user.role, config.access_token_ttl, user.token_version)
-  return {
+  return setmetatable({
     accessToken = access,
     refreshToken = refresh,
     tokenType = "Bearer",
     expiresIn = config.access_token_ttl,
     user = users.public(user),
-  }
+  }, TOKEN_PAIR)
 end
 
 local function create_one_time(user_id, purpose, ttl)

@@ -164,6 +164,9 @@ local function snippet_html(s)
   return (s:gsub("[\1-\4]", MARKS))
 end
 
+-- A search result in the contract's field order (API.md §7: type first).
+local RESULT = json.shape({ "type", "id", "projectId", "title", "snippet", "rank" })
+
 -- ---- routes ----------------------------------------------------------------
 
 r:get("/search", { query = S.search, tags = { "search" },
@@ -192,14 +195,14 @@ r:get("/search", { query = S.search, tags = { "search" },
   end)
   local data = json.array({})
   for i, row in ipairs(page) do
-    data[i] = {
+    data[i] = setmetatable({
       type = row.kind,
       id = row.id,
       projectId = row.project_id,
       title = row.title,
       snippet = snippet_html(row.snippet),
       rank = row.rank,
-    }
+    }, RESULT)
   end
   return 200, { data = data, meta = { limit = q.limit, nextCursor = next_cursor } }
 end)

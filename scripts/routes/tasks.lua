@@ -18,7 +18,7 @@ local projects = require "lib.projects"
 local tasks = require "lib.tasks"
 local task_list = require "lib.task_list"
 
-local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local type, pairs, tostring = type, pairs, tostring
 local tointeger = math.tointeger
 
 local r = route.group("/api/v1")
@@ -336,23 +336,21 @@ local function list(req, project_id)
   end
   values.project = project_id
   local key = task_list.key(project_id ~= nil, q.sort, values)
-  local rows = db.query(task_list.SQL[key], task_list.args(key, values))
+  -- The page is written as JSON by C from the result (tasks.PROJECTION);
+  -- the first row comes back as a table for the access check, and the last
+  -- row of a full page for the cursor.
+  local data, n, last, first = db.query_json(task_list.SQL[key], tasks.PROJECTION, q.limit,
+    task_list.args(key, values))
   if project_id ~= nil then
     -- One project: no row when it does not exist; the access columns on
     -- every row; one row without a task when none matches.
-    projects.authorize(user, "task.read", rows[1] and tasks.project_of(rows[1]))
-    if rows[1].id == nil then
-      rows = {}
+    projects.authorize(user, "task.read", first and tasks.project_of(first))
+    if first.id == nil then
+      data, n = json.array(), 0
     end
   end
   local sort = SORTS[q.sort]
-  local page, next_cursor = cursor.page(rows, q.limit, function(t)
-    return { sort.key(t), t.id }
-  end)
-  local data = json.array()
-  for i, t in ipairs(page) do
-    data[i] = tasks.public(t)
-  end
+  local next_cursor = n > q.limit and cursor.encode({ sort.key(last), last.id }) or json.null
   return 200, { data = data, meta = { limit = q.limit, nextCursor = next_cursor } }
 end
 
@@ -498,13 +496,13 @@ end)
 r:get("/tasks/:id", { tags = { "tasks" },
   responses = doc(200, "The task; ETag: \"<version>\" (If-None-Match with it answers 304)", ONE_TASK),
   summary = "One task" }, function(req)
-  local row = tasks.get(req.user, req.params.id, "task.read")
+  local task, row = tasks.get_json(req.user, req.params.id, "task.read")
   local tag = etag(row)
   local inm = parse_if_match(req.headers["if-none-match"])
   if inm and inm[row.version] then
     return 304, nil, { ETag = tag }
   end
-  return 200, { data = tasks.public(row) }, { ETag = tag }
+  return 200, { data = task }, { ETag = tag }
 end)
 
 r:patch("/tasks/:id", { body = S.update, tags = { "tasks" }, errors = { 403, 409, 412 },

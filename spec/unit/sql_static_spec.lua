@@ -1,5 +1,5 @@
 -- No route builds SQL from anything but constants: the first argument of
--- every db.query / db.one / db.try / tkdb.query call in scripts/ and
+-- every db.query / db.one / db.try / db.query_json / db.one_json / tkdb.query call in scripts/ and
 -- plugins/ must be made only of string literals and UPPERCASE constants
 -- (local or module fields like users.COLUMNS), joined with `..`. A name
 -- followed by `and` is allowed as a condition choosing between constants
@@ -101,7 +101,7 @@ local function tokens(src)
   return toks
 end
 
-local CALLS = { query = true, one = true, try = true }
+local CALLS = { query = true, one = true, try = true, query_json = true, one_json = true }
 local RECEIVERS = { db = true, tkdb = true }
 local KEYWORDS = { ["and"] = true, ["or"] = true, ["not"] = true }
 

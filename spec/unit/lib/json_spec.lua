@@ -1,18 +1,12 @@
--- Unit specs for scripts/lib/json.lua: empty arrays versus empty objects at
--- any depth, copy-on-write (the input is never mutated), json.null both ways,
--- decode errors as nil, message, and strings that look like the internal
--- empty-array placeholder. Runs outside the server: tk.runtime is absent and
--- json.lua uses its own array metatable.
+-- Unit specs for scripts/lib/json.lua over tk.json (runtime/lua/l_json.c,
+-- loaded from build/lua as a Lua C module): empty arrays versus empty
+-- objects at any depth, the input never mutated, json.null both ways, key
+-- order (shapes, then "id" first and sorted), no escaped '/', strictness
+-- (NaN, Infinity, non-string keys, depth), and decode errors as nil, message.
 -- luacheck: std lua54+busted
 
 local json = require("lib.json")
 local cjson = require("cjson")
-
--- Encodes, then decodes with plain cjson (object key order is unspecified,
--- so structures are compared decoded).
-local function roundtrip(v)
-  return cjson.decode(json.encode(v))
-end
 
 describe("json.encode", function()
 
@@ -78,7 +72,7 @@ describe("json.encode", function()
     end)
   end)
 
-  describe("copy-on-write", function()
+  describe("the input", function()
     it("does not mutate the input table", function()
       local inner = json.array()
       local sub = { c = inner, keep = "me" }
@@ -161,33 +155,67 @@ describe("json.encode", function()
     end)
   end)
 
-  describe("placeholder look-alikes", function()
-    local lookalikes = {
-      "\1empty-array-\1",
-      "\1empty-array-abc123\1",
-      "\1empty-array-",
-      "prefix \1empty-array-x\1 suffix",
-      '"\1empty-array-"',
-      "[]",
-    }
-
-    it("round-trips strings containing the placeholder's prefix unchanged", function()
-      for _, s in ipairs(lookalikes) do
-        -- with a real empty array next to it, so the replacement pass runs
-        local out = json.encode({ s = s, e = json.array(), list = json.array({ s }) })
-        local back = cjson.decode(out)
-        assert.equal(s, back.s)
-        assert.equal(s, back.list[1])
-        assert.truthy(out:find('"e":[]', 1, true), out)
-        assert.equal(s, json.decode(json.encode(s)))
-      end
+  describe("key order", function()
+    it("writes a shaped object in the shape's order, absent keys skipped", function()
+      local shape = json.shape({ "id", "zeta", "alpha", "mid" })
+      assert.equal('{"id":1,"zeta":2,"alpha":3}', json.encode(setmetatable({ alpha = 3, zeta = 2, id = 1 }, shape)))
+      assert.equal('{"zeta":null}', json.encode(setmetatable({ zeta = json.null }, shape)))
     end)
 
-    it("round-trips such strings used as keys", function()
-      local t = { ["\1empty-array-k\1"] = json.array(), other = json.array() }
-      local back = roundtrip(t)
-      assert.same({}, back["\1empty-array-k\1"])
-      assert.truthy(json.encode(t):find('"other":[]', 1, true))
+    it("writes keys a shape does not list after the listed ones, id first then sorted", function()
+      local shape = json.shape({ "b", "a" })
+      assert.equal('{"b":1,"a":2,"id":0,"c":3,"d":4}',
+        json.encode(setmetatable({ d = 4, c = 3, a = 2, b = 1, id = 0 }, shape)))
+    end)
+
+    it("writes other objects with id first, then the keys sorted bytewise", function()
+      assert.equal('{"id":"x","Z":1,"a":2,"ab":3,"b":[]}',
+        json.encode({ b = json.array(), ab = 3, a = 2, Z = 1, id = "x" }))
+    end)
+
+    it("gives the same bytes for equal tables built in any order", function()
+      local a, b = {}, {}
+      for i = 1, 50 do
+        a["k" .. i] = i
+      end
+      for i = 50, 1, -1 do
+        b["k" .. i] = i
+      end
+      assert.equal(json.encode(a), json.encode(b))
+    end)
+
+    it("copies the key list: changing it later changes nothing", function()
+      local keys = { "b", "a" }
+      local shape = json.shape(keys)
+      keys[1], keys[2] = "a", "b"
+      assert.equal('{"b":1,"a":2}', json.encode(setmetatable({ a = 2, b = 1 }, shape)))
+    end)
+  end)
+
+  describe("strings and numbers", function()
+    it("does not escape '/'", function()
+      assert.equal('"</mark> a/b"', json.encode("</mark> a/b"))
+    end)
+
+    it("escapes quotes, backslashes and control characters only", function()
+      assert.equal([["a\"b\\c\n\t\r\u0001\u001f é"]], json.encode('a"b\\c\n\t\r\1\31 é'))
+      assert.equal('"\\b\\f\\u000b\127"', json.encode("\b\f\v\127")) -- DEL is not a control character
+    end)
+
+    it("writes integers without a fraction and other numbers with 14 digits", function()
+      assert.equal("[3,-7,3,1.5,0.1,1e+20]", json.encode(json.array({ 3, -7, 3.0, 1.5, 0.1, 1e20 })))
+      assert.equal(tostring(math.maxinteger), json.encode(math.maxinteger))
+    end)
+
+    it("refuses NaN and Infinity", function()
+      assert.has_error(function() json.encode({ x = 0 / 0 }) end)
+      assert.has_error(function() json.encode(math.huge) end)
+      assert.has_error(function() json.encode(-math.huge) end)
+    end)
+
+    it("refuses non-string keys in an object", function()
+      assert.has_error(function() json.encode({ [1] = "a", [3] = "b" }) end)
+      assert.has_error(function() json.encode({ a = 1, [true] = 2 }) end)
     end)
   end)
 end)

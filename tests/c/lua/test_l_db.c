@@ -247,8 +247,9 @@ TEST(jsonb_empty_array_stays_an_array)
 }
 
 /* Empty and non-empty arrays side by side, nested in arrays and objects:
- * the walk that restores empty arrays must leave the Lua stack balanced
- * ({"a":[],"b":[5]} used to crash the process) and every value intact. */
+ * every array comes back marked (libjansson tells them from objects), the
+ * Lua stack stays balanced ({"a":[],"b":[5]} once crashed the process) and
+ * every value intact. */
 TEST(jsonb_nested_empty_and_nonempty_arrays)
 {
     LUA_RUN(
@@ -264,7 +265,7 @@ TEST(jsonb_nested_empty_and_nonempty_arrays)
         "  '[[[[[[[[[[[]]]]]]]]]]]'::jsonb AS tower,\n"
         "  '{\"k\": [1.5], \"l\": [{\"m\": []}], \"n\": []}'::json AS more]==]))[1]\n"
         "assert(is_array(r.ab.a) and next(r.ab.a) == nil)\n"
-        "assert(#r.ab.b == 1 and r.ab.b[1] == 5 and not is_array(r.ab.b))\n"
+        "assert(#r.ab.b == 1 and r.ab.b[1] == 5 and is_array(r.ab.b)) -- every array is marked\n"
         "assert(is_array(r.ba.a) and next(r.ba.a) == nil)\n"
         "assert(#r.ba.b == 1 and r.ba.b[1] == 5)\n"
         "local m = r.mix\n"
@@ -711,6 +712,63 @@ TEST(query_count)
     return 0;
 }
 
+/* db.query_json / db.one_json: the projection's key order, every type,
+ * NULLs, a limit, the last row, errors for a wrong projection, and bytes
+ * equal to what json.encode makes of the db.query row in the same shape. */
+TEST(query_json)
+{
+    LUA_RUN(
+        "local json = require 'tk.json'\n"
+        "local P = db.projection({ {'b', 'id', 'string'}, {'a', 'n', 'integer'},\n"
+        "  {'f', 'flag', 'boolean'}, {'ts', 'at', 'timestamp', nullable = true},\n"
+        "  {'tags', 'tags', 'strings'}, {'j', 'j', 'json', nullable = true},\n"
+        "  {'s', 's', 'string', nullable = true} })\n"
+        "local SQL = [==[SELECT * FROM (VALUES\n"
+        "  (2, 'x/\"y\"', true, '2026-01-15 10:00:00.5+00'::timestamptz,\n"
+        "   ARRAY['a/b', NULL, 'c\"d'], '{\"k\": [], \"z\": null}'::jsonb, E'line\\nnext'),\n"
+        "  (3, 'w', false, NULL, NULL, NULL, NULL)) AS v(a, b, f, ts, tags, j, s) ORDER BY a]==]\n"
+        "local frag, n, last = db.query_json(SQL, P, nil)\n"
+        "assert(json.is_fragment(frag) and n == 2 and last.a == 3)\n"
+        "local want = [==[[{\"id\":\"x/\\\"y\\\"\",\"n\":2,\"flag\":true,]==]\n"
+        "  .. [==[\"at\":\"2026-01-15T10:00:00.500Z\",\"tags\":[\"a/b\",null,\"c\\\"d\"],]==]\n"
+        "  .. [==[\"j\":{\"k\": [], \"z\": null},\"s\":\"line\\nnext\"},]==]\n"
+        "  .. [==[{\"id\":\"w\",\"n\":3,\"flag\":false,\"at\":null,\"tags\":[],\"j\":null,]==]\n"
+        "  .. [==[\"s\":null}]]==]\n"
+        "assert(tostring(frag) == want, tostring(frag))\n"
+        "assert(json.encode({ data = frag }) == '{\"data\":' .. want .. '}')\n"
+        "-- the Lua path gives the same bytes for the same row and shape\n"
+        "local r = assert(db.query(SQL))[1]\n"
+        "local obj = setmetatable({ id = r.b, n = r.a, flag = r.f, at = r.ts, tags = r.tags,\n"
+        "  s = r.s }, json.shape({ 'id', 'n', 'flag', 'at', 'tags', 'j', 's' }))\n"
+        "local c = tostring(frag):match('^%[(.-),\"j\"')\n"
+        "assert(c and json.encode(obj):sub(1, #c) == c, json.encode(obj))\n"
+        "-- a limit: the first rows only, n counts all, last is the last written\n"
+        "frag, n, last = db.query_json(SQL, P, 1)\n"
+        "assert(n == 2 and last.a == 2 and select(2, tostring(frag):gsub('\"id\"', '')) == 1)\n"
+        "frag, n, last = db.query_json(SQL .. ' LIMIT 0', P, 5)\n"
+        "assert(tostring(frag) == '[]' and n == 0 and last == nil)\n"
+        "-- one_json\n"
+        "local one, row = db.one_json(SQL, P)\n"
+        "assert(tostring(one):sub(1, 9) == '{\"id\":\"x/' and row.a == 2, tostring(one))\n"
+        "assert(db.one_json(SQL .. ' LIMIT 0', P) == false)\n"
+        "-- a projection that does not fit the statement is a bug: it raises\n"
+        "assert(not pcall(db.query_json, 'SELECT 1 AS a', P))\n"
+        "assert(not pcall(db.query_json, [[SELECT 'x' AS a, 'b' AS b, true AS f,\n"
+        "  now() AS ts, ARRAY['a'] AS tags, NULL::jsonb AS j, NULL AS s]], P))\n"
+        "local strict = db.projection({ {'s', 's', 'string'} })\n"
+        "assert(not pcall(db.query_json, 'SELECT NULL::text AS s', strict))\n"
+        "-- failures come back as db.query's\n"
+        "local f, msg, state = db.query_json('SELEC 1', P)\n"
+        "assert(f == nil and type(msg) == 'string' and state == '42601')\n"
+        "-- bad declarations\n"
+        "assert(not pcall(db.projection, {}))\n"
+        "assert(not pcall(db.projection, { {'a', 'b c', 'string'} }))\n"
+        "assert(not pcall(db.projection, { {'a', 'b', 'float'} }))\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 int main(void)
 {
     static const tk_test_entry tests[] = {
@@ -733,6 +791,7 @@ int main(void)
         TEST_ENTRY(tx_commit_of_an_aborted_transaction_is_a_failure),
         TEST_ENTRY(tx_misuse),
         TEST_ENTRY(query_count),
+        TEST_ENTRY(query_json),
         /* last: while binding 64 parameters overruns the Lua stack (see the
          * test above) it corrupts the heap, which could take later tests down */
         TEST_ENTRY(parameter_count_limit),
