@@ -424,6 +424,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
     if (rc)
         goto fail;
+    STR_VAR(ws_trace, "TASKAPI_WS_TRACE", NULL);
     rc = load_edge(cfg, files, err, errlen);
     if (rc)
         goto fail;
@@ -517,7 +518,8 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,     &cfg->mail_from,
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
-        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir};
+        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
+        &cfg->ws_trace};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
