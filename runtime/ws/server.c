@@ -1354,7 +1354,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len)
 {
     tk_ws_server *s = lws_context_user(lws_get_context(wsi));
-    if (s == NULL || !s->tr.start) /* not following an event (or tracing off) */
+    if (!s->tr.start) /* not following an event (or tracing off) */
         return dispatch(s, wsi, reason, user, in, len);
     int64_t t0 = now_ns();
     int rc = dispatch(s, wsi, reason, user, in, len);
