@@ -437,6 +437,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     STR_VAR(lua_profile, "TASKAPI_LUA_PROFILE", NULL);
     INT_VAR(lua_profile_hz, "TASKAPI_LUA_PROFILE_HZ", 1000, 1, 10000);
     STR_VAR(trace_stages, "TASKAPI_TRACE_STAGES", NULL);
+    STR_VAR(ws_trace, "TASKAPI_WS_TRACE", NULL);
     rc = load_edge(cfg, files, err, errlen);
     if (rc)
         goto fail;
@@ -531,7 +532,7 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
         &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
-        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages};
+        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages, &cfg->ws_trace};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

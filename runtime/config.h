@@ -71,6 +71,7 @@ typedef struct {
     int watch_scripts;       /* WATCH_SCRIPTS, on: inotify reload */
     int reload_debounce_ms;  /* RELOAD_DEBOUNCE_MS, 200 */
     int debug_queries;       /* TASKAPI_DEBUG_QUERIES: X-Query-Count on every answer (tests) */
+    char *ws_trace;          /* TASKAPI_WS_TRACE, unset: file a timing line per fan-out goes to */
     char *host;              /* HOST, unset: the HTTP port listens on every address */
     char *metrics_token;     /* METRICS_TOKEN, unset: /metrics is open */
     char *tls_cert_file;     /* TLS_CERT_FILE (PEM chain): HTTPS and WSS when set with the key */

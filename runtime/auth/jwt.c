@@ -5,6 +5,7 @@
 #include "auth/auth.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -156,8 +157,9 @@ static const key *key_find(const char *kid)
 
 /* ---- header pre-parse ------------------------------------------------ */
 /* libjwt 1.10 wants the key before it has read the header, so the header is
- * read here first, strictly: a flat JSON object with "alg" and "kid" exactly
- * once. What libjwt later makes of it is cross-checked against this. */
+ * read here first (libjansson), strictly: a flat JSON object with "alg" and
+ * "kid" exactly once. What libjwt later makes of it is cross-checked against
+ * this. */
 
 static int b64url_val(unsigned char c)
 {
@@ -199,164 +201,37 @@ static long b64url_decode(const char *in, size_t n, unsigned char *out)
     return len;
 }
 
-typedef struct {
-    const char *p;
-    const char *end;
-} cur;
-
-static void ws(cur *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-        c->p++;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Reads a JSON string. With out, decodes it (ASCII only, < cap bytes). */
-static int jstr(cur *c, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    if (c->p >= c->end || *c->p != '"')
-        return -1;
-    c->p++;
-    while (c->p < c->end) {
-        unsigned ch = (unsigned char)*c->p++;
-        if (ch == '"') {
-            if (out != NULL)
-                out[n] = '\0';
-            return 0;
-        }
-        if (ch < 0x20)
-            return -1;
-        if (ch == '\\') {
-            if (c->p >= c->end)
-                return -1;
-            char e = *c->p++;
-            switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                ch = (unsigned char)e;
-                break;
-            case 'b':
-                ch = '\b';
-                break;
-            case 'f':
-                ch = '\f';
-                break;
-            case 'n':
-                ch = '\n';
-                break;
-            case 'r':
-                ch = '\r';
-                break;
-            case 't':
-                ch = '\t';
-                break;
-            case 'u':
-                if (c->end - c->p < 4)
-                    return -1;
-                ch = 0;
-                for (int i = 0; i < 4; i++) {
-                    int h = hexval(*c->p++);
-                    if (h < 0)
-                        return -1;
-                    ch = ch << 4 | (unsigned)h;
-                }
-                break;
-            default:
-                return -1;
-            }
-        }
-        if (out != NULL) {
-            if (ch == 0 || ch >= 0x80 || n + 1 >= cap)
-                return -1;
-            out[n++] = (char)ch;
-        }
-    }
-    return -1;
-}
-
-/* Skips a scalar value; objects and arrays have no place in our header. */
-static int jskip(cur *c)
-{
-    const char *start = c->p;
-
-    if (c->p < c->end && *c->p == '"')
-        return jstr(c, NULL, 0);
-    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || (*c->p >= 'a' && *c->p <= 'z') ||
-                             *c->p == '-' || *c->p == '+' || *c->p == '.' || *c->p == 'E'))
-        c->p++;
-    return c->p > start ? 0 : -1;
-}
-
-/* Is the raw (unescaped) string at c->p exactly "name"? */
-static int jkey_is(const cur *c, const char *name)
-{
-    size_t n = strlen(name);
-    return c->end - c->p >= (long)n + 2 && c->p[0] == '"' && memcmp(c->p + 1, name, n) == 0 &&
-           c->p[n + 1] == '"';
-}
-
+/* Reads the decoded header: a flat JSON object (every member a scalar, no
+ * key twice) with "alg" and "kid" strings. libjansson refuses what is not
+ * RFC 8259 JSON (trailing bytes, invalid UTF-8, lone surrogates, "\u0000");
+ * JSON_REJECT_DUPLICATES compares decoded keys, so "\u006bid" is a second
+ * "kid". Copies alg and kid (when they fit) into their buffers. */
 static int head_parse(const char *json, size_t len, char *alg, size_t alen, char *kid, size_t klen)
 {
-    cur c = {json, json + len};
-    int seen_alg = 0;
-    int seen_kid = 0;
+    json_error_t err;
+    json_t *head = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *v;
+    int rc = -1;
 
-    ws(&c);
-    if (c.p >= c.end || *c.p++ != '{')
-        return -1;
-    ws(&c);
-    if (c.p < c.end && *c.p == '}') {
-        c.p++;
-        goto end;
+    if (!json_is_object(head))
+        goto done;
+    for (void *it = json_object_iter(head); it != NULL; it = json_object_iter_next(head, it)) {
+        v = json_object_iter_value(it);
+        if (json_is_object(v) || json_is_array(v))
+            goto done;
     }
-    for (;;) {
-        int is_alg;
-        int is_kid;
-        ws(&c);
-        is_alg = jkey_is(&c, "alg");
-        is_kid = jkey_is(&c, "kid");
-        if (jstr(&c, NULL, 0) != 0)
-            return -1;
-        ws(&c);
-        if (c.p >= c.end || *c.p++ != ':')
-            return -1;
-        ws(&c);
-        if (is_alg) {
-            if (seen_alg++ || jstr(&c, alg, alen) != 0)
-                return -1;
-        } else if (is_kid) {
-            if (seen_kid++ || jstr(&c, kid, klen) != 0)
-                return -1;
-        } else if (jskip(&c) != 0) {
-            return -1;
-        }
-        ws(&c);
-        if (c.p >= c.end)
-            return -1;
-        if (*c.p == ',') {
-            c.p++;
-            continue;
-        }
-        if (*c.p++ != '}')
-            return -1;
-        break;
-    }
-end:
-    ws(&c);
-    return (c.p == c.end && seen_alg && seen_kid) ? 0 : -1;
+    v = json_object_get(head, "alg");
+    if (!json_is_string(v) || json_string_length(v) >= alen)
+        goto done;
+    memcpy(alg, json_string_value(v), json_string_length(v) + 1);
+    v = json_object_get(head, "kid");
+    if (!json_is_string(v) || json_string_length(v) >= klen)
+        goto done;
+    memcpy(kid, json_string_value(v), json_string_length(v) + 1);
+    rc = 0;
+done:
+    json_decref(head);
+    return rc;
 }
 
 /* Checks the token's shape (three base64url segments, a 43-char signature)
@@ -426,27 +301,30 @@ static int grant_int(jwt_t *jwt, const char *name, int64_t *out)
 
 /* An optional integer claim >= min: absent leaves *out alone; present but
  * not such an integer (a string, a float, null, too small) is -1. libjwt
- * 1.10 cannot tell "absent" from "not an integer" (and reads "1" as 0), so
- * the claim's own JSON text is read: plain decimal digits only. */
+ * 1.10 cannot tell "absent" from "not an integer", so the claim is taken as
+ * JSON text (as libjwt re-encodes it) and read back with libjansson: only
+ * an integer (no fraction, no exponent) passes. */
 static int grant_opt_int(jwt_t *jwt, const char *name, long min, int64_t *out)
 {
-    char *json = jwt_get_grants_json(jwt, name);
-    char *end = NULL;
-    long long v;
+    char *text = jwt_get_grants_json(jwt, name);
+    json_error_t err;
+    json_t *v;
+    json_int_t n;
     int rc = -1;
 
-    if (json == NULL)
+    if (text == NULL)
         return 0;
-    if (json[0] < '0' || json[0] > '9')
-        goto done; /* a string, null, an object, a negative number */
-    errno = 0;
-    v = strtoll(json, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > LONG_MAX)
-        goto done; /* a fraction, an exponent, out of range */
-    *out = v;
+    v = json_loads(text, JSON_DECODE_ANY, &err);
+    free(text);
+    if (!json_is_integer(v))
+        goto done;
+    n = json_integer_value(v);
+    if (n < min || n > LONG_MAX)
+        goto done;
+    *out = (int64_t)n;
     rc = 0;
 done:
-    free(json);
+    json_decref(v);
     return rc;
 }
 

@@ -165,7 +165,7 @@ typedef struct {
     int kind;          /* TK_WS_NMSG_* */
     const char *token; /* AUTH: "token" if a string, else NULL */
     const char *room;  /* JOIN, LEAVE: "room" if a usable room name, else NULL */
-    tk_json *doc;      /* owns token and room; free with tk_json_free (even on INVALID) */
+    json_t *doc;       /* owns token and room; free with json_decref (even on INVALID) */
 } tk_ws_native_msg;
 
 /* Parses one native client message (len bytes at data) into *m. */

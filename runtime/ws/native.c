@@ -99,11 +99,11 @@ void tk_ws_native_parse(const char *data, size_t len, tk_ws_native_msg *m)
 {
     memset(m, 0, sizeof *m);
     int rc = tk_json_parse(data, len, &m->doc);
-    if (rc != TK_OK || tk_json_type_of(m->doc, 0) != TK_JSON_OBJECT) {
+    if (rc != TK_OK || !json_is_object(m->doc)) {
         m->kind = rc == TK_ENOMEM ? TK_WS_NMSG_NOMEM : TK_WS_NMSG_INVALID;
         return;
     }
-    const char *type = tk_json_str(m->doc, tk_json_get(m->doc, 0, "type"), NULL);
+    const char *type = json_string_value(json_object_get(m->doc, "type"));
     if (type == NULL)
         type = "";
     m->kind = strcmp(type, "auth") == 0    ? TK_WS_NMSG_AUTH
@@ -112,12 +112,12 @@ void tk_ws_native_parse(const char *data, size_t len, tk_ws_native_msg *m)
               : strcmp(type, "leave") == 0 ? TK_WS_NMSG_LEAVE
                                            : TK_WS_NMSG_OTHER;
     if (m->kind == TK_WS_NMSG_AUTH)
-        m->token = tk_json_str(m->doc, tk_json_get(m->doc, 0, "token"), NULL);
+        m->token = json_string_value(json_object_get(m->doc, "token"));
     if (m->kind == TK_WS_NMSG_JOIN || m->kind == TK_WS_NMSG_LEAVE) {
-        size_t n = 0;
-        const char *room = tk_json_str(m->doc, tk_json_get(m->doc, 0, "room"), &n);
-        if (room != NULL && n > 0 && n <= TK_WS_ROOM_NAME_MAX && strlen(room) == n)
-            m->room = room;
+        const json_t *room = json_object_get(m->doc, "room");
+        size_t n = json_string_length(room); /* 0 when not a string */
+        if (n > 0 && n <= TK_WS_ROOM_NAME_MAX)
+            m->room = json_string_value(room); /* no NUL inside: tk_json_parse */
     }
 }
 
@@ -174,7 +174,7 @@ void tk_ws_native_message(tk_ws_conn *c, const char *data, size_t len)
         break;
     }
 out:
-    tk_json_free(m.doc);
+    json_decref(m.doc);
 }
 
 tk_ws_msg *tk_ws_native_event(const char *room, const char *event, const char *data, size_t len)

@@ -37,7 +37,8 @@
 
 typedef struct cmd {
     struct cmd *next;
-    int kind; /* a tk_rt_kind, or CMD_JOIN */
+    int kind;          /* a tk_rt_kind, or CMD_JOIN */
+    int64_t posted_ns; /* CLOCK_MONOTONIC when posted (TASKAPI_WS_TRACE) */
     tk_ws_join *join;
     char *room, *arg, *data;
     size_t data_len;
@@ -53,6 +54,26 @@ typedef struct ticket {
     tk_ws_peer *peer;
     int open; /* counted in peer->open (upgraded), else in peer->pending */
 } ticket;
+
+/* TASKAPI_WS_TRACE, a measuring aid for bench/realtime: for each event
+ * fanned out to a room, one line in that file saying where the service
+ * thread's time went from the event's arrival to its last write (see
+ * trace_end). One event is followed at a time: events that arrive while one
+ * is being written are delivered unfollowed (their writes count as other
+ * callbacks' time). Times in ns, CLOCK_MONOTONIC; service thread only. */
+typedef struct {
+    FILE *f;              /* NULL: tracing off, nothing below is touched */
+    tk_ws_msg *frames[2]; /* the followed event's frames (a reference each) */
+    int targets;          /* connections it was queued on */
+    int writes;           /* of those frames, written */
+    int encodes;          /* frames built for it: 1 per protocol present */
+    int done;             /* every target written: the line is due */
+    int64_t posted, start, queued, first, last;
+    int64_t cpu0;   /* the thread's CPU time at start */
+    int64_t svc_t0; /* when the current lws_service() call began */
+    int64_t write_ns, cb_ns, svc_ns;
+    long services; /* lws_service() calls that returned while following */
+} fanout_trace;
 
 struct tk_ws_server {
     const tk_config *cfg;
@@ -85,6 +106,7 @@ struct tk_ws_server {
     lws_sorted_usec_list_t tick;
     lws_sorted_usec_list_t sweep; /* once a second: frames announced but not sent */
     char scratch[TK_WS_TOKEN_MAX + 16];
+    fanout_trace tr;
 
     atomic_llong connections, delivered, overflows;
 };
@@ -118,6 +140,18 @@ int64_t tk_ws_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 void tk_ws_random_id(char *out, size_t outlen, size_t n)
@@ -717,7 +751,18 @@ static int on_writeable(tk_ws_conn *c)
     struct lws *wsi = c->wsi;
     if (c->qlen > 0 && (!c->closing || c->close_flush)) {
         tk_ws_msg *m = c->q[c->qhead];
+        fanout_trace *tr = &c->srv->tr;
+        int traced = tr->f && tr->start && (m == tr->frames[0] || m == tr->frames[1]);
+        int64_t t0 = traced ? now_ns() : 0;
         int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        if (traced) {
+            int64_t t1 = now_ns();
+            tr->write_ns += t1 - t0;
+            if (tr->writes++ == 0)
+                tr->first = t0;
+            tr->last = t1;
+            tr->done = tr->writes >= tr->targets;
+        }
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
         c->qbytes -= m->len;
@@ -798,12 +843,88 @@ static int any_match(void *member, void *arg)
     return 1;
 }
 
+/* ---- TASKAPI_WS_TRACE ----------------------------------------------------- */
+
+#define TRACE_GIVE_UP_NS 1000000000LL
+
+static void trace_end(tk_ws_server *s);
+
+static void trace_begin(tk_ws_server *s, const cmd *k)
+{
+    fanout_trace *tr = &s->tr;
+    tr->posted = k->posted_ns;
+    tr->start = now_ns();
+    tr->svc_t0 = tr->start;
+    tr->cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+static void trace_queued(tk_ws_server *s, tk_ws_msg *native, tk_ws_msg *sio, int targets,
+                         int encodes)
+{
+    fanout_trace *tr = &s->tr;
+    tr->queued = now_ns();
+    tr->targets = targets;
+    tr->encodes = encodes;
+    tr->frames[0] = native;
+    tr->frames[1] = sio;
+    for (int i = 0; i < 2; i++)
+        if (tr->frames[i])
+            tr->frames[i]->refs++;
+    if (tr->targets == 0)
+        trace_end(s);
+}
+
+/* One line per event, microseconds from the event's start on the service
+ * thread (its cmd taken from the inbox): inbox = posted -> start; queue =
+ * building the frames and queuing them on every target; first/last = start
+ * -> first write begun / last write done. Of that last span: write = inside
+ * lws_write (framing + send()); cb = the rest of this server's callbacks;
+ * lws = inside lws_service but outside any callback (poll() and lws' own
+ * work); cpu = the thread's CPU time; the rest of `last` the thread was off
+ * CPU (waiting in poll() or for a core). services = lws_service() calls
+ * from the one that took the event from the inbox to the one that made the
+ * last write (2: every write in the first poll() round after queuing). */
+static void trace_end(tk_ws_server *s)
+{
+    fanout_trace *tr = &s->tr;
+    int64_t end = tr->writes ? tr->last : now_ns();
+    int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - tr->cpu0;
+    int64_t svc = tr->svc_ns + (end - (tr->svc_t0 > tr->start ? tr->svc_t0 : tr->start));
+    int64_t queue = (tr->queued ? tr->queued : end) - tr->start;
+    int64_t lws = svc - tr->cb_ns - queue;
+    fprintf(tr->f,
+            "fanout targets=%d writes=%d encodes=%d inbox_us=%lld queue_us=%lld first_us=%lld "
+            "last_us=%lld write_us=%lld cb_us=%lld lws_us=%lld cpu_us=%lld services=%ld%s\n",
+            tr->targets, tr->writes, tr->encodes, (long long)(tr->start - tr->posted) / 1000,
+            (long long)queue / 1000, (long long)(tr->writes ? tr->first - tr->start : -1000) / 1000,
+            (long long)(end - tr->start) / 1000, (long long)tr->write_ns / 1000,
+            (long long)(tr->cb_ns - tr->write_ns) / 1000, (long long)(lws > 0 ? lws : 0) / 1000,
+            (long long)cpu / 1000, tr->services + 1, tr->writes < tr->targets ? " incomplete" : "");
+    fflush(tr->f);
+    tk_ws_msg_unref(tr->frames[0]);
+    tk_ws_msg_unref(tr->frames[1]);
+    FILE *f = tr->f;
+    memset(tr, 0, sizeof *tr);
+    tr->f = f;
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+/* The event's frame is built once per protocol (at most two frames, however
+ * many members the room has) and shared by reference: each connection's
+ * queue holds a pointer and a count, never a copy. */
 static void deliver_event(tk_ws_server *s, const cmd *k)
 {
     tk_ws_room *room = tk_ws_rooms_find(s->rooms, k->room);
     if (room == NULL)
         return;
+    if (s->tr.f && s->tr.start && now_ns() - s->tr.start > TRACE_GIVE_UP_NS)
+        trace_end(s); /* a target closed with the frame queued: never complete */
+    int follow = s->tr.f && !s->tr.start;
+    if (follow)
+        trace_begin(s, k);
     tk_ws_msg *native = NULL, *sio = NULL;
+    int targets = 0, encodes = 0;
     int n = tk_ws_room_size(room);
     for (int i = 0; i < n; i++) {
         tk_ws_conn *c = tk_ws_room_member(room, i);
@@ -816,9 +937,13 @@ static void deliver_event(tk_ws_server *s, const cmd *k)
                      : tk_ws_sio_event(k->arg, k->data, k->data_len);
             if (*m == NULL)
                 continue;
+            encodes++;
         }
-        (void)enqueue(c, *m);
+        if (enqueue(c, *m) == 0)
+            targets++;
     }
+    if (follow)
+        trace_queued(s, native, sio, targets, encodes);
     tk_ws_msg_unref(native);
     tk_ws_msg_unref(sio);
 }
@@ -1015,6 +1140,7 @@ int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m)
         return TK_ENOMEM;
     k->next = NULL;
     k->kind = m->kind;
+    k->posted_ns = now_ns();
     k->join = NULL;
     k->room = k->mem;
     memcpy(k->room, m->room, rl + 1);
@@ -1102,12 +1228,28 @@ static void sweep(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
 }
 
+/* One lws_service() call (poll, then the callbacks of what is ready). */
+static int service(tk_ws_server *s)
+{
+    fanout_trace *tr = &s->tr;
+    if (tr->f == NULL)
+        return lws_service(s->ctx, 0);
+    tr->svc_t0 = now_ns();
+    int rc = lws_service(s->ctx, 0);
+    if (tr->start) { /* the part after the followed event began */
+        tr->svc_ns += now_ns() - (tr->svc_t0 > tr->start ? tr->svc_t0 : tr->start);
+        tr->services++;
+    }
+    return rc;
+}
+
 static void *service_main(void *arg)
 {
     tk_ws_server *s = arg;
+    pthread_setname_np(pthread_self(), "taskapi-ws"); /* for top -H, perf -t */
     lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, LWS_US_PER_SEC);
     while (!atomic_load(&s->stop))
-        if (lws_service(s->ctx, 0) < 0)
+        if (service(s) < 0)
             break;
     begin_shutdown(s);
     lws_sul_schedule(s->ctx, 0, &s->tick, tick, 50 * LWS_US_PER_MS);
@@ -1188,10 +1330,9 @@ static void ticket_free(tk_ws_server *s, struct lws *wsi)
     free(t);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+static int dispatch(tk_ws_server *s, struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                    void *in, size_t len)
 {
-    tk_ws_server *s = lws_context_user(lws_get_context(wsi));
     pss *ps = user;
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -1234,6 +1375,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    tk_ws_server *s = lws_context_user(lws_get_context(wsi));
+    if (!s->tr.start) /* not following an event (or tracing off) */
+        return dispatch(s, wsi, reason, user, in, len);
+    int64_t t0 = now_ns();
+    int rc = dispatch(s, wsi, reason, user, in, len);
+    if (s->tr.start) { /* still following: this callback did not end the trace */
+        s->tr.cb_ns += now_ns() - t0;
+        if (s->tr.done)
+            trace_end(s);
+    }
+    return rc;
+}
+
 /* ---- start / stop --------------------------------------------------------- */
 
 int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
@@ -1248,6 +1405,11 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap
         return TK_ENOMEM;
     s->cfg = cfg;
     pthread_mutex_init(&s->mu, NULL);
+    if (cfg->ws_trace && cfg->ws_trace[0]) {
+        s->tr.f = fopen(cfg->ws_trace, "ae");
+        if (s->tr.f == NULL)
+            tk_log_warn("realtime: TASKAPI_WS_TRACE: cannot open %s; not tracing", cfg->ws_trace);
+    }
     int rc = tk_ws_rooms_new(&s->rooms);
     if (rc == TK_OK)
         rc = tk_ws_peers_new(&s->peers);
@@ -1328,6 +1490,11 @@ void tk_ws_server_stop(tk_ws_server *s)
     }
     tk_ws_rooms_free(s->rooms);
     tk_ws_peers_free(s->peers);
+    if (s->tr.f) {
+        tk_ws_msg_unref(s->tr.frames[0]);
+        tk_ws_msg_unref(s->tr.frames[1]);
+        fclose(s->tr.f);
+    }
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -119,15 +119,14 @@ static void on_connect(tk_ws_conn *c, int main_ns, const char *ns, size_t ns_len
         return;
     }
     const char *token = c->query_token;
-    tk_json *doc = NULL;
+    json_t *doc = NULL;
     if (json_len > 0) {
-        if (tk_json_parse(json, json_len, &doc) != TK_OK ||
-            tk_json_type_of(doc, 0) != TK_JSON_OBJECT) {
-            tk_json_free(doc);
+        if (tk_json_parse(json, json_len, &doc) != TK_OK || !json_is_object(doc)) {
+            json_decref(doc);
             tk_ws_conn_close(c, TK_WS_CLOSE_PROTOCOL, "invalid CONNECT payload", 1);
             return;
         }
-        const char *t = tk_json_str(doc, tk_json_get(doc, 0, "token"), NULL);
+        const char *t = json_string_value(json_object_get(doc, "token"));
         if (t != NULL)
             token = t;
     }
@@ -143,24 +142,25 @@ static void on_connect(tk_ws_conn *c, int main_ns, const char *ns, size_t ns_len
     } else {
         connect_error(c, "/", 1, "unauthorized", "unauthorized");
     }
-    tk_json_free(doc);
+    json_decref(doc);
 }
 
 int tk_ws_sio_parse_event(const char *json, size_t json_len, char *room, size_t roomlen)
 {
-    tk_json *doc = NULL;
-    if (tk_json_parse(json, json_len, &doc) != TK_OK || tk_json_type_of(doc, 0) != TK_JSON_ARRAY ||
-        tk_json_type_of(doc, tk_json_at(doc, 0, 0)) != TK_JSON_STRING) {
-        tk_json_free(doc);
+    json_t *doc = NULL;
+    if (tk_json_parse(json, json_len, &doc) != TK_OK || !json_is_array(doc) ||
+        !json_is_string(json_array_get(doc, 0))) {
+        json_decref(doc);
         return -1;
     }
-    const char *name = tk_json_str(doc, tk_json_at(doc, 0, 0), NULL);
+    const char *name = json_string_value(json_array_get(doc, 0));
     int kind = strcmp(name, "join:project") == 0    ? TK_WS_SIO_JOIN
                : strcmp(name, "leave:project") == 0 ? TK_WS_SIO_LEAVE
                                                     : TK_WS_SIO_OTHER;
-    size_t len = 0;
-    const char *pid = tk_json_str(doc, tk_json_get(doc, tk_json_at(doc, 0, 1), "projectId"), &len);
-    int valid = pid != NULL && len > 0 && len <= PROJECT_ID_MAX && strlen(pid) == len;
+    const json_t *v = json_object_get(json_array_get(doc, 1), "projectId");
+    const char *pid = json_string_value(v); /* no NUL inside: tk_json_parse */
+    size_t len = json_string_length(v);
+    int valid = pid != NULL && len > 0 && len <= PROJECT_ID_MAX;
     for (size_t i = 0; valid && i < len; i++)
         if ((unsigned char)pid[i] < 0x21 || pid[i] == 0x7f)
             valid = 0;
@@ -168,7 +168,7 @@ int tk_ws_sio_parse_event(const char *json, size_t json_len, char *room, size_t 
         snprintf(room, roomlen, "project:%s", pid);
     else
         kind = TK_WS_SIO_OTHER;
-    tk_json_free(doc);
+    json_decref(doc);
     return kind;
 }
 

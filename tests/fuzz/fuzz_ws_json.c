@@ -1,64 +1,104 @@
 /* Fuzz target: the JSON reader realtime clients' messages go through
- * (runtime/ws/json.c) and its string escaper. Checks: parse answers 0,
- * TK_EINVAL or TK_ENOMEM; the accessors stay in bounds on any node; every
- * decoded string reached through arrays and the keys the protocols read,
- * written back with tk_jbuf_add_jstr, parses to the same bytes. */
+ * (runtime/ws/json.c: libjansson plus this server's limits) and the string
+ * escaper of the frames the server writes. Checks: parse answers 0 (with a
+ * document), TK_EINVAL or TK_ENOMEM (without one); an accepted document
+ * nests at most TK_JSON_MAX_DEPTH deep, holds no NUL in any string or key,
+ * has only double numbers, and survives dump-and-parse unchanged; a refused
+ * input that jansson alone accepts is one the limits refuse (too deep, a
+ * NUL in a string); every string, written back with tk_jbuf_add_jstr,
+ * parses to the same bytes; arbitrary bytes through the escaper come back
+ * unchanged exactly when they are UTF-8 without NUL. */
 #include <stdint.h>
 #include <string.h>
 
 #include "fuzz_util.h"
 #include "ws/json.h"
 
-static const char *const keys[] = {"type", "token", "room", "projectId", "message", "data", ""};
-
-static void roundtrip(const char *s, size_t len)
+/* Parses s as tk_json_parse reads a one-string document; 1 when it comes
+ * back as exactly those bytes, 0 when refused. */
+static int roundtrip(const char *s, size_t len)
 {
     tk_jbuf b;
     tk_jbuf_init(&b, 16);
     tk_jbuf_add_jstr(&b, s, len);
     FUZZ_CHECK(tk_jbuf_ok(&b));
     const char *text = tk_jbuf_text(&b);
-    tk_json *doc = NULL;
-    int rc = tk_json_parse(text, strlen(text), &doc);
-    if (rc == TK_ENOMEM) {
-        tk_jbuf_cleanup(&b);
-        return;
-    }
-    FUZZ_CHECK(rc == TK_OK);
-    size_t back_len = 0;
-    const char *back = tk_json_str(doc, 0, &back_len);
-    FUZZ_CHECK(back != NULL && back_len == len && memcmp(back, s, len) == 0);
-    tk_json_free(doc);
+    FUZZ_CHECK(strlen(text) == b.len);
+    json_t *doc = NULL;
+    int rc = tk_json_parse(text, b.len, &doc);
     tk_jbuf_cleanup(&b);
+    if (rc == TK_ENOMEM)
+        return -1;
+    if (rc != TK_OK) {
+        FUZZ_CHECK(rc == TK_EINVAL && doc == NULL);
+        return 0;
+    }
+    FUZZ_CHECK(json_is_string(doc) && json_string_length(doc) == len &&
+               memcmp(json_string_value(doc), s, len) == 0);
+    json_decref(doc);
+    return 1;
 }
 
-static void walk(const tk_json *doc, int node, int depth)
+static void check_string(const char *s, size_t len)
 {
-    FUZZ_CHECK(depth <= TK_JSON_MAX_DEPTH + 1);
-    tk_json_type t = tk_json_type_of(doc, node);
-    size_t len = 0;
-    const char *s = tk_json_str(doc, node, &len);
-    FUZZ_CHECK((s != NULL) == (t == TK_JSON_STRING));
-    if (s != NULL) {
-        FUZZ_CHECK(s[len] == '\0' && strlen(s) <= len);
-        roundtrip(s, len);
+    FUZZ_CHECK(s != NULL && s[len] == '\0' && strlen(s) == len);
+    FUZZ_CHECK(roundtrip(s, len) != 0);
+}
+
+/* Deepest nesting of arrays/objects (the root container counts 1). Also
+ * says (via *nul) whether a string or key holds a NUL. */
+static int depth_of(const json_t *v, int *nul)
+{
+    int deepest = 0;
+    if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v))
+        *nul = 1;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            int d = depth_of(json_array_get(v, i), nul);
+            deepest = d > deepest ? d : deepest;
+        }
+        return deepest + 1;
     }
-    int n = tk_json_len(doc, node);
-    FUZZ_CHECK(n >= 0);
-    FUZZ_CHECK(n == 0 || t == TK_JSON_ARRAY || t == TK_JSON_OBJECT);
-    if (t == TK_JSON_ARRAY) {
-        for (int i = 0; i < n; i++) {
-            int c = tk_json_at(doc, node, i);
-            FUZZ_CHECK(c > node);
-            walk(doc, c, depth + 1);
+    if (json_is_object(v)) {
+        json_t *o = (json_t *)v;
+        for (void *it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it)) {
+            if (strlen(json_object_iter_key(it)) != json_object_iter_key_len(it))
+                *nul = 1;
+            int d = depth_of(json_object_iter_value(it), nul);
+            deepest = d > deepest ? d : deepest;
         }
-        FUZZ_CHECK(tk_json_at(doc, node, n) == -1 && tk_json_at(doc, node, -1) == -1);
-    } else if (t == TK_JSON_OBJECT) {
-        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-            int c = tk_json_get(doc, node, keys[k]);
-            if (c >= 0)
-                walk(doc, c, depth + 1);
+        return deepest + 1;
+    }
+    return 0;
+}
+
+static void walk(json_t *v, int depth)
+{
+    FUZZ_CHECK(depth <= TK_JSON_MAX_DEPTH);
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        check_string(json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        FUZZ_CHECK(0 && "integers are read as doubles");
+        break;
+    case JSON_ARRAY:
+        FUZZ_CHECK(depth < TK_JSON_MAX_DEPTH);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            walk(json_array_get(v, i), depth + 1);
+        FUZZ_CHECK(json_array_get(v, json_array_size(v)) == NULL);
+        break;
+    case JSON_OBJECT:
+        FUZZ_CHECK(depth < TK_JSON_MAX_DEPTH);
+        for (void *it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it)) {
+            const char *k = json_object_iter_key(it);
+            check_string(k, json_object_iter_key_len(it));
+            FUZZ_CHECK(json_object_get(v, k) == json_object_iter_value(it));
+            walk(json_object_iter_value(it), depth + 1);
         }
+        break;
+    default:
+        break;
     }
 }
 
@@ -66,17 +106,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 65536)
         return 0;
-    tk_json *doc = NULL;
-    int rc = tk_json_parse((const char *)data, size, &doc);
+    const char *in = (const char *)data;
+    json_t *doc = (json_t *)data; /* must come back NULL on a refusal */
+    int rc = tk_json_parse(in, size, &doc);
     FUZZ_CHECK(rc == TK_OK || rc == TK_EINVAL || rc == TK_ENOMEM);
+    FUZZ_CHECK((rc == TK_OK) == (doc != NULL));
     if (rc == TK_OK) {
-        FUZZ_CHECK(doc != NULL);
-        walk(doc, 0, 0);
-        FUZZ_CHECK(tk_json_type_of(doc, -1) == TK_JSON_NULL && tk_json_get(doc, -1, "a") == -1);
+        walk(doc, 0);
+        /* what was read is what is written and read again */
+        char *text = json_dumps(doc, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (text != NULL) {
+            json_t *again = NULL;
+            int rc2 = tk_json_parse(text, strlen(text), &again);
+            FUZZ_CHECK(rc2 == TK_ENOMEM || (rc2 == TK_OK && json_equal(doc, again)));
+            json_decref(again);
+            free(text);
+        }
+    } else if (rc == TK_EINVAL) {
+        /* jansson without the limits: if it takes the input, a limit refused it */
+        json_error_t err;
+        json_t *plain = json_loadb(in, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        if (plain != NULL) {
+            int nul = 0;
+            int depth = depth_of(plain, &nul);
+            FUZZ_CHECK(nul || depth > TK_JSON_MAX_DEPTH);
+            json_decref(plain);
+        }
     }
-    tk_json_free(doc);
-    /* Arbitrary bytes through the escaper must come back unchanged. */
-    if (rc != TK_ENOMEM && size <= 4096)
-        roundtrip((const char *)data, size);
+    json_decref(doc);
+    /* Arbitrary bytes through the escaper come back unchanged exactly when
+     * they can be a JSON string: UTF-8 (jansson checks it) without NUL. */
+    if (rc != TK_ENOMEM && size <= 4096) {
+        json_t *probe = json_stringn(in, size);
+        int ok = probe != NULL && memchr(in, '\0', size) == NULL;
+        json_decref(probe);
+        int back = roundtrip(in, size);
+        FUZZ_CHECK(back == -1 || back == ok);
+    }
     return 0;
 }

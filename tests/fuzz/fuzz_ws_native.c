@@ -25,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (m.kind == TK_WS_NMSG_INVALID || m.kind == TK_WS_NMSG_NOMEM)
         FUZZ_CHECK(m.token == NULL && m.room == NULL);
-    tk_json_free(m.doc);
+    if (m.kind != TK_WS_NMSG_INVALID && m.kind != TK_WS_NMSG_NOMEM)
+        FUZZ_CHECK(json_is_object(m.doc));
+    if (m.token != NULL) /* the whole "token", not cut short at a NUL */
+        FUZZ_CHECK(strlen(m.token) == json_string_length(json_object_get(m.doc, "token")));
+    json_decref(m.doc);
     return 0;
 }

@@ -46,12 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK((unsigned char)*r > 0x20 && *r != 0x7f);
         }
     } else if (pk.type == '0' && pk.json_len > 0) {
-        tk_json *doc = NULL; /* the CONNECT payload, read as on_connect does */
+        json_t *doc = NULL; /* the CONNECT payload, read as on_connect does */
         if (tk_json_parse(pk.json, pk.json_len, &doc) == TK_OK) {
-            const char *t = tk_json_str(doc, tk_json_get(doc, 0, "token"), NULL);
-            FUZZ_CHECK(t == NULL || strlen(t) <= pk.json_len);
+            const json_t *t = json_object_get(doc, "token");
+            FUZZ_CHECK(t == NULL || !json_is_string(t) ||
+                       (strlen(json_string_value(t)) == json_string_length(t) &&
+                        json_string_length(t) <= pk.json_len));
         }
-        tk_json_free(doc);
+        json_decref(doc);
     }
     return 0;
 }

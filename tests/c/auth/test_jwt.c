@@ -199,6 +199,15 @@ TEST(time_claims)
     ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":null"), TK_EAUTH);
     ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":1.5"), TK_EAUTH);
     ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":0"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":-5"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":1e3"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":1000.0"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":[1]"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":{}"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":true"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"nbf\":1"), 0);
+    /* exp and iat must be integers too */
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"exp\":1e12"), TK_EAUTH);
     tk_auth_keys_cleanup();
     return 0;
 }
@@ -230,6 +239,16 @@ TEST(sub_and_ver_claims)
     ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":-1"), TK_EAUTH);
     ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":\"1\""), TK_EAUTH);
     ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":1.5"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":1.0"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":1e2"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":null"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":false"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":[3]"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":{\"v\":3}"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":-0"), 0);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":9223372036854775807"), 0);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":9223372036854775808"), TK_EAUTH);
+    ASSERT_EQ_INT(verify_with(U7, now, ",\"ver\":99999999999999999999999"), TK_EAUTH);
     ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 3, 60, &tok, &c), 0);
     ASSERT_EQ_INT(c.ver, 3);
     memset(&c, 0, sizeof(c));
@@ -581,6 +600,35 @@ TEST(garbage)
         "{\"alg\":\"HS256\",\"kid\":\"k\\u0000\"}",
         "{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JWE\"}",
         "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":tru}",
+        /* not flat */
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":{}}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":[]}",
+        /* any key twice, also when it is neither alg nor kid */
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JWT\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"alg\":\"HS256\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"\\u0061lg\":\"HS256\"}",
+        /* not RFC 8259: invalid UTF-8, lone surrogates, NUL anywhere */
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":\"\xff\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":\"\xc0\xaf\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":\"\\ud800\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":\"\\udc00\\ud800\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":\"\\u0000\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\\u0000\":1}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":01}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"x\":NaN}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\"} {}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\"}}",
+        /* alg and kid: strings of the right form */
+        "{\"alg\":\"HS256\\u0000\",\"kid\":\"k1\"}",
+        "{\"alg\":\"HS256HS256HS256HS256\",\"kid\":\"k1\"}",
+        "{\"alg\":null,\"kid\":\"k1\"}",
+        "{\"alg\":\"HS256\",\"kid\":null}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1 \"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k\xc3\xa9\"}",
+        "{\"alg\":\"HS256\",\"kid\":"
+        "\"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k\"}",
+        "\"HS256\"",
+        "null",
     };
     char buf[12000];
     char *tok = NULL;
@@ -625,6 +673,29 @@ TEST(garbage)
     return 0;
 }
 
+TEST(header_forms_accepted)
+{
+    /* The header reader takes any flat object with alg and kid once: member
+     * order, extra scalar members, white space and escapes are free. */
+    static const char *headers[] = {
+        "{\"kid\":\"k1\",\"alg\":\"HS256\"}",
+        " { \"alg\" : \"HS256\" ,\n\t\"kid\" : \"k1\" } ",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JWT\",\"n\":1.5e3,\"b\":true,\"z\":null}",
+        "{\"alg\":\"HS256\",\"kid\":\"\\u006b1\"}",
+        "{\"\\u0061lg\":\"HS\\u0032\\u00356\",\"kid\":\"k1\",\"note\":\"\xc3\xa9\\ud83d\\ude00\"}",
+    };
+    char buf[4096];
+
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
+    for (size_t i = 0; i < TK_ARRAY_LEN(headers); i++) {
+        forge(buf, headers[i], good_payload(), S1, NULL);
+        if (verify(buf) != 0)
+            TEST_FAIL_("header %zu refused: %s", i, headers[i]);
+    }
+    tk_auth_keys_cleanup();
+    return 0;
+}
+
 static void *worker(void *arg)
 {
     int *failures = arg;
@@ -661,4 +732,4 @@ TEST_MAIN(TEST_ENTRY(sign_verify), TEST_ENTRY(field_limits), TEST_ENTRY(time_cla
           TEST_ENTRY(forged_with_right_key_is_accepted), TEST_ENTRY(tampered_payload),
           TEST_ENTRY(tampered_signature), TEST_ENTRY(expired), TEST_ENTRY(missing_or_bad_claims),
           TEST_ENTRY(wrong_kid), TEST_ENTRY(rotation), TEST_ENTRY(alg_none), TEST_ENTRY(other_algs),
-          TEST_ENTRY(garbage), TEST_ENTRY(threads))
+          TEST_ENTRY(garbage), TEST_ENTRY(header_forms_accepted), TEST_ENTRY(threads))
