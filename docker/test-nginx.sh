@@ -382,7 +382,7 @@ rolling_phase() {
     sleep 3
     touch "$W/$name.stop"
     wait "$rpid" || notok "$name: rolling.js failed: $(tail -5 "$W/$name.out")"
-    echo "# $name: $(cat "$W/$name.json" 2>/dev/null | tr -d '\n ' | cut -c1-400)"
+    echo "# $name: $(tr -d '\n ' <"$W/$name.json" 2>/dev/null | cut -c1-400)"
 }
 restart_each() {
     local i rc
