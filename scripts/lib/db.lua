@@ -81,11 +81,11 @@ end
 --- splices in), the count of rows the statement returned, and the last row
 --- written as db.query gives it (nil for none). Raises on failure.
 function M.query_json(sql, projection, limit, ...)
-  local fragment, n, last = tkdb.query_json(sql, compiled(projection), limit, ...)
+  local fragment, n, last, first = tkdb.query_json(sql, compiled(projection), limit, ...)
   if fragment == nil then
     check(nil, n, last)
   end
-  return fragment, n, last
+  return fragment, n, last, first
 end
 
 --- fragment, row: the first row as a JSON object (projection order) and as

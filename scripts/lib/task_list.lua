@@ -18,13 +18,14 @@
 -- status, priority (arrays), assignee, unassigned (true), created_by, tag,
 -- due_before, due_after, q, after_key / after_id (the cursor).
 --
--- One project: the statement also answers the caller's access to it, in the
--- same round trip. It yields no row when the project does not exist; else
--- every row carries project_visibility, project_status, project_owner_id
--- and my_role (lib.tasks.project_of shapes them for policies.permissions),
--- and when no task matches (or the caller may not read the project: the
--- route decides, then discards the rows) a single row with only those
--- columns (no id).
+-- One project: every row also carries the caller's access to the project
+-- (project_visibility, project_status, project_owner_id and my_role;
+-- lib.tasks.project_of shapes them for policies.permissions), so a page
+-- with tasks needs no second round trip: the route decides from the first
+-- row, then writes or refuses the page. No row (no such project, or no task
+-- matches) leaves the route to load the project for its answer: one more
+-- round trip for an empty page only. (Rows stay plain task rows, so C can
+-- write them as JSON by tasks.PROJECTION.)
 --
 -- Tasks are read per project through LATERAL: at most one page from each
 -- project, from its (project_id, sort key) index, then merged. The cost is
@@ -47,7 +48,7 @@ local SCOPE_HEAD = {
             FROM projects p
             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = {user}::uuid
            WHERE p.id = {project}::uuid) s
-    LEFT JOIN LATERAL (
+   CROSS JOIN LATERAL (
       SELECT ]] .. tasks.COLUMNS .. [[
 
         FROM tasks t
@@ -65,7 +66,7 @@ local SCOPE_HEAD = {
 
 local SCOPE_TAIL = {
   project = [[
-) t ON true]],
+) t]],
   mine = [[
 ) t
    WHERE s.user_id = {user}::uuid]],

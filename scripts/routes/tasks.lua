@@ -342,12 +342,10 @@ local function list(req, project_id)
   local data, n, last, first = db.query_json(task_list.SQL[key], tasks.PROJECTION, q.limit,
     task_list.args(key, values))
   if project_id ~= nil then
-    -- One project: no row when it does not exist; the access columns on
-    -- every row; one row without a task when none matches.
-    projects.authorize(user, "task.read", first and tasks.project_of(first))
-    if first.id == nil then
-      data, n = json.array(), 0
-    end
+    -- One project: the access columns are on every row; without a row (no
+    -- such project, or an empty page) the project is loaded to decide.
+    projects.authorize(user, "task.read",
+      first and tasks.project_of(first) or projects.load(user, project_id))
   end
   local sort = SORTS[q.sort]
   local next_cursor = n > q.limit and cursor.encode({ sort.key(last), last.id }) or json.null
