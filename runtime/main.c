@@ -162,13 +162,15 @@ static void shutdown_enter(const char *phase)
     atomic_store(&shutdown_phase, phase);
 }
 
-static void *shutdown_watchdog(void *arg)
+/* Waits up to ms for SIGINT/SIGTERM among sigs, ignoring the others
+ * (SIGHUP, SIGUSR1: no reloads or reopens while stopping). Returns the
+ * signal, or 0 when the time ran out. */
+static int wait_stop_signal(const sigset_t *sigs, int ms)
 {
-    watchdog *wd = arg;
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += wd->timeout_ms / 1000;
-    end.tv_nsec += (long)(wd->timeout_ms % 1000) * 1000000L;
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (end.tv_nsec >= 1000000000L) {
         end.tv_sec++;
         end.tv_nsec -= 1000000000L;
@@ -183,17 +185,22 @@ static void *shutdown_watchdog(void *arg)
             left.tv_nsec += 1000000000L;
         }
         if (left.tv_sec < 0)
-            break;
-        int sig = sigtimedwait(&wd->sigs, NULL, &left);
-        if (sig == SIGINT || sig == SIGTERM) {
-            tk_log_warn("%s again: not waiting for the shutdown to finish",
-                        sig == SIGINT ? "SIGINT" : "SIGTERM");
-            break;
-        }
+            return 0;
+        int sig = sigtimedwait(sigs, NULL, &left);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
         if (sig < 0 && errno == EAGAIN)
-            break;
-        /* SIGHUP, SIGUSR1 (no reloads or reopens now) or EINTR: keep waiting */
+            return 0;
     }
+}
+
+static void *shutdown_watchdog(void *arg)
+{
+    watchdog *wd = arg;
+    int sig = wait_stop_signal(&wd->sigs, wd->timeout_ms);
+    if (sig != 0)
+        tk_log_warn("%s again: not waiting for the shutdown to finish",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM");
     const char *phase = atomic_load(&shutdown_phase);
     if (phase == NULL)
         return NULL; /* everything stopped: main is exiting on its own */
@@ -229,33 +236,9 @@ static void start_shutdown_watchdog(const sigset_t *sigs, const tk_config *cfg)
  * SIGHUP and SIGUSR1 wait. */
 static void drain(const sigset_t *sigs, int ms)
 {
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += ms / 1000;
-    end.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
-    for (;;) {
-        struct timespec now, left;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left.tv_sec = end.tv_sec - now.tv_sec;
-        left.tv_nsec = end.tv_nsec - now.tv_nsec;
-        if (left.tv_nsec < 0) {
-            left.tv_sec--;
-            left.tv_nsec += 1000000000L;
-        }
-        if (left.tv_sec < 0)
-            return;
-        int sig = sigtimedwait(sigs, NULL, &left);
-        if (sig == SIGINT || sig == SIGTERM) {
-            tk_log_info("%s again: ending the drain", sig == SIGINT ? "SIGINT" : "SIGTERM");
-            return;
-        }
-        if (sig < 0 && errno == EAGAIN)
-            return;
-    }
+    int sig = wait_stop_signal(sigs, ms);
+    if (sig != 0)
+        tk_log_info("%s again: ending the drain", sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* One line on the certificate in use: its file and when it expires. */

@@ -2,32 +2,10 @@
 -- after logrotate (or an operator) moved it away, losing no record.
 local h = require "spec.integration.helper"
 local server = require "spec.integration.support.server"
-local socket = require "socket"
-
-local function read(path)
-  local f = io.open(path)
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function wait_for(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then
-      return v
-    end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-end
+local E = require "spec.integration.support.plugin_env"
+local R = require "spec.integration.support.rel_server"
+local read, wait_for = function(path) return E.read_file(path) or "" end, E.wait_for
+local sh_quote = R.quote
 
 describe("LOG_FILE", function()
   local srv, dir, path

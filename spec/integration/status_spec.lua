@@ -4,39 +4,17 @@
 -- as the last reload error with its file and line.
 local h = require "spec.integration.helper"
 local server = require "spec.integration.support.server"
-local cjson = require "cjson"
-local socket = require "socket"
+local E = require "spec.integration.support.plugin_env"
+local R = require "spec.integration.support.rel_server"
+local read, wait_for = function(path) return E.read_file(path) or "" end, E.wait_for
+local sh_quote = R.quote
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-  local f = io.open(path)
-  local s = f and f:read("a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
-
+-- out, exit code of a shell command (stdout and stderr)
 local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
+  local ok, code, out = R.sh("(" .. cmd .. ")")
   return out, ok and 0 or code
 end
-
-local function wait_for(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then
-      return v
-    end
-    socket.sleep(0.1)
-  until socket.gettime() > deadline
-end
+local cjson = require "cjson"
 
 describe("taskapi status", function()
   local srv, admin, plain

@@ -4,15 +4,14 @@
 -- certificate in place on both ports, a broken file keeps the old one, and a
 -- key that does not match stops start-up. Real clients: curl and openssl.
 local server = require "spec.integration.support.server"
+local E = require "spec.integration.support.plugin_env"
+local R = require "spec.integration.support.rel_server"
+local read, wait_for = function(path) return E.read_file(path) or "" end, E.wait_for
+local sh_quote = R.quote
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
+-- out, exit code of a shell command (stdout and stderr)
 local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
+  local ok, code, out = R.sh("(" .. cmd .. ")")
   return out, ok and 0 or code
 end
 
@@ -33,27 +32,6 @@ end
 
 local function file_serial(pem)
   return (run("openssl x509 -noout -serial -in " .. sh_quote(pem))):match("serial=(%x+)")
-end
-
-local function read(path)
-  local f = io.open(path)
-  local s = f and f:read("a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
-
-local function wait_for(seconds, fn)
-  local socket = require "socket"
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then
-      return v
-    end
-    socket.sleep(0.1)
-  until socket.gettime() > deadline
 end
 
 describe("TLS (HTTPS and WSS)", function()
