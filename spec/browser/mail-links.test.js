@@ -27,7 +27,10 @@ async function mailLink(email, path) {
     const mails = names.filter((f) => f.endsWith('.eml'))
       .map((f) => fs.readFileSync(`${MAIL_DIR}/${f}`, 'utf8'))
       .filter((m) => m.includes(`To: ${email}`) || m.includes(`<${email}>`))
-      .map((m) => unQP(m).match(re)).filter(Boolean);
+      // The raw text first: decoding a 7bit body as quoted-printable turns
+      // "token=24qc..." into "token$qc..." (a token starting with two hex
+      // digits, about one in sixteen, made this spec fail now and then).
+      .map((m) => m.match(re) || (/quoted-printable/i.test(m) && unQP(m).match(re))).filter(Boolean);
     if (mails.length) return mails[mails.length - 1][0];
     await new Promise((r) => setTimeout(r, 100));
   }
