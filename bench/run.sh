@@ -353,7 +353,7 @@ for t in $TARGETS; do RSS_IDLE[$t]=$(rss_kb "$(tree_pids "${PID[$t]}")"); done
 # Winston JSON with "status":200.
 status_counts() {
     tail -c +"$(($2 + 1))" "$1" |
-        grep -oE '"status":[0-9]{3}|(GET|POST|PATCH|DELETE|PUT|HEAD|OPTIONS) [^ ]+ [0-9]{3} [0-9.]+ms' |
+        { grep -oE '"status":[0-9]{3}|(GET|POST|PATCH|DELETE|PUT|HEAD|OPTIONS) [^ ]+ [0-9]{3} [0-9.]+ms' || true; } |
         sed -E 's/^"status":([0-9]{3})$/\1/; s/^[A-Z]+ [^ ]+ ([0-9]{3}) .*/\1/' |
         sort | uniq -c | awk '{ printf "%s%s:%s", (n++ ? " " : ""), $2, $1 } END { if (!n) printf "-" }'
 }
