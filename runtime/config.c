@@ -46,10 +46,10 @@ static int get_str(const char *v, const char *def, char **out)
     return *out ? TK_OK : TK_ENOMEM;
 }
 
-static int get_bool(const char *name, int *out, char *err, size_t errlen)
+static int get_bool(const char *name, int def, int *out, char *err, size_t errlen)
 {
     const char *v = getenv(name);
-    *out = 0;
+    *out = def;
     if (v == NULL || *v == '\0')
         return TK_OK;
     if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
@@ -58,8 +58,10 @@ static int get_bool(const char *name, int *out, char *err, size_t errlen)
         return TK_OK;
     }
     if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-        !strcasecmp(v, "no"))
+        !strcasecmp(v, "no")) {
+        *out = 0;
         return TK_OK;
+    }
     tk_errf(err, errlen, "%s must be on/off, true/false or 1/0 (got \"%s\")", name, v);
     return TK_ECONFIG;
 }
@@ -159,8 +161,13 @@ out:
  * Each of these may be given as NAME_FILE instead: the path of a file holding
  * the value (as container platforms mount secrets), trailing line breaks
  * stripped. Setting both NAME and NAME_FILE is an error. */
-static const char *const SECRET_VARS[] = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET",
-                                          "JWT_PREVIOUS_KEYS", "SMTP_URL"};
+#define SECRET_NAME(field, name, def, secret) secret ? name : NULL,
+#define NO_INT(type, field, name, def, min, max)
+#define NO_BOOL(field, name, def)
+#define NO_CUSTOM(type, field, name, def)
+/* One entry per string variable of the table: its name when it is a secret,
+ * else NULL. */
+static const char *const SECRET_VARS[] = {TK_CONFIG_VARS(NO_INT, SECRET_NAME, NO_BOOL, NO_CUSTOM)};
 #define NSECRETS TK_ARRAY_LEN(SECRET_VARS)
 
 /* Reads every NAME_FILE that is set into files[i] (the caller frees them with
@@ -168,6 +175,8 @@ static const char *const SECRET_VARS[] = {"DATABASE_URL", "REDIS_URL", "JWT_SECR
 static int read_secret_files(char *files[NSECRETS], char *err, size_t errlen)
 {
     for (size_t i = 0; i < NSECRETS; i++) {
+        if (SECRET_VARS[i] == NULL)
+            continue;
         char fvar[64];
         snprintf(fvar, sizeof fvar, "%s_FILE", SECRET_VARS[i]);
         const char *path = getenv(fvar);
@@ -207,7 +216,7 @@ static void free_secret_files(char *files[NSECRETS])
 static const char *env_value(char *const files[NSECRETS], const char *name)
 {
     for (size_t i = 0; i < NSECRETS; i++)
-        if (files[i] && strcmp(SECRET_VARS[i], name) == 0)
+        if (files[i] && SECRET_VARS[i] && strcmp(SECRET_VARS[i], name) == 0)
             return files[i];
     return getenv(name);
 }
@@ -233,29 +242,46 @@ static int smtp_url_ok(const char *url)
     return 1;
 }
 
-#define INT_VAR(field, name, def, min, max)                                                        \
-    do {                                                                                           \
-        long long v_;                                                                              \
-        rc = get_int(name, def, min, max, &v_, err, errlen);                                       \
-        if (rc)                                                                                    \
-            goto fail;                                                                             \
-        cfg->field = v_;                                                                           \
-    } while (0)
+/* ---- the table (config_vars.h) ---------------------------------------------- */
 
-#define STR_VAR(field, name, def)                                                                  \
-    do {                                                                                           \
-        rc = get_str(env_value(files, name), def, &cfg->field);                                    \
-        if (rc)                                                                                    \
-            goto fail;                                                                             \
-    } while (0)
+#define VAR_ENTRY_INT(type, field, name, def, min, max) {name, NULL, 1, min, max},
+#define VAR_ENTRY_STR(field, name, def, secret) {name, secret ? name "_FILE" : NULL, 0, 0, 0},
+#define VAR_ENTRY_BOOL(field, name, def) {name, NULL, 0, 0, 0},
+#define VAR_ENTRY_CUSTOM(type, field, name, def) {name, NULL, 0, 0, 0},
+const tk_config_var tk_config_vars[] = {
+    TK_CONFIG_VARS(VAR_ENTRY_INT, VAR_ENTRY_STR, VAR_ENTRY_BOOL, VAR_ENTRY_CUSTOM)};
+const size_t tk_config_nvars = TK_ARRAY_LEN(tk_config_vars);
 
-/* The HTTP edge: HOST, METRICS_TOKEN, HTTP_HEADER_TIMEOUT, HTTP_CONN_PER_IP,
- * TLS_CERT_FILE and TLS_KEY_FILE. */
-static int load_edge(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
+/* Integers, strings and switches straight from the table; what needs more
+ * than a range or a default is done by the functions below. */
+static int load_table(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
 {
     int rc;
+    long long n;
+#define LOAD_INT(type, field, name, def, min, max)                                                 \
+    if ((rc = get_int(name, def, min, max, &n, err, errlen)) != TK_OK)                             \
+        return rc;                                                                                 \
+    cfg->field = (type)n;
+#define LOAD_STR(field, name, def, secret)                                                         \
+    if ((rc = get_str(env_value(files, name), def, &cfg->field)) != TK_OK)                         \
+        return rc;
+#define LOAD_BOOL(field, name, def)                                                                \
+    if ((rc = get_bool(name, def, &cfg->field, err, errlen)) != TK_OK)                             \
+        return rc;
+#define LOAD_CUSTOM(type, field, name, def)
+    TK_CONFIG_VARS(LOAD_INT, LOAD_STR, LOAD_BOOL, LOAD_CUSTOM)
+#undef LOAD_INT
+#undef LOAD_STR
+#undef LOAD_BOOL
+#undef LOAD_CUSTOM
+    return TK_OK;
+}
+
+/* The HTTP edge: HOST, METRICS_TOKEN, TLS_CERT_FILE and TLS_KEY_FILE,
+ * TRUST_PROXY, BODY_LIMIT. */
+static int check_edge(tk_config *cfg, char *err, size_t errlen)
+{
     unsigned char bin[16];
-    STR_VAR(host, "HOST", NULL);
     if (cfg->host && inet_pton(AF_INET, cfg->host, bin) != 1 &&
         inet_pton(AF_INET6, cfg->host, bin) != 1) {
         tk_errf(err, errlen,
@@ -263,31 +289,38 @@ static int load_edge(tk_config *cfg, char *const files[NSECRETS], char *err, siz
                 cfg->host);
         return TK_ECONFIG;
     }
-    STR_VAR(metrics_token, "METRICS_TOKEN", NULL);
     if (cfg->metrics_token && strlen(cfg->metrics_token) < 16) {
         tk_errf(err, errlen, "METRICS_TOKEN must be at least 16 characters");
         return TK_ECONFIG;
     }
-    INT_VAR(http_header_timeout, "HTTP_HEADER_TIMEOUT", 10, 1, 3600);
-    INT_VAR(http_conn_per_ip, "HTTP_CONN_PER_IP", 256, 0, 10000);
-    STR_VAR(tls_cert_file, "TLS_CERT_FILE", NULL);
-    STR_VAR(tls_key_file, "TLS_KEY_FILE", NULL);
     if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL)) {
         tk_errf(err, errlen, "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither");
         return TK_ECONFIG;
     }
+    char why[160];
+    int rc = tk_cidr_list_parse(cfg->trust_proxy, &cfg->trust_nets, why, sizeof why);
+    if (rc == TK_EINVAL) {
+        tk_errf(err, errlen,
+                "TRUST_PROXY must be a comma list of IPv4/IPv6 addresses and CIDR blocks (%s)",
+                why);
+        return TK_ECONFIG;
+    }
+    if (rc)
+        return rc;
+    const char *bl = getenv("BODY_LIMIT");
+    cfg->body_limit = 1024 * 1024;
+    if (bl && *bl && tk_config_parse_size(bl, &cfg->body_limit) != TK_OK) {
+        tk_errf(err, errlen, "BODY_LIMIT must be a size such as 1048576, 512kb or 1mb (got \"%s\")",
+                bl);
+        return TK_ECONFIG;
+    }
     return TK_OK;
-fail:
-    return rc;
 }
 
-/* The mail settings: SMTP_URL (or its _FILE), SMTP_STARTTLS, SMTP_CA_FILE,
- * MAIL_FROM, MAIL_DIR, MAIL_DISABLED; production needs SMTP_URL unless
- * mail is switched off on purpose. Runs after TASKAPI_ENV is read. */
-static int mail_vars(tk_config *cfg, char *const files[NSECRETS], char *err, size_t errlen)
+/* The mail settings: SMTP_URL, SMTP_STARTTLS, MAIL_FROM, MAIL_DISABLED;
+ * production needs SMTP_URL unless mail is switched off on purpose. */
+static int check_mail(tk_config *cfg, char *err, size_t errlen)
 {
-    int rc;
-    STR_VAR(smtp_url, "SMTP_URL", NULL);
     if (cfg->smtp_url && !smtp_url_ok(cfg->smtp_url)) {
         tk_errf(err, errlen,
                 "SMTP_URL must be smtp://[user:password@]host[:port] or smtps://... (value not "
@@ -308,8 +341,6 @@ static int mail_vars(tk_config *cfg, char *const files[NSECRETS], char *err, siz
             return TK_ECONFIG;
         }
     }
-    STR_VAR(smtp_ca_file, "SMTP_CA_FILE", NULL);
-    STR_VAR(mail_from, "MAIL_FROM", "taskapi <no-reply@localhost>");
     if (tk_mail_mailbox_check(cfg->mail_from) != TK_OK) {
         tk_errf(err, errlen,
                 "MAIL_FROM must be an address (no-reply@example.com) or a name and an address "
@@ -317,10 +348,6 @@ static int mail_vars(tk_config *cfg, char *const files[NSECRETS], char *err, siz
                 cfg->mail_from);
         return TK_ECONFIG;
     }
-    STR_VAR(mail_dir, "MAIL_DIR", "var/mail");
-    rc = get_bool("MAIL_DISABLED", &cfg->mail_disabled, err, errlen);
-    if (rc)
-        return rc;
     if (cfg->mail_disabled && cfg->smtp_url) {
         tk_errf(err, errlen, "MAIL_DISABLED is on but SMTP_URL is set: choose one");
         return TK_ECONFIG;
@@ -332,116 +359,24 @@ static int mail_vars(tk_config *cfg, char *const files[NSECRETS], char *err, siz
         return TK_ECONFIG;
     }
     return TK_OK;
-fail:
-    return rc;
 }
 
-int tk_config_load(tk_config *cfg, char *err, size_t errlen)
+/* Scripts and plugins: PLUGINS, the PLUGINS_CONFIG file, LUA_MEMORY_LIMIT. */
+static int check_scripts(tk_config *cfg, char *err, size_t errlen)
 {
-    int rc;
-    char *files[NSECRETS] = {0};
-    memset(cfg, 0, sizeof *cfg);
-    rc = read_secret_files(files, err, errlen);
-    if (rc)
-        goto fail;
-
-    const char *env = getenv("TASKAPI_ENV");
-    cfg->production = env && strcmp(env, "production") == 0;
-
-    INT_VAR(port, "PORT", 8080, 1, 65535);
-    INT_VAR(workers, "WORKERS", 16, 1, 1024);
-    STR_VAR(database_url, "DATABASE_URL", NULL);
-    INT_VAR(db_pool_size, "DB_POOL_SIZE", 20, 1, 1000);
-    INT_VAR(db_pool_timeout_ms, "DB_POOL_TIMEOUT_MS", 5000, 10, 600000);
-    STR_VAR(redis_url, "REDIS_URL", NULL);
-    STR_VAR(jwt_key_id, "JWT_KEY_ID", "k1");
-    STR_VAR(jwt_previous_keys, "JWT_PREVIOUS_KEYS", NULL);
-    INT_VAR(access_token_ttl, "ACCESS_TOKEN_TTL", 900, 10, 86400);
-    INT_VAR(refresh_token_ttl, "REFRESH_TOKEN_TTL", 30 * 86400, 60, 365LL * 86400);
-    STR_VAR(cors_origins, "CORS_ORIGINS", NULL);
-    STR_VAR(trust_proxy, "TRUST_PROXY", NULL);
-    {
-        char why[160];
-        rc = tk_cidr_list_parse(cfg->trust_proxy, &cfg->trust_nets, why, sizeof why);
-        if (rc == TK_EINVAL) {
-            tk_errf(err, errlen,
-                    "TRUST_PROXY must be a comma list of IPv4/IPv6 addresses and CIDR blocks "
-                    "(%s)",
-                    why);
-            rc = TK_ECONFIG;
-        }
-        if (rc)
-            goto fail;
-    }
-    INT_VAR(user_cache_ttl_ms, "USER_CACHE_TTL_MS", 5000, 0, 600000);
-    STR_VAR(scripts_dir, "SCRIPTS_DIR", "scripts");
-    STR_VAR(web_dir, "WEB_DIR", "web");
-    STR_VAR(plugins_dir, "PLUGINS_DIR", "plugins");
-    STR_VAR(migrations_dir, "MIGRATIONS_DIR", "migrations");
-    INT_VAR(ws_port, "WS_PORT", 8081, 1, 65535);
-    /* realtime edge limits (ws/server.c) */
-    INT_VAR(ws_handshake_timeout, "WS_HANDSHAKE_TIMEOUT", 5, 1, 300);
-    INT_VAR(ws_auth_timeout, "WS_AUTH_TIMEOUT", 10, 1, 600);
-    INT_VAR(ws_message_timeout, "WS_MESSAGE_TIMEOUT", 10, 1, 600);
-    INT_VAR(ws_max_message, "WS_MAX_MESSAGE", 65536, 8192, 1000000);
-    INT_VAR(ws_max_pending_per_ip, "WS_MAX_PENDING_PER_IP", 16, 0, 100000);
-    INT_VAR(ws_max_conn_per_ip, "WS_MAX_CONN_PER_IP", 256, 0, 1000000);
-    INT_VAR(ws_max_conn_per_user, "WS_MAX_CONN_PER_USER", 32, 0, 100000);
-    INT_VAR(rate_limit_per_min, "RATE_LIMIT_PER_MIN", 100, 1, 2000000000);
-    INT_VAR(auth_rate_limit_per_min, "AUTH_RATE_LIMIT_PER_MIN", 10, 1, 2000000000);
-    INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);
-    INT_VAR(job_poll_ms, "JOB_POLL_MS", 500, 10, 60000);
-    INT_VAR(job_backoff_base_ms, "JOB_BACKOFF_BASE_MS", 2000, 10, 3600000);
-    STR_VAR(plugins, "PLUGINS", NULL);
     if (cfg->plugins && !plugin_list_ok(cfg->plugins)) {
         tk_errf(err, errlen,
                 "PLUGINS must be a comma list of plugin names ([a-z0-9_-], up to 64 chars; got "
                 "\"%.200s\")",
                 cfg->plugins);
-        rc = TK_ECONFIG;
-        goto fail;
+        return TK_ECONFIG;
     }
-    STR_VAR(plugins_config_path, "PLUGINS_CONFIG", NULL);
     if (cfg->plugins_config_path) {
-        rc = read_small_file("PLUGINS_CONFIG", cfg->plugins_config_path, PLUGINS_CONFIG_MAX,
-                             &cfg->plugins_config, err, errlen);
+        int rc = read_small_file("PLUGINS_CONFIG", cfg->plugins_config_path, PLUGINS_CONFIG_MAX,
+                                 &cfg->plugins_config, err, errlen);
         if (rc)
-            goto fail;
+            return rc;
     }
-    INT_VAR(lua_instruction_budget, "LUA_INSTRUCTION_BUDGET", 100000000LL, 100000LL,
-            1000000000000LL);
-    rc = get_bool("REQUIRE_VERIFIED_EMAIL", &cfg->require_verified_email, err, errlen);
-    if (rc)
-        goto fail;
-    /* An absolute default, so `taskapi reload` finds the server from any
-     * directory: one file per port in the user's runtime directory. */
-    const char *run_dir = getenv("XDG_RUNTIME_DIR");
-    char pid_def[512];
-    snprintf(pid_def, sizeof pid_def, "%s/taskapi-%d.pid",
-             run_dir && run_dir[0] == '/' && strlen(run_dir) < 400 ? run_dir : "/tmp", cfg->port);
-    STR_VAR(pid_file, "PID_FILE", pid_def);
-    STR_VAR(log_file, "LOG_FILE", NULL);
-    INT_VAR(reload_debounce_ms, "RELOAD_DEBOUNCE_MS", 200, 10, 60000);
-    INT_VAR(shutdown_timeout_ms, "SHUTDOWN_TIMEOUT_MS", 20000, 100, 3600000);
-    INT_VAR(shutdown_drain_ms, "SHUTDOWN_DRAIN_MS", 0, 0, 600000);
-    cfg->watch_scripts = 1;
-    if (getenv("WATCH_SCRIPTS") && *getenv("WATCH_SCRIPTS")) {
-        rc = get_bool("WATCH_SCRIPTS", &cfg->watch_scripts, err, errlen);
-        if (rc)
-            goto fail;
-    }
-    rc = get_bool("TASKAPI_DEBUG_QUERIES", &cfg->debug_queries, err, errlen);
-    if (rc)
-        goto fail;
-    /* profiling (bench/profile.sh): off unless a file is named */
-    STR_VAR(lua_profile, "TASKAPI_LUA_PROFILE", NULL);
-    INT_VAR(lua_profile_hz, "TASKAPI_LUA_PROFILE_HZ", 1000, 1, 10000);
-    STR_VAR(trace_stages, "TASKAPI_TRACE_STAGES", NULL);
-    STR_VAR(ws_trace, "TASKAPI_WS_TRACE", NULL);
-    rc = load_edge(cfg, files, err, errlen);
-    if (rc)
-        goto fail;
-
     const char *ml = getenv("LUA_MEMORY_LIMIT");
     cfg->lua_memory_limit = 256u * 1024 * 1024;
     if (ml && *ml &&
@@ -449,104 +384,111 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
          cfg->lua_memory_limit < 16u * 1024 * 1024)) {
         tk_errf(err, errlen,
                 "LUA_MEMORY_LIMIT must be a size of at least 16mb, such as 256mb (got \"%s\")", ml);
-        rc = TK_ECONFIG;
-        goto fail;
+        return TK_ECONFIG;
     }
+    return TK_OK;
+}
 
-    const char *bl = getenv("BODY_LIMIT");
-    cfg->body_limit = 1024 * 1024;
-    if (bl && *bl && tk_config_parse_size(bl, &cfg->body_limit) != TK_OK) {
-        tk_errf(err, errlen, "BODY_LIMIT must be a size such as 1048576, 512kb or 1mb (got \"%s\")",
-                bl);
-        rc = TK_ECONFIG;
-        goto fail;
-    }
-
+/* LOG_LEVEL, LOG_FORMAT; the defaults made from other values (PID_FILE,
+ * APP_BASE_URL); JWT_SECRET's rules. */
+static int check_process(tk_config *cfg, char *err, size_t errlen)
+{
     const char *ll = getenv("LOG_LEVEL");
     tk_log_level lvl = TK_LOG_INFO;
     if (ll && *ll && tk_log_level_parse(ll, &lvl) != TK_OK) {
         tk_errf(err, errlen, "LOG_LEVEL must be debug, info, warn or error (got \"%s\")", ll);
-        rc = TK_ECONFIG;
-        goto fail;
+        return TK_ECONFIG;
     }
     cfg->log_level = (int)lvl;
     const char *lf = getenv("LOG_FORMAT");
     if (lf && *lf && strcmp(lf, "json") && strcmp(lf, "text")) {
         tk_errf(err, errlen, "LOG_FORMAT must be json or text (got \"%s\")", lf);
-        rc = TK_ECONFIG;
-        goto fail;
+        return TK_ECONFIG;
     }
     cfg->log_json = lf && strcmp(lf, "json") == 0;
 
-    char base[64];
-    snprintf(base, sizeof base, "http://localhost:%d", cfg->port);
-    STR_VAR(app_base_url, "APP_BASE_URL", base);
-    size_t bl_len = strlen(cfg->app_base_url);
-    while (bl_len > 0 && cfg->app_base_url[bl_len - 1] == '/')
-        cfg->app_base_url[--bl_len] = '\0';
+    /* An absolute default, so `taskapi reload` finds the server from any
+     * directory: one file per port in the user's runtime directory. */
+    if (cfg->pid_file == NULL) {
+        const char *run_dir = getenv("XDG_RUNTIME_DIR");
+        char pid_def[512];
+        snprintf(pid_def, sizeof pid_def, "%s/taskapi-%d.pid",
+                 run_dir && run_dir[0] == '/' && strlen(run_dir) < 400 ? run_dir : "/tmp",
+                 cfg->port);
+        if ((cfg->pid_file = strdup(pid_def)) == NULL)
+            return TK_ENOMEM;
+    }
+    if (cfg->app_base_url == NULL) {
+        char base[64];
+        snprintf(base, sizeof base, "http://localhost:%d", cfg->port);
+        if ((cfg->app_base_url = strdup(base)) == NULL)
+            return TK_ENOMEM;
+    }
+    size_t n = strlen(cfg->app_base_url);
+    while (n > 0 && cfg->app_base_url[n - 1] == '/')
+        cfg->app_base_url[--n] = '\0';
 
-    const char *secret = env_value(files, "JWT_SECRET");
-    if (secret && *secret) {
-        if (strlen(secret) < 16) {
+    if (cfg->jwt_secret) {
+        if (strlen(cfg->jwt_secret) < 16) {
             tk_errf(err, errlen, "JWT_SECRET must be at least 16 characters");
-            rc = TK_ECONFIG;
-            goto fail;
+            return TK_ECONFIG;
         }
-        cfg->jwt_secret = strdup(secret);
     } else if (cfg->production) {
         tk_errf(err, errlen, "JWT_SECRET is required when TASKAPI_ENV=production");
-        rc = TK_ECONFIG;
-        goto fail;
+        return TK_ECONFIG;
     } else {
-        cfg->jwt_secret = malloc(TK_AUTH_TOKEN_LEN + 1);
-        if (cfg->jwt_secret &&
-            tk_auth_random_token(cfg->jwt_secret, TK_AUTH_TOKEN_LEN + 1) != TK_OK) {
+        if ((cfg->jwt_secret = malloc(TK_AUTH_TOKEN_LEN + 1)) == NULL)
+            return TK_ENOMEM;
+        if (tk_auth_random_token(cfg->jwt_secret, TK_AUTH_TOKEN_LEN + 1) != TK_OK) {
             tk_errf(err, errlen, "JWT_SECRET: could not generate a random secret");
-            rc = TK_EIO;
-            goto fail;
+            return TK_EIO;
         }
         cfg->jwt_secret_generated = 1;
     }
-    if (cfg->jwt_secret == NULL) {
-        rc = TK_ENOMEM;
-        goto fail;
-    }
-    rc = mail_vars(cfg, files, err, errlen);
-    if (rc)
-        goto fail;
-    free_secret_files(files);
     return TK_OK;
-fail:
+}
+
+int tk_config_load(tk_config *cfg, char *err, size_t errlen)
+{
+    int rc;
+    char *files[NSECRETS] = {0};
+    memset(cfg, 0, sizeof *cfg);
+    const char *env = getenv("TASKAPI_ENV");
+    cfg->production = env && strcmp(env, "production") == 0;
+    if ((rc = read_secret_files(files, err, errlen)) == TK_OK &&
+        (rc = load_table(cfg, files, err, errlen)) == TK_OK &&
+        (rc = check_edge(cfg, err, errlen)) == TK_OK &&
+        (rc = check_scripts(cfg, err, errlen)) == TK_OK &&
+        (rc = check_process(cfg, err, errlen)) == TK_OK)
+        rc = check_mail(cfg, err, errlen);
+    free_secret_files(files);
+    if (rc == TK_OK)
+        return TK_OK;
     if (rc == TK_ENOMEM)
         tk_errf(err, errlen, "out of memory reading the configuration");
-    free_secret_files(files);
     tk_config_cleanup(cfg);
     return rc;
 }
 
 void tk_config_cleanup(tk_config *cfg)
 {
-    char **strs[] = {
-        &cfg->database_url,      &cfg->redis_url,    &cfg->jwt_secret,   &cfg->jwt_key_id,
-        &cfg->jwt_previous_keys, &cfg->cors_origins, &cfg->smtp_url,     &cfg->mail_from,
-        &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
-        &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
-        &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
-        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages, &cfg->ws_trace};
-    for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
-        free(*strs[i]);
-        *strs[i] = NULL;
-    }
+    if (cfg->jwt_secret)
+        explicit_bzero(cfg->jwt_secret, strlen(cfg->jwt_secret));
+#define FREE_INT(type, field, name, def, min, max)
+#define FREE_STR(field, name, def, secret)                                                         \
+    free(cfg->field);                                                                              \
+    cfg->field = NULL;
+#define FREE_BOOL(field, name, def)
+#define FREE_CUSTOM(type, field, name, def)
+    TK_CONFIG_VARS(FREE_INT, FREE_STR, FREE_BOOL, FREE_CUSTOM)
+#undef FREE_INT
+#undef FREE_STR
+#undef FREE_BOOL
+#undef FREE_CUSTOM
+    free(cfg->plugins_config);
+    cfg->plugins_config = NULL;
     tk_cidr_list_free(cfg->trust_nets);
     cfg->trust_nets = NULL;
-    free(cfg->host);
-    cfg->host = NULL;
-    free(cfg->metrics_token);
-    cfg->metrics_token = NULL;
-    free(cfg->tls_cert_file);
-    cfg->tls_cert_file = NULL;
-    free(cfg->tls_key_file);
-    cfg->tls_key_file = NULL;
 }
 
 /* 1 when `item` is one of the comma-separated entries of `list`. */

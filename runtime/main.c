@@ -49,6 +49,8 @@ static const char USAGE[] =
     "                            TASKAPI_TOKEN: a global admin's access token)\n"
     "  users grant-admin EMAIL   make an existing user a global admin\n"
     "  users disable EMAIL       refuse the user's logins and tokens (enable: undo)\n"
+    "  env                       print the name of every environment variable the server reads\n"
+    "                            (secrets also as NAME_FILE), one a line\n"
     "  version                   print the version\n"
     "\n"
     "Configuration comes from environment variables; see README.md.\n";
@@ -691,6 +693,19 @@ out:
     return status;
 }
 
+/* `taskapi env`: the configuration table's names (config_vars.h), so
+ * scripts can start a server from a clean environment without a list of
+ * their own. */
+static int cmd_env(void)
+{
+    for (size_t i = 0; i < tk_config_nvars; i++) {
+        printf("%s\n", tk_config_vars[i].name);
+        if (tk_config_vars[i].file_name)
+            printf("%s\n", tk_config_vars[i].file_name);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -722,5 +737,7 @@ int main(int argc, char **argv)
         return cmd_reload();
     if (strcmp(cmd, "status") == 0)
         return cmd_status();
+    if (strcmp(cmd, "env") == 0)
+        return cmd_env();
     return usage_error("unknown command '%s'", cmd);
 }

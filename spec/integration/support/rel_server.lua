@@ -14,6 +14,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local config_env = require "spec.integration.support.config_env"
 
 local M = {}
 
@@ -228,13 +229,7 @@ function M.start(opts)
     env[k] = v
   end
   local parts = { "env" }
-  for _, k in ipairs({ "REDIS_URL", "SMTP_URL", "DATABASE_READ_URL", "DB_POOL_SIZE", "ACCESS_TOKEN_TTL",
-    "CORS_ORIGINS", "BODY_LIMIT", "MAIL_FROM", "LUA_INSTRUCTION_BUDGET", "TASKAPI_DEBUG_QUERIES", "PLUGINS",
-    "PLUGINS_CONFIG", "TASKAPI_LUA_PROFILE", "TASKAPI_TRACE_STAGES" }) do
-    if env[k] == nil then
-      parts[#parts + 1] = "-u " .. k
-    end
-  end
+  parts[#parts + 1] = config_env.unset_flags(self.bin, env)
   local keys = {}
   for k in pairs(env) do
     keys[#keys + 1] = k

@@ -4,6 +4,7 @@
 -- scripts, mailbox) go under TASKAPI_TEST_DIR/spec-servers/ when bin/test
 -- set it, so that the run's final log check sees its log too.
 local socket = require "socket"
+local config_env = require "spec.integration.support.config_env"
 
 local M = {}
 
@@ -48,7 +49,7 @@ function M.start(env)
   end
   local log = dir .. "/server.log"
   -- Settings of the developer's shell that the caller did not ask for: dropped.
-  local unset = "-u REDIS_URL -u SMTP_URL -u SMTP_URL_FILE -u MAIL_DISABLED -u SMTP_STARTTLS -u SMTP_CA_FILE"
+  local unset = config_env.unset_flags(bin, vars)
   local cmd = ("env %s %s %s serve > %s 2>&1 & echo $!"):format(unset, table.concat(parts, " "),
     sh_quote(bin), sh_quote(log))
   local p = assert(io.popen(cmd))
