@@ -20,6 +20,7 @@
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
+#include "events/bus.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -32,7 +33,6 @@
 #include "obs/metrics.h"
 #include "obs/stages.h"
 #include "redis/bridge.h"
-#include "ws/bus.h"
 #include "ws/server.h"
 
 static const char USAGE[] =
@@ -325,8 +325,8 @@ static int cmd_serve(void)
     }
     /* Realtime: the Redis bridge (only with REDIS_URL), then the WebSocket
      * server; the bus connects them to the scripts. */
-    if (cfg.redis_url != NULL && tk_redis_bridge_start(cfg.redis_url, tk_ws_bus_deliver_remote,
-                                                       NULL, &bridge, err, sizeof err) != TK_OK) {
+    if (cfg.redis_url != NULL && tk_redis_bridge_start(cfg.redis_url, tk_bus_deliver_remote, NULL,
+                                                       &bridge, err, sizeof err) != TK_OK) {
         tk_log_error("cannot start: %s", err);
         goto out;
     }
@@ -337,7 +337,11 @@ static int cmd_serve(void)
         tk_log_error("cannot start the realtime server: %s", err);
         goto out;
     }
-    tk_ws_bus_attach(ws, bridge);
+    {
+        tk_bus_sink sink = tk_ws_server_bus_sink(ws);
+        tk_bus_relay relay = bridge ? tk_redis_bridge_bus_relay(bridge) : (tk_bus_relay){0};
+        tk_bus_attach(&sink, bridge ? &relay : NULL);
+    }
     sv.srv = srv;
     sv.ws = ws;
     if (tk_jobs_start(&cfg, pool, &jobs) != TK_OK) {
@@ -395,7 +399,7 @@ static int cmd_serve(void)
 out:
     shutdown_enter("the script watcher");
     tk_watch_stop(watch);
-    tk_ws_bus_attach(NULL, NULL);
+    tk_bus_attach(NULL, NULL);
     shutdown_enter("the realtime server");
     tk_ws_server_stop(ws);
     shutdown_enter("the Redis bridge");

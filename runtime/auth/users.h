@@ -5,7 +5,7 @@
  * short TTL (USER_CACHE_TTL_MS), saves the query on most requests; a change
  * made through any instance drops the entry at once on every instance
  * (tk_auth_users_invalidate, carried across instances by the realtime bus
- * as a TK_RT_USER message). Thread-safe. */
+ * as a TK_EVENT_USER message). Thread-safe. */
 #ifndef TK_AUTH_USERS_H
 #define TK_AUTH_USERS_H
 

@@ -24,6 +24,7 @@
 
 #include "auth/auth.h"
 #include "auth/users.h"
+#include "events/bus.h"
 #include "http/edge.h"
 #include "http/guard.h"
 #include "http/ratelimit.h"
@@ -36,7 +37,6 @@
 #include "obs/metrics.h"
 #include "obs/stages.h"
 #include "obs/status.h"
-#include "ws/bus.h"
 
 typedef struct {
     char *name, *value;
@@ -793,9 +793,9 @@ static void serve_metrics(tk_server *s, tk_req *r)
     src.pool_waiting = ps.waiting;
     tk_server_reload_stats(s, &src.reloads, &src.reload_failures, &src.generation);
     src.ratelimit_rejections = tk_ratelimit_rejections();
-    tk_ws_bus_stats ws;
-    tk_ws_bus_get_stats(&ws);
-    src.redis_state = tk_ws_bus_redis_state();
+    tk_bus_stats ws;
+    tk_bus_get_stats(&ws);
+    src.redis_state = tk_bus_redis_state();
     src.ws_connections = ws.connections;
     src.events_published = ws.published;
     src.events_delivered = ws.delivered;

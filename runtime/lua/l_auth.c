@@ -6,7 +6,7 @@
 
 #include "auth/auth.h"
 #include "auth/users.h"
-#include "ws/bus.h"
+#include "events/bus.h"
 
 #include <lauxlib.h>
 #include <stdint.h>
@@ -235,8 +235,8 @@ static int l_auth_user_changed(lua_State *L)
 
     luaL_argcheck(L, tk_auth_uuid_parse(id, bin) == 0, 1, "expected a UUID");
     tk_auth_users_invalidate(id);
-    tk_rt_msg m = {.kind = TK_RT_USER, .room = "", .arg = id};
-    int rc = tk_ws_bus_publish(&m);
+    tk_event m = {.kind = TK_EVENT_USER, .room = "", .arg = id};
+    int rc = tk_bus_publish(&m);
     if (rc != 0)
         return fail(L, tk_strerror(rc));
     lua_pushboolean(L, 1); /* +1 true */

@@ -1,7 +1,7 @@
 /* tk.realtime: the controls scripts have over live realtime subscriptions.
  * Call them after the change they follow is committed (lib.events does).
  * Each one applies on every instance: it travels the same ordered path as
- * events (ws/bus.h), through Redis when REDIS_URL is set.
+ * events (events/bus.h), through Redis when REDIS_URL is set.
  *   realtime.kick(room, user_id)  -> true | nil, err   that user's connections leave room
  *   realtime.close_room(room)     -> true | nil, err   every connection leaves room
  *   realtime.recheck(room)        -> true | nil, err   the join policy is asked again for
@@ -17,22 +17,22 @@
 #include <lauxlib.h>
 #include <stdio.h>
 
+#include "events/bus.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
-#include "ws/bus.h"
 
 static const char *check_name(lua_State *L, int arg)
 {
     const char *s = luaL_checkstring(L, arg);
-    luaL_argcheck(L, tk_rt_name_ok(s, 0), arg,
+    luaL_argcheck(L, tk_event_name_ok(s, 0), arg,
                   "expected 1..200 printable characters without newlines");
     return s;
 }
 
-static int publish(lua_State *L, const tk_rt_msg *m)
+static int publish(lua_State *L, const tk_event *m)
 {
-    int rc = tk_ws_bus_publish(m);
+    int rc = tk_bus_publish(m);
     if (rc != TK_OK) {
         tk_log(TK_LOG_WARN, tk_lua_ctx_get(L)->request_id, "realtime: message not sent: %s",
                tk_strerror(rc));
@@ -46,19 +46,19 @@ static int publish(lua_State *L, const tk_rt_msg *m)
 
 static int l_realtime_kick(lua_State *L)
 {
-    tk_rt_msg m = {.kind = TK_RT_KICK, .room = check_name(L, 1), .arg = check_name(L, 2)};
+    tk_event m = {.kind = TK_EVENT_KICK, .room = check_name(L, 1), .arg = check_name(L, 2)};
     return publish(L, &m);
 }
 
 static int l_realtime_close_room(lua_State *L)
 {
-    tk_rt_msg m = {.kind = TK_RT_CLOSE_ROOM, .room = check_name(L, 1), .arg = ""};
+    tk_event m = {.kind = TK_EVENT_CLOSE_ROOM, .room = check_name(L, 1), .arg = ""};
     return publish(L, &m);
 }
 
 static int l_realtime_recheck(lua_State *L)
 {
-    tk_rt_msg m = {.kind = TK_RT_RECHECK, .room = check_name(L, 1), .arg = ""};
+    tk_event m = {.kind = TK_EVENT_RECHECK, .room = check_name(L, 1), .arg = ""};
     return publish(L, &m);
 }
 
@@ -69,7 +69,7 @@ static int l_realtime_revoke(lua_State *L)
     char num[24] = "";
     if (exp > 0)
         snprintf(num, sizeof num, "%lld", (long long)exp);
-    tk_rt_msg m = {.kind = TK_RT_REVOKE, .room = "", .arg = jti, .data = num};
+    tk_event m = {.kind = TK_EVENT_REVOKE, .room = "", .arg = jti, .data = num};
     for (const char *p = num; *p; p++)
         m.data_len++;
     return publish(L, &m);
@@ -81,7 +81,7 @@ static int l_realtime_redis_state(lua_State *L)
         lua_pushliteral(L, "disabled");
         return 1;
     }
-    lua_pushstring(L, tk_ws_bus_redis_state() == 1 ? "ok" : "unavailable");
+    lua_pushstring(L, tk_bus_redis_state() == 1 ? "ok" : "unavailable");
     return 1;
 }
 
@@ -93,8 +93,8 @@ static void set_num(lua_State *L, const char *k, long long v)
 
 static int l_realtime_stats(lua_State *L)
 {
-    tk_ws_bus_stats st;
-    tk_ws_bus_get_stats(&st);
+    tk_bus_stats st;
+    tk_bus_get_stats(&st);
     lua_createtable(L, 0, 6); /* +1 */
     set_num(L, "published", st.published);
     set_num(L, "remote", st.remote);

@@ -9,7 +9,7 @@
  *   runtime.now_ms()       -> wall clock in milliseconds
  *   runtime.emit(room, event, json) -> hands an event to the realtime layer
  *                                      (local clients and, with REDIS_URL, every
- *                                      other instance; see ws/bus.h)
+ *                                      other instance; see events/bus.h)
  *   runtime.traceback(msg [, level]) -> msg with a stack traceback
  *   runtime.plugin_settings() -> {list = PLUGINS or nil, config = text of the
  *                            PLUGINS_CONFIG file or nil, config_path = its path,
@@ -23,11 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events/bus.h"
 #include "lua/bindings.h"
 #include "lua/vm.h"
 #include "obs/log.h"
 #include "obs/status.h"
-#include "ws/bus.h"
 
 static time_t started_at;
 
@@ -181,12 +181,12 @@ static int l_runtime_emit(lua_State *L)
     const char *event = luaL_checkstring(L, 2);
     size_t len;
     const char *json = luaL_checklstring(L, 3, &len);
-    luaL_argcheck(L, tk_rt_name_ok(room, 0), 1, "expected a room name");
-    luaL_argcheck(L, tk_rt_name_ok(event, 0), 2, "expected an event name");
+    luaL_argcheck(L, tk_event_name_ok(room, 0), 1, "expected a room name");
+    luaL_argcheck(L, tk_event_name_ok(event, 0), 2, "expected an event name");
     tk_lua_ctx *ctx = tk_lua_ctx_get(L);
     tk_log(TK_LOG_DEBUG, ctx->request_id, "event %s to %s (%zu bytes)", event, room, len);
-    tk_rt_msg m = {.kind = TK_RT_EVENT, .room = room, .arg = event, .data = json, .data_len = len};
-    int rc = tk_ws_bus_publish(&m);
+    tk_event m = {.kind = TK_EVENT_EMIT, .room = room, .arg = event, .data = json, .data_len = len};
+    int rc = tk_bus_publish(&m);
     if (rc != TK_OK) {
         tk_log(TK_LOG_WARN, ctx->request_id, "event %s to %s not delivered: %s", event, room,
                tk_strerror(rc));

@@ -91,7 +91,7 @@ static void free_items(item *it)
 
 /* ---- publishing -------------------------------------------------------------- */
 
-uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_rt_msg *m)
+uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m)
 {
     if (!atomic_load(&b->pub_up)) {
         atomic_fetch_add(&b->dropped, 1);
@@ -330,18 +330,18 @@ static void on_message(tk_redis_bridge *b, const char *p, size_t len)
         return;
     if (flen[1] == strlen(b->instance) && memcmp(field[1], b->instance, flen[1]) == 0)
         return; /* ours: already delivered locally */
-    if (flen[2] != 1 || flen[3] > TK_RT_NAME_MAX || flen[4] > TK_RT_NAME_MAX)
+    if (flen[2] != 1 || flen[3] > TK_EVENT_NAME_MAX || flen[4] > TK_EVENT_NAME_MAX)
         return;
-    char room[TK_RT_NAME_MAX + 1], arg[TK_RT_NAME_MAX + 1];
+    char room[TK_EVENT_NAME_MAX + 1], arg[TK_EVENT_NAME_MAX + 1];
     memcpy(room, field[3], flen[3]);
     room[flen[3]] = '\0';
     memcpy(arg, field[4], flen[4]);
     arg[flen[4]] = '\0';
-    tk_rt_msg m = {.kind = (tk_rt_kind)field[2][0],
-                   .room = room,
-                   .arg = arg,
-                   .data = p,
-                   .data_len = (size_t)(end - p)};
+    tk_event m = {.kind = (tk_event_kind)field[2][0],
+                  .room = room,
+                  .arg = arg,
+                  .data = p,
+                  .data_len = (size_t)(end - p)};
     atomic_fetch_add(&b->received, 1);
     b->fn(b->arg, &m);
 }
@@ -565,4 +565,35 @@ void tk_redis_bridge_get_stats(tk_redis_bridge *b, tk_redis_bridge_stats *out)
     out->published = atomic_load(&b->published);
     out->dropped = atomic_load(&b->dropped);
     out->received = atomic_load(&b->received);
+}
+
+static uint64_t relay_publish(void *arg, const tk_event *m)
+{
+    return tk_redis_bridge_publish(arg, m);
+}
+
+static void relay_wait(void *arg, uint64_t ticket)
+{
+    tk_redis_bridge_wait(arg, ticket);
+}
+
+static int relay_connected(void *arg)
+{
+    return tk_redis_bridge_connected(arg);
+}
+
+static void relay_stats(void *arg, tk_bus_stats *out)
+{
+    tk_redis_bridge_stats bs;
+    tk_redis_bridge_get_stats(arg, &bs);
+    out->dropped = bs.dropped;
+}
+
+tk_bus_relay tk_redis_bridge_bus_relay(tk_redis_bridge *b)
+{
+    return (tk_bus_relay){.arg = b,
+                          .publish = relay_publish,
+                          .wait = relay_wait,
+                          .connected = relay_connected,
+                          .stats = relay_stats};
 }

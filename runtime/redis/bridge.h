@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "ws/bus.h"
+#include "events/bus.h"
 
 #define TK_REDIS_CHANNEL "taskapi:realtime"
 
@@ -24,7 +24,7 @@ typedef struct tk_redis_bridge tk_redis_bridge;
 
 /* Called on the subscriber thread for each message from another instance;
  * m and its fields are borrowed for the call. */
-typedef void (*tk_redis_bridge_fn)(void *arg, const tk_rt_msg *m);
+typedef void (*tk_redis_bridge_fn)(void *arg, const tk_event *m);
 
 /* Parses url, tries to connect once (a failure is logged, not fatal: the
  * bridge keeps retrying) and starts the threads. Returns 0, TK_ECONFIG (a
@@ -42,7 +42,7 @@ void tk_redis_bridge_stop(tk_redis_bridge *b);
  * the queue is full. Returns a ticket for tk_redis_bridge_wait, or 0 when
  * there is nothing to wait for. A nonzero ticket MUST be passed to
  * tk_redis_bridge_wait (tk_redis_bridge_stop waits for it). */
-uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_rt_msg *m) TK_WUR;
+uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m) TK_WUR;
 
 /* Waits until the message of `ticket` has been written to Redis, the
  * publisher goes down, the bridge stops, or 100 ms pass (then later
@@ -59,5 +59,9 @@ typedef struct {
 } tk_redis_bridge_stats;
 
 void tk_redis_bridge_get_stats(tk_redis_bridge *b, tk_redis_bridge_stats *out);
+
+/* The bridge as the event bus's relay to the other instances
+ * (events/bus.h). */
+tk_bus_relay tk_redis_bridge_bus_relay(tk_redis_bridge *b);
 
 #endif

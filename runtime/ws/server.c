@@ -37,7 +37,7 @@
 
 typedef struct cmd {
     struct cmd *next;
-    int kind;          /* a tk_rt_kind, or CMD_JOIN */
+    int kind;          /* a tk_event_kind, or CMD_JOIN */
     int64_t posted_ns; /* CLOCK_MONOTONIC when posted (TASKAPI_WS_TRACE) */
     tk_ws_join *join;
     char *room, *arg, *data;
@@ -827,7 +827,7 @@ static int revoke_match(const tk_ws_conn *c, int kind, const char *arg)
 {
     if (!c->authed)
         return 0;
-    return strcmp(kind == TK_RT_USER ? c->user_id : c->jti, arg) == 0;
+    return strcmp(kind == TK_EVENT_USER ? c->user_id : c->jti, arg) == 0;
 }
 
 static int user_match(void *member, void *arg)
@@ -956,7 +956,7 @@ static int by_user(const void *a, const void *b)
 }
 
 /* Asks the policy again, once per user (and role), about everyone in room
- * (TK_RT_RECHECK); handle_join takes out the users it now refuses. */
+ * (TK_EVENT_RECHECK); handle_join takes out the users it now refuses. */
 static void recheck_room(tk_ws_server *s, const char *name)
 {
     tk_ws_room *room = tk_ws_rooms_find(s->rooms, name);
@@ -1058,23 +1058,23 @@ static void handle(tk_ws_server *s, cmd *k)
         else
             tk_log_info("SIGHUP: WSS now with %s", s->cfg->tls_cert_file);
         break;
-    case TK_RT_EVENT:
+    case TK_EVENT_EMIT:
         deliver_event(s, k);
         break;
-    case TK_RT_KICK:
+    case TK_EVENT_KICK:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, user_match, k->arg, set_of);
         break;
-    case TK_RT_CLOSE_ROOM:
+    case TK_EVENT_CLOSE_ROOM:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, any_match, NULL, set_of);
         break;
-    case TK_RT_RECHECK:
+    case TK_EVENT_RECHECK:
         s->control_seq++; /* joins being checked now are checked again */
         recheck_room(s, k->room);
         break;
-    case TK_RT_REVOKE:
-    case TK_RT_USER:
+    case TK_EVENT_REVOKE:
+    case TK_EVENT_USER:
         for (tk_ws_conn *c = s->conns; c; c = c->next) {
             if (c->closing || !revoke_match(c, k->kind, k->arg))
                 continue;
@@ -1082,7 +1082,7 @@ static void handle(tk_ws_server *s, cmd *k)
                 tk_ws_sio_disconnect(c);
             tk_ws_conn_leave_all(c);
             tk_ws_conn_close(c, TK_WS_CLOSE_UNAUTHORIZED,
-                             k->kind == TK_RT_REVOKE ? "token revoked" : "session ended", 1);
+                             k->kind == TK_EVENT_REVOKE ? "token revoked" : "session ended", 1);
         }
         break;
     default:
@@ -1119,7 +1119,7 @@ static void inbox_push(tk_ws_server *s, cmd *k)
     lws_cancel_service(s->ctx);
 }
 
-int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m)
+int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
 {
     size_t rl = strlen(m->room), al = strlen(m->arg);
     pthread_mutex_lock(&s->mu);
@@ -1519,4 +1519,23 @@ void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out)
     out->connections = atomic_load(&s->connections);
     out->delivered = atomic_load(&s->delivered);
     out->overflows = atomic_load(&s->overflows);
+}
+
+static int bus_post(void *arg, const tk_event *m)
+{
+    return tk_ws_server_post(arg, m);
+}
+
+static void bus_stats(void *arg, tk_bus_stats *out)
+{
+    tk_ws_server_stats ss;
+    tk_ws_server_get_stats(arg, &ss);
+    out->connections = ss.connections;
+    out->delivered = ss.delivered;
+    out->overflows = ss.overflows;
+}
+
+tk_bus_sink tk_ws_server_bus_sink(tk_ws_server *s)
+{
+    return (tk_bus_sink){.arg = s, .post = bus_post, .stats = bus_stats};
 }

@@ -1,7 +1,7 @@
 /* The realtime server: libwebsockets on WS_PORT with its own service thread,
  * speaking the native protocol at /ws and Socket.IO v4 (Engine.IO v4, the
  * websocket transport only) at /socket.io/ (API.md §8). Connections join
- * rooms; the bus (ws/bus.h) posts events and control messages into the
+ * rooms; the bus (events/bus.h) posts events and control messages into the
  * server's inbox from any thread, and the service thread fans them out.
  * Joining a project room asks the scripts' policy on a thread of its own
  * (ws/policy.h), so a slow database never stalls the service thread. */
@@ -11,8 +11,8 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
+#include "events/bus.h"
 #include "lua/snapshot.h"
-#include "ws/bus.h"
 
 typedef struct tk_ws_server tk_ws_server;
 
@@ -35,13 +35,16 @@ int tk_ws_server_reload(tk_ws_server *s, tk_snapshot *snap, int gen_id);
 
 /* Queues m for the service thread (copies it) and wakes it. Thread-safe.
  * Returns 0 or TK_ENOMEM (the message is dropped). */
-int tk_ws_server_post(tk_ws_server *s, const tk_rt_msg *m) TK_WUR;
+int tk_ws_server_post(tk_ws_server *s, const tk_event *m) TK_WUR;
 
 typedef struct {
     long long connections, delivered, overflows;
 } tk_ws_server_stats;
 
 void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out);
+
+/* The server as the event bus's local sink (events/bus.h). */
+tk_bus_sink tk_ws_server_bus_sink(tk_ws_server *s);
 
 /* Loads TLS_CERT_FILE / TLS_KEY_FILE again for new WSS handshakes (on the
  * service thread; returns at once). No-op without TLS. */

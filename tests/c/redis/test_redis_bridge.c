@@ -31,7 +31,7 @@ typedef struct {
  * Redis (a test server, a parallel run) is ignored. */
 static char tag[32];
 
-static void record(void *arg, const tk_rt_msg *m)
+static void record(void *arg, const tk_event *m)
 {
     recorder *r = arg;
     if (strncmp(m->room, tag, strlen(tag)) != 0 && strncmp(m->arg, tag, strlen(tag)) != 0)
@@ -57,7 +57,7 @@ static void record(void *arg, const tk_rt_msg *m)
 }
 
 /* Publishes like the bus does: queue, then wait for the write. */
-static void send_msg(tk_redis_bridge *b, const tk_rt_msg *m)
+static void send_msg(tk_redis_bridge *b, const tk_event *m)
 {
     uint64_t ticket = tk_redis_bridge_publish(b, m);
     if (ticket)
@@ -125,11 +125,11 @@ TEST(two_instances_share_messages)
 
     static const char data[] = "{\"task\":{\"title\":\"two\\nlines\"}}\nraw newline";
     snprintf(room, sizeof room, "%sproject:p1", tag);
-    tk_rt_msg m = {.kind = TK_RT_EVENT,
-                   .room = room,
-                   .arg = "task:created",
-                   .data = data,
-                   .data_len = sizeof data - 1};
+    tk_event m = {.kind = TK_EVENT_EMIT,
+                  .room = room,
+                  .arg = "task:created",
+                  .data = data,
+                  .data_len = sizeof data - 1};
     send_msg(b[0], &m);
     want w = {&rb, 1};
     ASSERT(wait_for(got, &w, 5));
@@ -141,7 +141,7 @@ TEST(two_instances_share_messages)
 
     /* control messages, with empty fields */
     snprintf(arg, sizeof arg, "%sjti-1", tag);
-    tk_rt_msg k = {.kind = TK_RT_REVOKE, .room = "", .arg = arg, .data = "", .data_len = 0};
+    tk_event k = {.kind = TK_EVENT_REVOKE, .room = "", .arg = arg, .data = "", .data_len = 0};
     send_msg(b[0], &k);
     w.n = 2;
     ASSERT(wait_for(got, &w, 5));
@@ -155,7 +155,7 @@ TEST(two_instances_share_messages)
     snprintf(room, sizeof room, "%sseq:1", tag);
     for (int i = 1; i <= 500; i++) {
         snprintf(seq, sizeof seq, "%s%d", tag, i);
-        tk_rt_msg s = {.kind = TK_RT_EVENT, .room = room, .arg = seq, .data = "{}", .data_len = 2};
+        tk_event s = {.kind = TK_EVENT_EMIT, .room = room, .arg = seq, .data = "{}", .data_len = 2};
         send_msg(b[1], &s);
     }
     w.r = &ra;
@@ -189,11 +189,11 @@ TEST(no_redis_never_blocks)
     ASSERT_EQ_INT(tk_redis_bridge_connected(b), 0);
     t0 = now_s();
     for (int i = 0; i < 10000; i++) {
-        tk_rt_msg m = {.kind = TK_RT_EVENT,
-                       .room = "project:p",
-                       .arg = "task:created",
-                       .data = "{}",
-                       .data_len = 2};
+        tk_event m = {.kind = TK_EVENT_EMIT,
+                      .room = "project:p",
+                      .arg = "task:created",
+                      .data = "{}",
+                      .data_len = 2};
         send_msg(b, &m);
     }
     ASSERT_LT_INT((now_s() - t0) * 1000, 500);
@@ -252,11 +252,11 @@ TEST(a_hung_redis_never_blocks_publishers)
     double worst = 0, t_end = now_s() + 2.5;
     int sent = 0;
     while (now_s() < t_end) {
-        tk_rt_msg msg = {.kind = TK_RT_EVENT,
-                         .room = "project:p",
-                         .arg = "task:updated",
-                         .data = "{}",
-                         .data_len = 2};
+        tk_event msg = {.kind = TK_EVENT_EMIT,
+                        .room = "project:p",
+                        .arg = "task:updated",
+                        .data = "{}",
+                        .data_len = 2};
         double t0 = now_s();
         send_msg(b, &msg);
         double took = now_s() - t0;
