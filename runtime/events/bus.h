@@ -13,7 +13,10 @@
  * or not any socket is open. Every message is posted under one lock, so
  * every instance sees one instance's messages in the order they were
  * published; publishing returns once the relay has written the message
- * (bounded wait, see redis/bridge.h). Thread-safe; callable from any thread. */
+ * (bounded wait, see redis/bridge.h). Across instances the order is not
+ * total: a message published here goes to this instance's clients at once,
+ * and can overtake one another instance wrote to Redis just before that this
+ * instance has not read yet. Thread-safe; callable from any thread. */
 #ifndef TK_EVENTS_BUS_H
 #define TK_EVENTS_BUS_H
 
