@@ -36,11 +36,11 @@ static size_t nkeys;
  * token with every request, so the tokens last verified under the current
  * key set are kept with their claims: a token equal byte for byte to one of
  * them has the same signature and claims, and only the time checks run
- * again. A token refused for its signature or shape is not kept. A slot holds a copy of a token, as the
- * request itself does; nothing reads it but the comparison, which takes the
- * same time wherever the bytes differ. Replacing or dropping the key set
- * empties the slots (vcache_gen: a verification that raced with the change
- * does not store its answer). */
+ * again. A token refused for its signature or shape is not kept. A slot
+ * holds a copy of a token, as the request itself does; nothing reads it but
+ * the comparison, which takes the same time wherever the bytes differ.
+ * Replacing or dropping the key set empties the slots (vcache_gen: a
+ * verification that raced with the change does not store its answer). */
 #define VCACHE_SLOTS 64
 #define VCACHE_TOKEN_MAX 512 /* ours are ~250 bytes; longer ones are verified each time */
 
