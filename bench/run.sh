@@ -30,7 +30,12 @@
 #   TARGETS   ["express express2 nginx taskapi"]  (express2 = the peer with WORKERS=2;
 #             nginx = nginx-light answering GET /health/live with a Lua constant,
 #             one worker, access log on: the ceiling for the health scenario,
-#             and only measured there)
+#             and only measured there; base = taskapi at git BASE_REF, for a
+#             before/after in the same run: built Release from `git archive`
+#             into var/bench/base, its own migrated database bench_base, its
+#             own scripts, seeded like the others; its "taskapi ÷ this" column
+#             is after ÷ before)
+#   BASE_REF [main]  BASE_PORT [18903] (its WS port is BASE_PORT + 1)
 #   NGINX_PORT [18902]
 #   TASKS [1000]  BENCH_PG_PORT [18910]  TASKAPI_PORT [18900]  TASKAPI_WS_PORT [18901]
 #   EXPRESS_PORT [3000]  EXPRESS2_PORT [3001]  TASKAPI_WORKERS [taskapi's default]
@@ -67,6 +72,9 @@ BENCH_DIR=$TK_ROOT/bench
 OUT=$TK_VAR/bench
 LOGS=$OUT/logs
 BIN=$TK_ROOT/build-bench/taskapi
+BASE_REF=${BASE_REF:-main}
+BASE_PORT=${BASE_PORT:-18903}
+BASE_DIR=$OUT/base
 CLK_TCK=$(getconf CLK_TCK)
 
 install_traps
@@ -149,6 +157,24 @@ build_taskapi build-bench taskapi -DCMAKE_BUILD_TYPE=Release >"$LOGS/build.log" 
     }
 info "$("$BIN" version)"
 
+if [[ " $TARGETS " == *" base "* ]]; then
+    section "Build (Release) of base = $BASE_REF -> var/bench/base"
+    base_sha=$(git -C "$TK_ROOT" rev-parse --verify "$BASE_REF^{commit}") || die "BASE_REF $BASE_REF is not a commit"
+    if [[ $(cat "$BASE_DIR/.rev" 2>/dev/null) != "$base_sha" || ! -x $BASE_DIR/build/taskapi ]]; then
+        rm -rf "$BASE_DIR"
+        mkdir -p "$BASE_DIR"
+        git -C "$TK_ROOT" archive "$base_sha" | tar -x -C "$BASE_DIR"
+        { cmake -S "$BASE_DIR" -B "$BASE_DIR/build" -DCMAKE_BUILD_TYPE=Release &&
+            cmake --build "$BASE_DIR/build" --target taskapi -j"$(nproc)"; } >"$LOGS/build-base.log" 2>&1 ||
+            {
+                tail -n 30 "$LOGS/build-base.log" >&2
+                die "the build of $BASE_REF failed (all of it in $LOGS/build-base.log)"
+            }
+        echo "$base_sha" >"$BASE_DIR/.rev"
+    fi
+    info "base: git ${base_sha:0:7} ($BASE_REF), $("$BASE_DIR/build/taskapi" version)"
+fi
+
 section "Peer: $PEER_SRC -> var/bench/express"
 [[ -f $PEER_SRC/package-lock.json ]] || die "no peer in $PEER_SRC (set PEER_SRC)"
 mkdir -p "$OUT/express"
@@ -195,6 +221,17 @@ unset DATABASE_URL
         die "taskapi migrate failed"
     }
 info "bench_taskapi migrated"
+if [[ " $TARGETS " == *" base "* ]]; then
+    create_db bench_base fresh
+    BASE_DB=$DATABASE_URL
+    unset DATABASE_URL
+    (cd "$BASE_DIR" && DATABASE_URL=$BASE_DB "$BASE_DIR/build/taskapi" migrate >"$LOGS/migrate-base.log" 2>&1) ||
+        {
+            cat "$LOGS/migrate-base.log" >&2
+            die "taskapi migrate (base) failed"
+        }
+    info "bench_base migrated (base's migrations)"
+fi
 PEER_DB=$TK_PG_URL/peer_express
 (cd "$OUT/express" && node setup-db.js --reset "$PEER_DB" >"$LOGS/peer-setup-db.log" 2>&1) ||
     {
@@ -240,6 +277,17 @@ start_target() {
             SCRIPTS_DIR="$OUT/scripts" WATCH_SCRIPTS=off PID_FILE="$OUT/taskapi.pid" \
             "$BIN" serve >>"${LOG[$t]}" 2>&1 9>&-) &
         ;;
+    base)
+        port=$BASE_PORT
+        ! port_busy "$port" || die "port $port is taken (set BASE_PORT)"
+        (cd "$BASE_DIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 \
+            PORT="$port" WS_PORT=$((port + 1)) DATABASE_URL="$BASE_DB" DB_POOL_SIZE=20 \
+            ${TASKAPI_WORKERS:+WORKERS="$TASKAPI_WORKERS"} \
+            JWT_SECRET="$JWT_SECRET_BENCH" ACCESS_TOKEN_TTL=$TOKEN_TTL \
+            RATE_LIMIT_PER_MIN=$RATE AUTH_RATE_LIMIT_PER_MIN=$RATE \
+            SCRIPTS_DIR="$BASE_DIR/scripts" WATCH_SCRIPTS=off PID_FILE="$OUT/base.pid" \
+            "$BASE_DIR/build/taskapi" serve >>"${LOG[$t]}" 2>&1 9>&-) &
+        ;;
     express | express2)
         if [[ $t == express ]]; then port=$EXPRESS_PORT; else port=$EXPRESS2_PORT; fi
         ! port_busy "$port" || die "port $port is taken (set ${t^^}_PORT)"
@@ -277,7 +325,7 @@ http {
 NGINX
         (exec nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "${LOG[$t]}" >>"${LOG[$t]}" 2>&1 9>&-) &
         ;;
-    *) die "unknown target $t (taskapi, express, express2, nginx)" ;;
+    *) die "unknown target $t (taskapi, base, express, express2, nginx)" ;;
     esac
     PID[$t]=$!
     URL[$t]=http://127.0.0.1:$port
@@ -321,7 +369,7 @@ fi
 
 # Fresh planner statistics in both databases (autovacuum would get there at
 # some random point of the run otherwise).
-for db in bench_taskapi peer_express; do
+for db in bench_taskapi peer_express ${BASE_DB:+bench_base}; do
     "$TK_PG_BIN/psql" -X -q -d "$TK_PG_URL/$db" -c 'VACUUM ANALYZE' || die "VACUUM ANALYZE $db failed"
 done
 

@@ -17,6 +17,11 @@ package.path = "scripts/?.lua;" .. package.path
 package.preload["tk.db"] = function()
   return {}
 end
+-- lib.json's C half (runtime/lua/l_json.c): only its names are needed here
+package.preload["tk.json"] = function()
+  return { array_mt = {}, encode = function() end, shape = function() return {} end,
+    is_fragment = function() return false end }
+end
 
 local project, user = arg[1], arg[2]
 assert(project and user, "usage: lua5.4 bench/scale/explain.lua PROJECT_ID USER_ID")

@@ -88,7 +88,10 @@ int tk_auth_jwt_sign(const char *sub, const char *role, int64_t ver, int64_t ttl
  * TK_AUTH_CLOCK_SKEW ahead, nbf (optional) not ahead; and the required
  * claims (sub a UUID; ver, optional, an integer >= 0); fills claims.
  * Returns 0 or TK_EAUTH for any invalid, expired, not-yet-valid or
- * malformed token. Does not consult the denylist or the user. */
+ * malformed token. Does not consult the denylist or the user. The last 64
+ * tokens that verified under the current key set are remembered (with their
+ * claims), so a client's next request with the same token costs a comparison
+ * and the time checks; tk_auth_keys_init/cleanup forget them. */
 int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims) TK_WUR;
 
 /* ---- denylist ------------------------------------------------------- */

@@ -29,6 +29,91 @@ static pthread_rwlock_t keys_lock = PTHREAD_RWLOCK_INITIALIZER;
 static key *keys;
 static size_t nkeys;
 
+/* ---- verified tokens ------------------------------------------------- */
+/* Verifying a token costs a header parse, libjwt's decode (base64, a JSON
+ * parse, the HMAC) and the claim copies: ~6 % of a GET /tasks/:id's server
+ * CPU (bench/README.md, "Session 2026-12-05 b"). A client sends the same
+ * token with every request, so the tokens last verified under the current
+ * key set are kept with their claims: a token equal byte for byte to one of
+ * them has the same signature and claims, and only the time checks run
+ * again. A token refused for its signature or shape is not kept. A slot
+ * holds a copy of a token, as the request itself does; nothing reads it but
+ * the comparison, which takes the same time wherever the bytes differ.
+ * Replacing or dropping the key set empties the slots (vcache_gen: a
+ * verification that raced with the change does not store its answer). */
+#define VCACHE_SLOTS 64
+#define VCACHE_TOKEN_MAX 512 /* ours are ~250 bytes; longer ones are verified each time */
+
+typedef struct {
+    size_t len; /* 0: empty */
+    char token[VCACHE_TOKEN_MAX];
+    tk_auth_claims claims;
+    int64_t nbf;
+} vslot;
+
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static vslot vcache[VCACHE_SLOTS];
+static unsigned long vcache_gen; /* written under keys_lock (write) and vcache_lock */
+
+/* Caller holds keys_lock for writing. */
+static void vcache_clear(void)
+{
+    pthread_mutex_lock(&vcache_lock);
+    vcache_gen++;
+    for (size_t i = 0; i < VCACHE_SLOTS; i++)
+        vcache[i].len = 0;
+    pthread_mutex_unlock(&vcache_lock);
+}
+
+static size_t vcache_slot(const char *token, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)token[i]) * 1099511628211ULL;
+    return (size_t)(h % VCACHE_SLOTS);
+}
+
+static int same_bytes(const char *a, const char *b, size_t len)
+{
+    unsigned char d = 0;
+    for (size_t i = 0; i < len; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* 1 with *c and *nbf filled when token is in the cache. */
+static int vcache_get(const char *token, size_t len, tk_auth_claims *c, int64_t *nbf)
+{
+    if (len == 0 || len > VCACHE_TOKEN_MAX)
+        return 0;
+    vslot *v = &vcache[vcache_slot(token, len)];
+    int hit = 0;
+    pthread_mutex_lock(&vcache_lock);
+    if (v->len == len && same_bytes(v->token, token, len)) {
+        *c = v->claims;
+        *nbf = v->nbf;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&vcache_lock);
+    return hit;
+}
+
+static void vcache_put(unsigned long gen, const char *token, size_t len, const tk_auth_claims *c,
+                       int64_t nbf)
+{
+    if (len == 0 || len > VCACHE_TOKEN_MAX)
+        return;
+    vslot *v = &vcache[vcache_slot(token, len)];
+    pthread_mutex_lock(&vcache_lock);
+    if (gen == vcache_gen) {
+        memcpy(v->token, token, len);
+        v->len = len;
+        v->claims = *c;
+        v->nbf = nbf;
+    }
+    pthread_mutex_unlock(&vcache_lock);
+}
+
 /* ---- key set --------------------------------------------------------- */
 
 /* A kid goes into JSON unescaped, so keep it to [A-Za-z0-9._-]{1,64}. */
@@ -124,6 +209,7 @@ int tk_auth_keys_init(const char *kid, const char *secret, const char *previous)
     size_t nold = nkeys;
     keys = set;
     nkeys = n;
+    vcache_clear();
     pthread_rwlock_unlock(&keys_lock);
     keys_free(old, nold);
     return 0;
@@ -140,6 +226,7 @@ void tk_auth_keys_cleanup(void)
     size_t nold = nkeys;
     keys = NULL;
     nkeys = 0;
+    vcache_clear();
     pthread_rwlock_unlock(&keys_lock);
     if (old != NULL)
         keys_free(old, nold);
@@ -403,14 +490,22 @@ int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims)
     int64_t nbf = 0;
     int locked = 0;
     int rc = TK_EAUTH;
+    size_t len;
+    unsigned long gen;
 
     memset(&c, 0, sizeof(c));
     if (claims != NULL)
         memset(claims, 0, sizeof(*claims));
-    if (token == NULL || head_kid(token, kid) != 0)
+    if (token == NULL)
+        goto fail;
+    len = strnlen(token, TOKEN_MAX + 1);
+    if (vcache_get(token, len, &c, &nbf))
+        goto times;
+    if (head_kid(token, kid) != 0)
         goto fail;
     pthread_rwlock_rdlock(&keys_lock);
     locked = 1;
+    gen = vcache_gen;
     k = key_find(kid);
     if (k == NULL)
         goto fail;
@@ -431,6 +526,8 @@ int tk_auth_jwt_verify(const char *token, int64_t now, tk_auth_claims *claims)
         goto fail;
     if (!sub_ok(c.sub))
         goto fail;
+    vcache_put(gen, token, len, &c, nbf);
+times:
     if (c.exp <= now || c.iat > c.exp || c.iat > now + TK_AUTH_CLOCK_SKEW || nbf > now)
         goto fail;
     if (claims != NULL)

@@ -31,7 +31,9 @@ local r = route.group("/api/v1")
 
 -- One statement per scope, so that each one's prepared (generic) plan is
 -- right: the readable projects come first and every hit is looked up from
--- them, so the cost follows what the caller may read, not the table.
+-- them, so the cost follows what the caller may read, not the table (tasks
+-- and comments by their project_id indexes; comments.project_id is kept by
+-- the database, migration 0009).
 --   project  $1 = a project id (the route has checked that the caller may
 --            read it)
 --   member   $1 = the caller: the projects they are a member of, and the
@@ -75,8 +77,8 @@ local function search_sql(scope)
      WHERE $3::boolean AND ]] .. open .. "t.search" .. close .. [[
 
     UNION ALL
-    SELECT 'comment'::text, c.id, t.project_id, t.title, ts_rank(c.search, q.query)
-      FROM q, readable rd JOIN tasks t ON t.project_id = rd.id JOIN comments c ON c.task_id = t.id
+    SELECT 'comment'::text, c.id, c.project_id, t.title, ts_rank(c.search, q.query)
+      FROM q, readable rd JOIN comments c ON c.project_id = rd.id JOIN tasks t ON t.id = c.task_id
      WHERE $4::boolean AND ]] .. open .. "c.search" .. close .. [[
 
     UNION ALL

@@ -201,6 +201,34 @@ describe("search", function()
     expect_results(search(gadmin, { { "q", w.all }, { "projectId", P.id } }))
   end)
 
+  it("finds comments by their task's project, which the database keeps (migration 0009)", function()
+    local function comment_project(id)
+      return h.psql("SELECT project_id FROM comments WHERE id = " .. h.sql_literal(id))
+    end
+    local word_c = word()
+    local task = cns.task(owner, P, { title = "Movable chore" })
+    local c = h.expect_status(h.call("POST", "/api/v1/tasks/" .. task.id .. "/comments",
+      { token = owner.access, body = { content = "moving " .. word_c } }), 201).data
+    assert.are.equal(P.id, comment_project(c.id))
+    -- a comment in someone else's private project stays theirs
+    local secret = h.expect_status(h.call("POST", "/api/v1/tasks/" .. t.secret.id .. "/comments",
+      { token = outsider.access, body = { content = "hidden " .. word_c } }), 201).data
+    assert.are.equal(XP.id, comment_project(secret.id))
+    assert.are.same({ c.id }, ids(expect_results(search(mem, { { "q", word_c } }))))
+    assert.are.same({ secret.id }, ids(expect_results(search(outsider, { { "q", word_c } }))))
+    assert.are.same(sorted({ c.id, secret.id }), sorted(ids(expect_results(search(gadmin, { { "q", word_c } })))))
+    -- a project_id written by hand is the task's again
+    h.psql(("UPDATE comments SET project_id = %s WHERE id = %s"):format(h.sql_literal(XP.id), h.sql_literal(c.id)))
+    assert.are.equal(P.id, comment_project(c.id))
+    -- the API does not move tasks; SQL that does takes the comments along
+    local Q = cns.project(owner, { name = "Elsewhere" })
+    h.psql(("UPDATE tasks SET project_id = %s WHERE id = %s"):format(h.sql_literal(Q.id), h.sql_literal(task.id)))
+    assert.are.equal(Q.id, comment_project(c.id))
+    assert.are.same({ c.id }, ids(expect_results(search(owner, { { "q", word_c }, { "projectId", Q.id } }))))
+    assert.are.same({}, ids(expect_results(search(owner, { { "q", word_c }, { "projectId", P.id } }))))
+    assert.are.same({}, ids(expect_results(search(mem, { { "q", word_c } }))))
+  end)
+
   it("answers 404 for a projectId the caller may not read, or that does not exist", function()
     h.expect_error(search(mem, { { "q", w.vis }, { "projectId", XP.id } }), 404, "not_found")
     h.expect_error(search(mem, { { "q", w.vis }, { "projectId", "00000000-0000-4000-8000-000000000000" } }),

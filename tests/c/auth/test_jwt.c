@@ -711,6 +711,57 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The verified-token cache (jwt.c, "verified tokens"): a token verified
+ * once answers the same claims again, the time checks still run, a token
+ * one byte away from a cached one is refused, and a new key set forgets
+ * every token verified under the old one. */
+TEST(verified_cache)
+{
+    char *tok = NULL;
+    tk_auth_claims c, v;
+
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_sign(U1, "user", 3, 60, &tok, &c), 0);
+    for (int i = 0; i < 3; i++) {
+        memset(&v, 0x55, sizeof v);
+        ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat, &v), 0);
+        ASSERT_STR_EQ(v.sub, U1);
+        ASSERT_STR_EQ(v.jti, c.jti);
+        ASSERT_EQ_INT(v.ver, 3);
+        ASSERT_EQ_INT(v.exp, c.exp);
+    }
+    /* cached, and still expired at exp; not yet issued beyond the skew */
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.exp, &v), TK_EAUTH);
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat - TK_AUTH_CLOCK_SKEW - 1, &v), TK_EAUTH);
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat, &v), 0);
+
+    /* each byte of the signature changed in turn: never the cached answer */
+    size_t n = strlen(tok);
+    char *bad = strdup(tok);
+    ASSERT_NOT_NULL(bad);
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = n - 43; i < n; i++) {
+        char was = bad[i];
+        /* bit 4 of the sextet: a data bit even in the last character */
+        bad[i] = tab[(strchr(tab, was) - tab) ^ 16];
+        ASSERT_EQ_INT(tk_auth_jwt_verify(bad, c.iat, &v), TK_EAUTH);
+        bad[i] = was;
+    }
+    bad[n - 1] = '\0'; /* a prefix of a cached token */
+    ASSERT_EQ_INT(tk_auth_jwt_verify(bad, c.iat, &v), TK_EAUTH);
+    free(bad);
+
+    /* the same kid with another secret: the cached token is refused */
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S2, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat, &v), TK_EAUTH);
+    ASSERT_EQ_INT(tk_auth_keys_init("k1", S1, NULL), 0);
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat, &v), 0);
+    tk_auth_keys_cleanup();
+    ASSERT_EQ_INT(tk_auth_jwt_verify(tok, c.iat, &v), TK_EAUTH);
+    free(tok);
+    return 0;
+}
+
 TEST(threads)
 {
     pthread_t th[4];
@@ -732,4 +783,5 @@ TEST_MAIN(TEST_ENTRY(sign_verify), TEST_ENTRY(field_limits), TEST_ENTRY(time_cla
           TEST_ENTRY(forged_with_right_key_is_accepted), TEST_ENTRY(tampered_payload),
           TEST_ENTRY(tampered_signature), TEST_ENTRY(expired), TEST_ENTRY(missing_or_bad_claims),
           TEST_ENTRY(wrong_kid), TEST_ENTRY(rotation), TEST_ENTRY(alg_none), TEST_ENTRY(other_algs),
-          TEST_ENTRY(garbage), TEST_ENTRY(header_forms_accepted), TEST_ENTRY(threads))
+          TEST_ENTRY(garbage), TEST_ENTRY(header_forms_accepted), TEST_ENTRY(verified_cache),
+          TEST_ENTRY(threads))
