@@ -392,6 +392,7 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     INT_VAR(bcrypt_cost, "BCRYPT_COST", 10, 4, 15);
     INT_VAR(job_poll_ms, "JOB_POLL_MS", 500, 10, 60000);
     INT_VAR(job_backoff_base_ms, "JOB_BACKOFF_BASE_MS", 2000, 10, 3600000);
+    INT_VAR(job_lease_ms, "JOB_LEASE_MS", 60000, 1000, 86400000);
     STR_VAR(plugins, "PLUGINS", NULL);
     if (cfg->plugins && !plugin_list_ok(cfg->plugins)) {
         tk_errf(err, errlen,

@@ -1,12 +1,18 @@
-/* The job runner: two lanes, each a thread that polls, takes one due job
- * under a row lock, runs it, records the outcome and commits. The mail lane
- * takes only `email` jobs and the other lane everything else, so mail (a
- * verification or reset link a user is waiting for) never queues behind a
- * webhook receiver that takes its full timeout to answer. Kinds: `email` (sent over SMTP, or
- * written to MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers) and `webhook` (a signed
- * HTTP POST through libcurl; every attempt is recorded in webhook_deliveries, and the webhook's
- * failure counter updated, in the transaction that also settles the job row). Which webhooks exist
- * and which events they get is the webhooks plugin's business. */
+/* The job runner: two lanes, each a thread that polls, claims one due job,
+ * runs it and records the outcome. The mail lane takes only `email` jobs and
+ * the other lane everything else, so mail (a verification or reset link a
+ * user is waiting for) never queues behind a webhook receiver that takes its
+ * full timeout to answer. A claim is one committed statement that counts the
+ * attempt and leases the row (run_at moves JOB_LEASE_MS ahead): no
+ * transaction and no pool connection is held while the job talks to the
+ * network, and a process killed mid-job leaves a row that runs again when
+ * its lease ends. The outcome is recorded after, only by the claim that
+ * still holds the row (same attempt count). Kinds: `email` (sent over SMTP,
+ * or written to MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers)
+ * and `webhook` (a signed HTTP POST through libcurl; the attempt is recorded
+ * in webhook_deliveries, and the webhook's failure counter updated, in the
+ * transaction that settles the job row). Which webhooks exist and which
+ * events they get is the webhooks plugin's business. */
 #include "jobs/runner.h"
 
 #include <curl/curl.h>
@@ -63,48 +69,49 @@ enum {
     COL_TEXT
 };
 
-/* What both lanes select; the lanes differ only in the kind filter. */
-#define TAKE_COLUMNS                                                                               \
-    "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                         \
+/* What both lanes claim; the lanes differ only in the kind filter. The
+ * claim is its own (autocommitted) statement: it counts the attempt and
+ * leases the row for $1 ms, so `attempts` below is this attempt's number. */
+#define CLAIM_HEAD                                                                                 \
+    "UPDATE jobs SET attempts = attempts + 1, "                                                    \
+    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) "                       \
+    "WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= now() AND "
+#define CLAIM_TAIL                                                                                 \
+    " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "                                        \
+    "RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                      \
     "payload->>'subject' AS subject, payload->>'template' AS template, "                           \
     "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "                              \
     "payload->>'event' AS event, payload->>'body' AS body, "                                       \
     "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "       \
     "payload->>'toName' AS to_name, payload->>'text' AS text "
 
-#define TAKE_FROM "FROM jobs WHERE status = 'pending' AND run_at <= now() "
-#define TAKE_ORDER " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+static const char TAKE_MAIL_SQL[] = CLAIM_HEAD "kind = 'email'" CLAIM_TAIL;
+static const char TAKE_OTHER_SQL[] = CLAIM_HEAD "kind <> 'email'" CLAIM_TAIL;
 
-static const char TAKE_MAIL_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind = 'email'" TAKE_ORDER;
-static const char TAKE_OTHER_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind <> 'email'" TAKE_ORDER;
-
-/* The settle statements run in the transaction that took the job, which
- * may have begun a webhook timeout (10 s) earlier: their times are
- * clock_timestamp(), when the attempt ended, not now(), when the transaction
- * began. With now(), a retry's backoff counted from the attempt's start and
- * put it ahead of jobs queued during the attempt. */
+/* The settle statements: $1 the job, $2 the attempt the claim counted. A
+ * row whose lease ran out and was claimed again has another count and is
+ * left to that claim. Times are clock_timestamp(), when the attempt ended. */
+#define HELD " WHERE id = $1 AND attempts = $2::integer AND status = 'pending'"
 static const char DONE_SQL[] =
-    "UPDATE jobs SET status = 'done', attempts = attempts + 1, finished_at = clock_timestamp(), "
-    "last_error = NULL WHERE id = $1";
+    "UPDATE jobs SET status = 'done', finished_at = clock_timestamp(), last_error = NULL" HELD;
 
 /* Backoff: JOB_BACKOFF_BASE_MS after the first failure, doubling after each
- * one, at most an hour. `attempts` on the right is the count before this one. */
+ * one, at most an hour. The last attempt fails the job for good. */
 static const char RETRY_SQL[] =
-    "UPDATE jobs SET attempts = attempts + 1, last_error = $2, "
-    "status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE 'pending' END, "
-    "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN clock_timestamp() END, "
+    "UPDATE jobs SET last_error = $3, "
+    "status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, "
+    "finished_at = CASE WHEN attempts >= max_attempts THEN clock_timestamp() END, "
     "run_at = clock_timestamp() + make_interval(secs => least(3600.0, "
-    "$3::float8 / 1000 * power(2, least(attempts, 30)))) "
-    "WHERE id = $1";
+    "$4::float8 / 1000 * power(2, least(attempts - 1, 30))))" HELD;
 
-/* A job that will never run: its target is gone or switched off. */
-static const char CANCEL_SQL[] = "UPDATE jobs SET status = 'failed', last_error = $2, finished_at "
-                                 "= clock_timestamp() WHERE id = $1";
+/* A job that will never run: its target is gone or switched off. Nothing
+ * was attempted, so the claim's count is taken back. */
+static const char CANCEL_SQL[] = "UPDATE jobs SET status = 'failed', attempts = attempts - 1, "
+                                 "last_error = $3, finished_at = clock_timestamp()" HELD;
 
 /* A job whose attempt failed and that must not be tried again. */
 static const char GIVE_UP_SQL[] =
-    "UPDATE jobs SET status = 'failed', attempts = attempts + 1, last_error = $2, "
-    "finished_at = clock_timestamp() WHERE id = $1";
+    "UPDATE jobs SET status = 'failed', last_error = $3, finished_at = clock_timestamp()" HELD;
 
 /* ---- email --------------------------------------------------------------- */
 
@@ -344,28 +351,39 @@ static int exec_ok(tk_db_conn *c, const char *sql, int n, const char *const *par
     return TK_OK;
 }
 
-/* Delivers one webhook job: looks the webhook up, POSTs, records the
- * attempt and the webhook's new state. Returns 0 with *out set, or TK_EDB
- * (the caller rolls back; the job stays as it was). */
-static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, size_t whylen)
+/* A webhook attempt between the POST and its record. */
+typedef struct {
+    int posted; /* 0: nothing was sent (cancelled before) */
+    http_result res;
+} webhook_attempt;
+
+/* Looks the webhook up (a pool connection for that statement only) and
+ * POSTs the job's body. No connection is held during the POST. Returns 0
+ * with *out set (CANCEL when the webhook is gone or off; else the attempt
+ * is in *a and run_one records it), or TK_EDB / TK_EUNAVAIL. */
+static int run_webhook(tk_db_pool *pool, PGresult *job, webhook_attempt *a, outcome *out,
+                       char *why, size_t whylen)
 {
     const char *job_id = PQgetvalue(job, 0, COL_ID);
     const char *webhook_id = PQgetvalue(job, 0, COL_WEBHOOK_ID);
     const char *event = PQgetvalue(job, 0, COL_EVENT);
     const char *body = PQgetvalue(job, 0, COL_BODY);
     int allow_private = strcmp(PQgetvalue(job, 0, COL_ALLOW_PRIVATE), "true") == 0;
-    const char *disable_after = PQgetvalue(job, 0, COL_DISABLE_AFTER);
-    if (*disable_after == '\0' || atoi(disable_after) <= 0)
-        disable_after = "2147483647"; /* never */
+    char err[256];
+    memset(a, 0, sizeof *a);
     if (*webhook_id == '\0' || *event == '\0' || PQgetisnull(job, 0, COL_BODY)) {
         tk_errf(why, whylen, "webhook job without webhookId, event or body");
         *out = OUTCOME_CANCEL;
         return TK_OK;
     }
-
+    tk_db_conn *c = NULL;
+    if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
+        return TK_EUNAVAIL;
     PGresult *w = NULL;
     const char *p1[1] = {webhook_id};
-    if (exec_ok(c, WEBHOOK_SQL, 1, p1, &w) != TK_OK)
+    int rc = exec_ok(c, WEBHOOK_SQL, 1, p1, &w);
+    tk_db_pool_release(pool, c);
+    if (rc != TK_OK)
         return TK_EDB;
     if (PQntuples(w) == 0 || strcmp(PQgetvalue(w, 0, 2), "t") != 0) {
         tk_errf(why, whylen, "%s", PQntuples(w) == 0 ? "webhook deleted" : "webhook disabled");
@@ -373,42 +391,58 @@ static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, si
         *out = OUTCOME_CANCEL;
         return TK_OK;
     }
-    http_result res;
     webhook_post(PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1), event, job_id, body, allow_private,
-                 &res);
+                 &a->res);
     PQclear(w);
+    a->posted = 1;
+    *out = a->res.ok ? OUTCOME_DONE : OUTCOME_RETRY;
+    return TK_OK;
+}
 
-    char attempt[16], status[16], duration[24];
-    snprintf(attempt, sizeof attempt, "%d", atoi(PQgetvalue(job, 0, COL_ATTEMPTS)) + 1);
-    snprintf(status, sizeof status, "%ld", res.status);
-    snprintf(duration, sizeof duration, "%ld", res.duration_ms < 0 ? 0 : res.duration_ms);
-    const char *status_or_null = res.status > 0 ? status : NULL;
+/* Records a posted attempt in the settle transaction on c: the delivery
+ * row and the webhook's new state, which decides *out (a webhook the
+ * failure disabled gives up). Returns 0 or TK_EDB. */
+static int record_webhook(tk_db_conn *c, PGresult *job, const webhook_attempt *a, outcome *out,
+                          char *why, size_t whylen)
+{
+    const char *job_id = PQgetvalue(job, 0, COL_ID);
+    const char *webhook_id = PQgetvalue(job, 0, COL_WEBHOOK_ID);
+    const char *event = PQgetvalue(job, 0, COL_EVENT);
+    const char *attempt = PQgetvalue(job, 0, COL_ATTEMPTS);
+    const http_result *res = &a->res;
+    const char *disable_after = PQgetvalue(job, 0, COL_DISABLE_AFTER);
+    if (*disable_after == '\0' || atoi(disable_after) <= 0)
+        disable_after = "2147483647"; /* never */
+    char status[16], duration[24];
+    snprintf(status, sizeof status, "%ld", res->status);
+    snprintf(duration, sizeof duration, "%ld", res->duration_ms < 0 ? 0 : res->duration_ms);
+    const char *status_or_null = res->status > 0 ? status : NULL;
     const char *pd[8] = {webhook_id,     job_id,
                          event,          attempt,
-                         status_or_null, res.ok ? NULL : res.error,
-                         duration,       res.ok ? "t" : "f"};
+                         status_or_null, res->ok ? NULL : res->error,
+                         duration,       res->ok ? "t" : "f"};
     if (exec_ok(c, DELIVERY_SQL, 8, pd, NULL) != TK_OK)
         return TK_EDB;
     PGresult *o = NULL;
-    const char *po[4] = {webhook_id, status_or_null, res.ok ? "t" : "f", disable_after};
+    const char *po[4] = {webhook_id, status_or_null, res->ok ? "t" : "f", disable_after};
     if (exec_ok(c, OUTCOME_SQL, 4, po, &o) != TK_OK)
         return TK_EDB;
     int still_active = PQntuples(o) == 1 && strcmp(PQgetvalue(o, 0, 0), "t") == 0;
     int failures = PQntuples(o) == 1 ? atoi(PQgetvalue(o, 0, 1)) : 0;
     PQclear(o);
 
-    if (res.ok) {
+    if (res->ok) {
         tk_log_info("jobs: webhook %s: %s delivered (job %s, HTTP %ld, %ld ms)", webhook_id, event,
-                    job_id, res.status, res.duration_ms);
+                    job_id, res->status, res->duration_ms);
         *out = OUTCOME_DONE;
     } else if (!still_active) {
         tk_log_warn("jobs: webhook %s disabled after %d consecutive failures (last: %s)",
-                    webhook_id, failures, res.error);
-        tk_errf(why, whylen, "%s; webhook disabled after %d consecutive failures", res.error,
+                    webhook_id, failures, res->error);
+        tk_errf(why, whylen, "%s; webhook disabled after %d consecutive failures", res->error,
                 failures);
         *out = OUTCOME_GIVE_UP;
     } else {
-        tk_errf(why, whylen, "%s", res.error);
+        tk_errf(why, whylen, "%s", res->error);
         *out = OUTCOME_RETRY;
     }
     return TK_OK;
@@ -416,82 +450,83 @@ static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, si
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* Takes and runs one job selected by take_sql. Returns 1 if a job ran, 0 if
- * none was due, <0 on a database failure. */
-static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
+/* Claims one job with take_sql: 1 with *job set (the caller PQclears it), 0
+ * if none was due, <0 on a database failure. The pool connection is held
+ * for that one statement. */
+static int claim(const tk_config *cfg, tk_db_pool *pool, const char *take_sql, PGresult **job)
 {
-    char err[512];
+    char err[512], lease[24];
     tk_db_conn *c = NULL;
+    *job = NULL;
     if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
         return TK_EUNAVAIL;
-    int ran = 0, rc;
-    PGresult *r = NULL;
-    if ((rc = tk_db_conn_command(c, "BEGIN", err, sizeof err)) != TK_OK)
-        goto out;
-    r = tk_db_conn_exec(c, take_sql, 0, NULL, NULL);
+    snprintf(lease, sizeof lease, "%d", cfg->job_lease_ms);
+    const char *params[1] = {lease};
+    PGresult *r = tk_db_conn_exec(c, take_sql, 1, params, NULL);
+    tk_db_pool_release(pool, c);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
         tk_log_warn("jobs: cannot take a job: %s", r ? PQresultErrorMessage(r) : "connection lost");
+        PQclear(r);
+        return TK_EDB;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    *job = r;
+    return 1;
+}
+
+/* Records the outcome of a claimed job in one transaction (with the
+ * webhook's bookkeeping when one was posted). Returns 0 or a TK_E* code;
+ * *settled is 0 when the claim no longer held the row. */
+static int settle(const tk_config *cfg, tk_db_pool *pool, PGresult *job, const webhook_attempt *wa,
+                  outcome *oc, char *why, size_t whylen, int *settled)
+{
+    char err[512], base[24];
+    tk_db_conn *c = NULL;
+    PGresult *r = NULL;
+    int rc;
+    *settled = 0;
+    if ((rc = tk_db_pool_acquire(pool, 5000, &c, err, sizeof err)) != TK_OK) {
+        tk_log_warn("jobs: cannot record job %s: %s", PQgetvalue(job, 0, COL_ID), err);
+        return rc;
+    }
+    if ((rc = tk_db_conn_command(c, "BEGIN", err, sizeof err)) != TK_OK)
+        goto out;
+    if (wa != NULL && wa->posted && record_webhook(c, job, wa, oc, why, whylen) != TK_OK) {
         rc = TK_EDB;
         goto rollback;
     }
-    if (PQntuples(r) == 0) {
-        rc = tk_db_conn_command(c, "COMMIT", err, sizeof err);
-        goto out;
-    }
-    char id[32];
-    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, COL_ID));
-    /* RETRY_SQL fails the job for good on its last attempt */
-    int last_attempt =
-        atoi(PQgetvalue(r, 0, COL_ATTEMPTS)) + 1 >= atoi(PQgetvalue(r, 0, COL_MAX_ATTEMPTS));
-    const char *kind = PQgetvalue(r, 0, COL_KIND);
-    char why[512] = "";
-    outcome oc;
-    if (strcmp(kind, "email") == 0) {
-        oc = run_email(cfg, r, why, sizeof why);
-    } else if (strcmp(kind, "webhook") == 0) {
-        if (run_webhook(c, r, &oc, why, sizeof why) != TK_OK) {
-            rc = TK_EDB;
-            goto rollback;
-        }
-    } else {
-        tk_errf(why, sizeof why, "no handler for job kind '%s'", kind);
-        oc = OUTCOME_RETRY;
-    }
-    PQclear(r);
-    r = NULL;
-    char base[24];
     snprintf(base, sizeof base, "%d", cfg->job_backoff_base_ms);
-    const char *params[3] = {id, why, base};
+    const char *params[4] = {PQgetvalue(job, 0, COL_ID), PQgetvalue(job, 0, COL_ATTEMPTS), why,
+                             base};
     static const struct {
         const char *sql;
         int nparams;
-    } settle[] = {[OUTCOME_DONE] = {DONE_SQL, 1},
-                  [OUTCOME_RETRY] = {RETRY_SQL, 3},
-                  [OUTCOME_GIVE_UP] = {GIVE_UP_SQL, 2},
-                  [OUTCOME_CANCEL] = {CANCEL_SQL, 2}};
-    r = tk_db_conn_exec(c, settle[oc].sql, settle[oc].nparams, params, NULL);
+    } sql[] = {[OUTCOME_DONE] = {DONE_SQL, 2},
+               [OUTCOME_RETRY] = {RETRY_SQL, 4},
+               [OUTCOME_GIVE_UP] = {GIVE_UP_SQL, 3},
+               [OUTCOME_CANCEL] = {CANCEL_SQL, 3}};
+    r = tk_db_conn_exec(c, sql[*oc].sql, sql[*oc].nparams, params, NULL);
     if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        tk_log_warn("jobs: cannot record job %s: %s", id,
+        tk_log_warn("jobs: cannot record job %s: %s", params[0],
                     r ? PQresultErrorMessage(r) : "connection lost");
         rc = TK_EDB;
         goto rollback;
     }
-    if (oc == OUTCOME_RETRY)
-        tk_log_warn("jobs: job %s failed: %s", id, why);
-    else if (oc == OUTCOME_GIVE_UP || oc == OUTCOME_CANCEL)
-        tk_log_info("jobs: job %s given up: %s", id, why);
+    if (strcmp(PQcmdTuples(r), "1") != 0) {
+        /* the lease ran out and another claim holds the row: its outcome
+         * counts; what this attempt recorded goes too */
+        tk_log_warn("jobs: job %s: the lease (JOB_LEASE_MS) ran out before attempt %s ended; "
+                    "its outcome is dropped",
+                    params[0], params[1]);
+        goto rollback;
+    }
     rc = tk_db_conn_commit(c, err, sizeof err);
     if (rc != TK_OK)
-        tk_log_warn("jobs: cannot commit job %s: %s", id, err);
-    ran = rc == TK_OK;
-    if (ran) {
-        static const tk_metrics_job_outcome counted[] = {[OUTCOME_DONE] = TK_METRICS_JOB_DONE,
-                                                         [OUTCOME_RETRY] = TK_METRICS_JOB_RETRY,
-                                                         [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
-                                                         [OUTCOME_CANCEL] =
-                                                             TK_METRICS_JOB_CANCELLED};
-        tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
-    }
+        tk_log_warn("jobs: cannot commit job %s: %s", params[0], err);
+    *settled = rc == TK_OK;
     goto out;
 rollback:
     if (!tk_db_conn_broken(c) && tk_db_conn_command(c, "ROLLBACK", err, sizeof err) != TK_OK)
@@ -499,7 +534,57 @@ rollback:
 out:
     PQclear(r);
     tk_db_pool_release(pool, c);
-    return rc != TK_OK ? rc : ran;
+    return rc;
+}
+
+/* Claims and runs one job selected by take_sql. Returns 1 if a job ran, 0
+ * if none was due, <0 on a database failure. */
+static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
+{
+    PGresult *job = NULL;
+    int rc = claim(cfg, pool, take_sql, &job);
+    if (rc <= 0)
+        return rc;
+    const char *id = PQgetvalue(job, 0, COL_ID);
+    int attempt = atoi(PQgetvalue(job, 0, COL_ATTEMPTS));
+    int last_attempt = attempt >= atoi(PQgetvalue(job, 0, COL_MAX_ATTEMPTS));
+    const char *kind = PQgetvalue(job, 0, COL_KIND);
+    char why[512] = "";
+    outcome oc;
+    webhook_attempt wa = {0};
+    if (attempt > atoi(PQgetvalue(job, 0, COL_MAX_ATTEMPTS))) {
+        /* its last attempt's lease ran out (the process died mid-job) */
+        tk_errf(why, sizeof why, "the last attempt never finished (lease ran out)");
+        oc = OUTCOME_GIVE_UP;
+    } else if (strcmp(kind, "email") == 0) {
+        oc = run_email(cfg, job, why, sizeof why);
+    } else if (strcmp(kind, "webhook") == 0) {
+        rc = run_webhook(pool, job, &wa, &oc, why, sizeof why);
+        if (rc != TK_OK) {
+            /* not attempted: the lease brings it back */
+            PQclear(job);
+            return rc;
+        }
+    } else {
+        tk_errf(why, sizeof why, "no handler for job kind '%s'", kind);
+        oc = OUTCOME_RETRY;
+    }
+    int settled = 0;
+    rc = settle(cfg, pool, job, &wa, &oc, why, sizeof why, &settled);
+    if (settled) {
+        if (oc == OUTCOME_RETRY)
+            tk_log_warn("jobs: job %s failed: %s", id, why);
+        else if (oc == OUTCOME_GIVE_UP || oc == OUTCOME_CANCEL)
+            tk_log_info("jobs: job %s given up: %s", id, why);
+        static const tk_metrics_job_outcome counted[] = {[OUTCOME_DONE] = TK_METRICS_JOB_DONE,
+                                                         [OUTCOME_RETRY] = TK_METRICS_JOB_RETRY,
+                                                         [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
+                                                         [OUTCOME_CANCEL] =
+                                                             TK_METRICS_JOB_CANCELLED};
+        tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
+    }
+    PQclear(job);
+    return rc != TK_OK ? rc : 1;
 }
 
 /* The backlog gauges (metrics.h), read by one lane every BACKLOG_EVERY_S:
