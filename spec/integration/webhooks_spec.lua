@@ -513,7 +513,7 @@ describe("webhooks plugin", function()
       -- pending, due again when its lease ends.
       assert.are.equal("1", E.psql_at(db_url, "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = "
         .. h.sql_literal(w.id)))
-      assert.are.equal("pending|2|t", E.psql_at(db_url,
+      assert.are.equal("pending|2|true", E.psql_at(db_url,
         "SELECT status || '|' || attempts || '|' || (run_at > now()) FROM jobs WHERE kind = 'webhook'"))
 
       own:start()
