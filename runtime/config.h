@@ -61,7 +61,7 @@ typedef struct {
     int production;                   /* TASKAPI_ENV=production */
     int job_poll_ms;                  /* JOB_POLL_MS, 500 */
     int job_backoff_base_ms;          /* JOB_BACKOFF_BASE_MS, 2000: first retry delay, doubling */
-    int job_lease_ms; /* JOB_LEASE_MS, 60000: a claimed job runs again after this if unsettled */
+    int job_lease_ms;                 /* JOB_LEASE_MS, 60000: a claim's lease */
     char *plugins;                    /* PLUGINS, comma list of enabled plugins, unset */
     char *plugins_config_path;        /* PLUGINS_CONFIG, path of the JSON settings file, unset */
     char *plugins_config;             /* that file's text, read once by tk_config_load */

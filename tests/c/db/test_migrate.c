@@ -608,8 +608,9 @@ static int concurrency_round(void)
                  "SELECT count(*) || '/' || count(DISTINCT version) FROM schema_migrations "
                  "WHERE plugin = ''",
                  "3/3");
-    ASSERT_QUERY(ci, "SELECT string_agg(version || ':' || name, ',') FROM schema_migrations "
-                     "WHERE plugin = 'p'",
+    ASSERT_QUERY(ci,
+                 "SELECT string_agg(version || ':' || name, ',') FROM schema_migrations "
+                 "WHERE plugin = 'p'",
                  "1:0001_p.sql");
     return 0;
 }
@@ -669,8 +670,10 @@ TEST(plugin_migrations_are_tracked_per_plugin)
     ASSERT_EQ_INT(RUN(ci, core), TK_OK);
     const char *names[] = {"a", "none", "b"};
     ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, names, 3), TK_OK);
-    snprintf(expect, sizeof expect, "applied %s/0001_a.sql\napplied %s/0002_a.sql\n"
-             "applied %s/0001_b.sql\n", a, a, b);
+    snprintf(expect, sizeof expect,
+             "applied %s/0001_a.sql\napplied %s/0002_a.sql\n"
+             "applied %s/0001_b.sql\n",
+             a, a, b);
     ASSERT_STR_EQ(out, expect);
     ASSERT_QUERY(ci,
                  "SELECT string_agg(plugin || ':' || name, ',' ORDER BY plugin, version) "
