@@ -334,8 +334,9 @@ static void gen_release(tk_gen *g)
 /* Applies the pending migrations of the plugins the generation enabled
  * (plugins/<name>/migrations/, db/migrate.c), before it may serve: at start
  * and at every reload, so a plugin enabled by a reload finds its tables. A
- * failure fails the generation (the start, or the reload: the running one
- * stays). Each applied file is logged. */
+ * failing file fails the generation (the start, or the reload: the running
+ * one stays); an unreachable database does not (logged; the next reload
+ * tries again). Each applied file is logged. */
 static int gen_migrate_plugins(const tk_config *cfg, tk_lua_vm *vm, char *err, size_t errlen)
 {
     enum { MAX_PLUGINS = 64 };
@@ -362,6 +363,12 @@ static int gen_migrate_plugins(const tk_config *cfg, tk_lua_vm *vm, char *err, s
         return TK_ENOMEM;
     int rc = tk_db_migrate_plugins(cfg->database_url, cfg->plugins_dir, names, n, f, err, errlen);
     fclose(f);
+    if (rc == TK_EUNAVAIL) {
+        /* the database is down: the scripts still load, as they do without
+         * plugins; the next start or reload applies what is pending */
+        tk_log_warn("plugin migrations not applied (%s); the next reload tries again", err);
+        rc = TK_OK;
+    }
     for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
         if (strncmp(line, "applied ", 8) == 0)
             tk_log_info("plugin migration %s", line);
