@@ -59,6 +59,7 @@
     BOOL(mail_disabled, "MAIL_DISABLED", 0)                                                        \
     INT(int, job_poll_ms, "JOB_POLL_MS", 500, 10, 60000)                                           \
     INT(int, job_backoff_base_ms, "JOB_BACKOFF_BASE_MS", 2000, 10, 3600000)                        \
+    INT(int, job_lease_ms, "JOB_LEASE_MS", 60000, 1000, 86400000)                                  \
     /* logs and process */                                                                         \
     CUSTOM(int, log_level, "LOG_LEVEL", "info")                                                    \
     CUSTOM(int, log_json, "LOG_FORMAT", "text")                                                    \

@@ -107,6 +107,12 @@ static void reload_all(serving *sv)
     pthread_mutex_unlock(&sv->mu);
 }
 
+/* The job runner's view of the scripts: the HTTP generation's snapshot. */
+static tk_snapshot *current_generation(void *ud, int *gen)
+{
+    return tk_server_snapshot(ud, gen);
+}
+
 static void reload_from_watch(void *ud)
 {
     reload_all(ud);
@@ -344,7 +350,7 @@ static int cmd_serve(void)
     }
     sv.srv = srv;
     sv.ws = ws;
-    if (tk_jobs_start(&cfg, pool, &jobs) != TK_OK) {
+    if (tk_jobs_start(&cfg, pool, current_generation, srv, &jobs) != TK_OK) {
         tk_log_error("cannot start the job runner");
         goto out;
     }
@@ -404,10 +410,10 @@ out:
     tk_ws_server_stop(ws);
     shutdown_enter("the Redis bridge");
     tk_redis_bridge_stop(bridge);
+    shutdown_enter("the job runner"); /* before the server: it reads the server's generation */
+    tk_jobs_stop(jobs);
     shutdown_enter("the HTTP server and its workers");
     tk_server_stop(srv);
-    shutdown_enter("the job runner");
-    tk_jobs_stop(jobs);
     shutdown_enter("the database pool");
     (void)tk_lua_profile_stop(); /* TASKAPI_LUA_PROFILE: the folded stacks */
     tk_stages_stop();

@@ -3,13 +3,13 @@
 --
 -- The domain hook runs inside the change's transaction and only enqueues:
 -- one `jobs` row (kind 'webhook') per active webhook of the project, so a
--- delivery exists exactly when the change commits. The C job runner
--- (runtime/jobs/runner.c) sends it with libcurl, signs the raw body with
--- the webhook's secret (X-Taskapi-Signature: sha256=<hex HMAC-SHA256>),
--- retries with exponential backoff, records every attempt in
--- webhook_deliveries and disables the webhook after `disable_after`
--- consecutive failures. The API (routes.lua) manages webhooks and reads
--- the delivery log.
+-- delivery exists exactly when the change commits. The plugin's job
+-- handler (delivery.lua, registered in init) sends it through tk.http, signs
+-- the raw body with the webhook's secret (X-Taskapi-Signature:
+-- sha256=<hex HMAC-SHA256>), records every attempt in webhook_deliveries and
+-- disables the webhook after `disable_after` consecutive failures; the job
+-- runner retries with exponential backoff. Tables: migrations/. The API
+-- (routes.lua) manages webhooks and reads the delivery log.
 --
 -- The body of every delivery:
 --   {"id": "<event uuid>", "event": "task.created", "createdAt": "<RFC 3339>",
@@ -18,6 +18,8 @@
 local db = require "lib.db"
 local json = require "lib.json"
 local auth = require "tk.auth"
+local jobs = require "lib.jobs"
+local delivery = require "plugins.webhooks.delivery"
 local S = require "plugins.webhooks.schema"
 local routes = require "plugins.webhooks.routes"
 
@@ -61,6 +63,9 @@ return {
   priority = 100, -- after plugins that record (activity): delivery is the last word
   description = "Signed HMAC-SHA256 webhooks of domain events, per project, with retries",
   schema = S.settings,
+  init = function()
+    jobs.handle("webhook", delivery.run)
+  end,
   routes = routes.build,
   hooks = { ["*"] = on_event },
 }

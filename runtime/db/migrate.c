@@ -1,7 +1,9 @@
 /* Schema migrations: lists dir/NNNN_name.sql, then, holding a session-level
  * advisory lock, applies each pending file in its own transaction and records
- * it in schema_migrations. The SQL itself is left to the server; where the
- * conninfo and the directory come from is left to the caller. */
+ * it in schema_migrations, under a scope: '' for the core (MIGRATIONS_DIR),
+ * the plugin's name for plugins/<name>/migrations/. The SQL itself is left to
+ * the server; where the conninfo, the directories and the enabled plugins
+ * come from is left to the caller. */
 #include "db/migrate.h"
 
 #include <dirent.h>
@@ -17,11 +19,36 @@
  * locks are per database, so instances on other databases never wait. */
 #define MIG_LOCK_KEY "8388903654432141921"
 
-static const char sql_create[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                 "version bigint PRIMARY KEY, "
-                                 "name text NOT NULL, "
-                                 "applied_at timestamptz NOT NULL DEFAULT now())";
-static const char sql_insert[] = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
+/* The tracking table, one row per applied file: `plugin` is '' for the
+ * core, else the plugin the file belongs to; a number counts within its
+ * scope. A table made before plugins had migrations (PRIMARY KEY (version),
+ * no `plugin`) is brought up to date here, under the lock: its rows are the
+ * core's, so the column's default says so. `plugin` comes last in both, so
+ * the two layouts are the same. */
+static const char sql_create[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version bigint NOT NULL, "
+    "name text NOT NULL, "
+    "applied_at timestamptz NOT NULL DEFAULT now(), "
+    "plugin text NOT NULL DEFAULT '', "
+    "PRIMARY KEY (plugin, version));\n"
+    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS plugin text NOT NULL DEFAULT '';\n"
+    "DO $$ DECLARE pk name; BEGIN "
+    "SELECT conname INTO pk FROM pg_constraint WHERE conrelid = 'schema_migrations'::regclass "
+    "AND contype = 'p' AND array_length(conkey, 1) = 1; "
+    "IF pk IS NOT NULL THEN EXECUTE format('ALTER TABLE schema_migrations DROP CONSTRAINT %I, "
+    "ADD PRIMARY KEY (plugin, version)', pk); END IF; END $$";
+static const char sql_insert[] =
+    "INSERT INTO schema_migrations (plugin, version, name) VALUES ($1, $2, $3)";
+static const char sql_applied[] =
+    "SELECT version FROM schema_migrations WHERE plugin = $1 ORDER BY version";
+
+/* One directory of migrations and the scope it is tracked under. */
+struct scope {
+    const char *plugin; /* "" for the core */
+    char *dir;          /* owned */
+    int optional;       /* a missing directory means no migrations */
+};
 
 struct mig {
     long long version;
@@ -194,13 +221,16 @@ static int mig_cmp(const void *a, const void *b)
     return strcmp(x->file, y->file);
 }
 
-/* Fills l with the migration files of dir, sorted by number. On failure l is
- * left empty and err says why. */
-static int list_files(const char *dir, struct mig_list *l, char *err, size_t errlen)
+/* Fills l with the migration files of dir, sorted by number. With optional,
+ * a directory that does not exist is an empty list. On failure l is left
+ * empty and err says why. */
+static int list_files(const char *dir, int optional, struct mig_list *l, char *err, size_t errlen)
 {
     int rc = TK_OK;
     DIR *d = opendir(dir);
 
+    if (d == NULL && optional && errno == ENOENT)
+        return TK_OK;
     if (d == NULL) {
         tk_errf(err, errlen, "cannot open migrations directory %s: %s", dir, strerror(errno));
         return TK_EIO;
@@ -401,23 +431,25 @@ static int session_open(const char *conninfo, PGconn **c, char *err, size_t errl
     return rc;
 }
 
-/* Applies one file: BEGIN, the file's SQL, the schema_migrations row,
- * COMMIT. On any failure the transaction is rolled back. */
-static int apply_one(PGconn *c, const char *dir, const struct mig *m, char *err, size_t errlen)
+/* Applies one file of scope sc: BEGIN, the file's SQL, the schema_migrations
+ * row, COMMIT. On any failure the transaction is rolled back. Errors name the
+ * file as `shown`. */
+static int apply_one(PGconn *c, const struct scope *sc, const struct mig *m, const char *shown,
+                     char *err, size_t errlen)
 {
     char *sql = NULL;
     PGresult *r = NULL;
     ExecStatusType st;
     char version[32];
-    const char *params[2];
-    int rc = read_file(dir, m->file, &sql, err, errlen);
+    const char *params[3];
+    int rc = read_file(sc->dir, m->file, &sql, err, errlen);
 
     if (rc != TK_OK)
         return rc;
     rc = TK_EDB;
     r = PQexec(c, "BEGIN");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        file_err(err, errlen, m->file, NULL, c, r);
+        file_err(err, errlen, shown, NULL, c, r);
         goto out;
     }
     PQclear(r);
@@ -428,7 +460,7 @@ static int apply_one(PGconn *c, const char *dir, const struct mig *m, char *err,
     r = PQexec(c, sql);
     st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-        file_err(err, errlen, m->file, sql, c, r);
+        file_err(err, errlen, shown, sql, c, r);
         goto out;
     }
     PQclear(r);
@@ -439,16 +471,17 @@ static int apply_one(PGconn *c, const char *dir, const struct mig *m, char *err,
         tk_errf(err, errlen,
                 "%s: the file ended the migration's transaction itself "
                 "(remove BEGIN/COMMIT/ROLLBACK from it); not recorded",
-                m->file);
+                shown);
         goto out;
     }
 
     snprintf(version, sizeof version, "%lld", m->version);
-    params[0] = version;
-    params[1] = m->file;
-    r = PQexecParams(c, sql_insert, 2, NULL, params, NULL, NULL, 0);
+    params[0] = sc->plugin;
+    params[1] = version;
+    params[2] = m->file;
+    r = PQexecParams(c, sql_insert, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        file_err(err, errlen, m->file, NULL, c, r);
+        file_err(err, errlen, shown, NULL, c, r);
         goto out;
     }
     PQclear(r);
@@ -457,11 +490,11 @@ static int apply_one(PGconn *c, const char *dir, const struct mig *m, char *err,
     /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK. */
     r = PQexec(c, "COMMIT");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        file_err(err, errlen, m->file, NULL, c, r);
+        file_err(err, errlen, shown, NULL, c, r);
         goto out;
     }
     if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-        tk_errf(err, errlen, "%s: the server rolled the transaction back at COMMIT", m->file);
+        tk_errf(err, errlen, "%s: the server rolled the transaction back at COMMIT", shown);
         goto out;
     }
     rc = TK_OK;
@@ -485,21 +518,24 @@ static long long row_version(const PGresult *r, int row)
 /* Public API                                                                */
 /* ------------------------------------------------------------------------ */
 
-int tk_db_migrate_run(const char *conninfo, const char *dir, FILE *out, char *err, size_t errlen)
+/* Applies the pending files of each scope, in order, under the lock on one
+ * connection. Every directory is listed first: a bad one fails before the
+ * database is touched. Core files are shown by name, a plugin's by path. */
+static int migrate_scopes(const char *conninfo, const struct scope *sc, size_t nsc, FILE *out,
+                          char *err, size_t errlen)
 {
-    struct mig_list files = {0};
+    struct mig_list *files = calloc(nsc > 0 ? nsc : 1, sizeof *files);
     PGconn *c = NULL;
     PGresult *r = NULL;
-    int locked = 0, applied = 0, row = 0, nrows;
-    int rc;
+    int locked = 0, applied = 0;
+    int rc = TK_OK;
 
-    tk_errf(err, errlen, "%s", "");
-    if (conninfo == NULL || dir == NULL) {
-        tk_errf(err, errlen, "migrate: conninfo and dir are required");
-        return TK_EINVAL;
+    if (files == NULL) {
+        tk_errf(err, errlen, "migrate: %s", tk_strerror(TK_ENOMEM));
+        return TK_ENOMEM;
     }
-    /* Listing first: a bad directory fails before touching the database. */
-    rc = list_files(dir, &files, err, errlen);
+    for (size_t k = 0; k < nsc && rc == TK_OK; k++)
+        rc = list_files(sc[k].dir, sc[k].optional, &files[k], err, errlen);
     if (rc != TK_OK)
         goto out;
     rc = session_open(conninfo, &c, err, errlen);
@@ -517,27 +553,37 @@ int tk_db_migrate_run(const char *conninfo, const char *dir, FILE *out, char *er
     if (rc != TK_OK)
         goto out;
 
-    r = PQexec(c, "SELECT version FROM schema_migrations ORDER BY version");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        db_err(err, errlen, "reading schema_migrations", c, r);
-        rc = TK_EDB;
-        goto out;
-    }
-    nrows = PQntuples(r);
-    for (size_t i = 0; i < files.n; i++) {
-        const struct mig *m = &files.v[i];
-        /* Both lists are sorted: walk them together. Only numbers count. */
-        while (row < nrows && row_version(r, row) < m->version)
-            row++;
-        if (row < nrows && row_version(r, row) == m->version)
-            continue;
-        rc = apply_one(c, dir, m, err, errlen);
-        if (rc != TK_OK)
+    for (size_t k = 0; k < nsc; k++) {
+        const char *p1[1] = {sc[k].plugin};
+        int row = 0, nrows;
+        PQclear(r);
+        r = PQexecParams(c, sql_applied, 1, NULL, p1, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            db_err(err, errlen, "reading schema_migrations", c, r);
+            rc = TK_EDB;
             goto out;
-        applied++;
-        if (out != NULL) {
-            fprintf(out, "applied %s\n", m->file);
-            fflush(out);
+        }
+        nrows = PQntuples(r);
+        for (size_t i = 0; i < files[k].n; i++) {
+            const struct mig *m = &files[k].v[i];
+            char shown[PATH_MAX];
+            /* Both lists are sorted: walk them together. Only numbers count. */
+            while (row < nrows && row_version(r, row) < m->version)
+                row++;
+            if (row < nrows && row_version(r, row) == m->version)
+                continue;
+            if (sc[k].plugin[0] != '\0')
+                snprintf(shown, sizeof shown, "%s/%s", sc[k].dir, m->file);
+            else
+                snprintf(shown, sizeof shown, "%s", m->file);
+            rc = apply_one(c, &sc[k], m, shown, err, errlen);
+            if (rc != TK_OK)
+                goto out;
+            applied++;
+            if (out != NULL) {
+                fprintf(out, "applied %s\n", shown);
+                fflush(out);
+            }
         }
     }
     if (applied == 0 && out != NULL)
@@ -548,7 +594,64 @@ out:
         PQclear(PQexec(c, "SELECT pg_advisory_unlock(" MIG_LOCK_KEY ")"));
     if (c != NULL)
         PQfinish(c);
-    list_free(&files);
+    for (size_t k = 0; k < nsc; k++)
+        list_free(&files[k]);
+    free(files);
+    return rc;
+}
+
+int tk_db_migrate_run(const char *conninfo, const char *dir, FILE *out, char *err, size_t errlen)
+{
+    tk_errf(err, errlen, "%s", "");
+    if (conninfo == NULL || dir == NULL) {
+        tk_errf(err, errlen, "migrate: conninfo and dir are required");
+        return TK_EINVAL;
+    }
+    struct scope core = {.plugin = "", .dir = (char *)dir, .optional = 0};
+    return migrate_scopes(conninfo, &core, 1, out, err, errlen);
+}
+
+int tk_db_migrate_plugins(const char *conninfo, const char *plugins_dir, const char *const *names,
+                          size_t n, FILE *out, char *err, size_t errlen)
+{
+    int rc = TK_OK;
+    struct scope *sc = NULL;
+    size_t made = 0;
+
+    tk_errf(err, errlen, "%s", "");
+    if (conninfo == NULL || plugins_dir == NULL || (n > 0 && names == NULL)) {
+        tk_errf(err, errlen, "migrate: conninfo, plugins_dir and names are required");
+        return TK_EINVAL;
+    }
+    if (n == 0)
+        return TK_OK;
+    sc = calloc(n, sizeof *sc);
+    if (sc == NULL)
+        goto nomem;
+    for (; made < n; made++) {
+        const char *name = names[made];
+        if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL || name[0] == '.') {
+            tk_errf(err, errlen, "migrate: '%s' is not a plugin name", name ? name : "(null)");
+            rc = TK_EINVAL;
+            goto out;
+        }
+        size_t len = strlen(plugins_dir) + strlen(name) + sizeof "//migrations";
+        sc[made].dir = malloc(len);
+        if (sc[made].dir == NULL)
+            goto nomem;
+        snprintf(sc[made].dir, len, "%s/%s/migrations", plugins_dir, name);
+        sc[made].plugin = name;
+        sc[made].optional = 1;
+    }
+    rc = migrate_scopes(conninfo, sc, n, out, err, errlen);
+    goto out;
+nomem:
+    tk_errf(err, errlen, "migrate: %s", tk_strerror(TK_ENOMEM));
+    rc = TK_ENOMEM;
+out:
+    for (size_t k = 0; sc != NULL && k < made; k++)
+        free(sc[k].dir);
+    free(sc);
     return rc;
 }
 
@@ -565,7 +668,7 @@ int tk_db_migrate_status(const char *conninfo, const char *dir, FILE *out, char 
         tk_errf(err, errlen, "migrate: conninfo and dir are required");
         return TK_EINVAL;
     }
-    rc = list_files(dir, &files, err, errlen);
+    rc = list_files(dir, 0, &files, err, errlen);
     if (rc != TK_OK)
         goto out;
     rc = session_open(conninfo, &c, err, errlen);
@@ -583,9 +686,12 @@ int tk_db_migrate_status(const char *conninfo, const char *dir, FILE *out, char 
     PQclear(r);
     r = NULL;
     if (exists) {
+        /* The core's rows, in a table from before or after the `plugin`
+         * column: read-only, so the table is not upgraded just to look. */
         r = PQexec(c, "SELECT version, name, "
                       "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"+00\"') "
-                      "FROM schema_migrations ORDER BY version");
+                      "FROM schema_migrations s "
+                      "WHERE coalesce(to_jsonb(s) ->> 'plugin', '') = '' ORDER BY version");
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             db_err(err, errlen, "reading schema_migrations", c, r);
             rc = TK_EDB;

@@ -24,6 +24,7 @@
 
 #include "auth/auth.h"
 #include "auth/users.h"
+#include "db/migrate.h"
 #include "events/bus.h"
 #include "http/edge.h"
 #include "http/guard.h"
@@ -330,8 +331,54 @@ static void gen_release(tk_gen *g)
         gen_free(g);
 }
 
+/* Applies the pending migrations of the plugins the generation enabled
+ * (plugins/<name>/migrations/, db/migrate.c), before it may serve: at start
+ * and at every reload, so a plugin enabled by a reload finds its tables. A
+ * failing file fails the generation (the start, or the reload: the running
+ * one stays); an unreachable database does not (logged; the next reload
+ * tries again). Each applied file is logged. */
+static int gen_migrate_plugins(const tk_config *cfg, tk_lua_vm *vm, char *err, size_t errlen)
+{
+    enum { MAX_PLUGINS = 64 };
+    char list[2048], *save = NULL, *buf = NULL;
+    const char *names[MAX_PLUGINS];
+    size_t n = 0, len = 0;
+
+    tk_lua_vm_plugin_list(vm, list, sizeof list); /* "name version, ..." or "(cannot list: ...)" */
+    if (list[0] == '(') {
+        tk_errf(err, errlen, "plugin migrations: %s", list);
+        return TK_ELUA;
+    }
+    for (char *item = strtok_r(list, ",", &save); item != NULL && n < MAX_PLUGINS;
+         item = strtok_r(NULL, ",", &save)) {
+        item += strspn(item, " ");
+        item[strcspn(item, " ")] = '\0';
+        if (item[0] != '\0')
+            names[n++] = item;
+    }
+    if (n == 0 || cfg->database_url == NULL)
+        return TK_OK;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return TK_ENOMEM;
+    int rc = tk_db_migrate_plugins(cfg->database_url, cfg->plugins_dir, names, n, f, err, errlen);
+    fclose(f);
+    if (rc == TK_EUNAVAIL) {
+        /* the database is down: the scripts still load, as they do without
+         * plugins; the next start or reload applies what is pending */
+        tk_log_warn("plugin migrations not applied (%s); the next reload tries again", err);
+        rc = TK_OK;
+    }
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "applied ", 8) == 0)
+            tk_log_info("plugin migration %s", line);
+    free(buf);
+    return rc;
+}
+
 /* Loads a new generation from the scripts on disk: snapshot, one VM per
- * worker, route table. Nothing is shared with the running generation. */
+ * worker, route table, the enabled plugins' migrations. Nothing is shared
+ * with the running generation. */
 static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
 {
     const tk_config *cfg = s->cfg;
@@ -360,6 +407,9 @@ static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
             goto fail;
         }
     }
+    rc = gen_migrate_plugins(cfg, g->vms[0], err, errlen);
+    if (rc != TK_OK)
+        goto fail;
     int nroutes = tk_router_count(g->router);
     g->limits = calloc((size_t)nroutes + 1, sizeof *g->limits);
     rc = TK_ENOMEM;

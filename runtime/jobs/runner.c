@@ -1,12 +1,19 @@
-/* The job runner: two lanes, each a thread that polls, takes one due job
- * under a row lock, runs it, records the outcome and commits. The mail lane
- * takes only `email` jobs and the other lane everything else, so mail (a
- * verification or reset link a user is waiting for) never queues behind a
- * webhook receiver that takes its full timeout to answer. Kinds: `email` (sent over SMTP, or
- * written to MAIL_DIR without SMTP_URL; jobs/mail.c builds and delivers) and `webhook` (a signed
- * HTTP POST through libcurl; every attempt is recorded in webhook_deliveries, and the webhook's
- * failure counter updated, in the transaction that also settles the job row). Which webhooks exist
- * and which events they get is the webhooks plugin's business. */
+/* The job runner: two lanes, each a thread that polls, claims one due job,
+ * runs it and records the outcome. The mail lane takes only `email` jobs and
+ * the other lane everything else, so mail (a verification or reset link a
+ * user is waiting for) never queues behind a webhook receiver that takes its
+ * full timeout to answer. A claim is one committed statement that counts the
+ * attempt and leases the row (run_at moves JOB_LEASE_MS ahead): no
+ * transaction and no pool connection is held while the job talks to the
+ * network, and a process killed mid-job leaves a row that runs again when
+ * its lease ends. The outcome is recorded after, only by the claim that
+ * still holds the row (same attempt count). Kinds: `email`, the runner's
+ * own (sent over SMTP, or written to MAIL_DIR without SMTP_URL; jobs/mail.c
+ * builds and delivers), and every other kind, run by the Lua handler a
+ * script or plugin registered for it (lib.jobs.handle) in the other lane's
+ * VM of the current script generation, with the primitives tk.http (an
+ * outbound POST with the private-address guard, jobs/http.c) and
+ * tk.auth.hmac_sha256. Webhook delivery is such a handler (plugins/webhooks). */
 #include "jobs/runner.h"
 
 #include <curl/curl.h>
@@ -14,12 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "auth/auth.h"
-#include "jobs/addr_guard.h"
 #include "jobs/mail.h"
+#include "lua/vm.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -31,6 +37,7 @@ typedef struct {
     pthread_t thread;
     int started;
     time_t backlog_read_at; /* CLOCK_MONOTONIC seconds; 0: never */
+    void *vm;               /* job_vm * of the other lane (Lua kinds); NULL for mail */
 } lane;
 
 enum { LANE_MAIL, LANE_OTHER, LANE_COUNT };
@@ -38,6 +45,8 @@ enum { LANE_MAIL, LANE_OTHER, LANE_COUNT };
 struct tk_jobs {
     const tk_config *cfg;
     tk_db_pool *pool;
+    tk_jobs_generation_fn current; /* the current scripts, for the Lua handlers */
+    void *current_ud;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
@@ -60,51 +69,53 @@ enum {
     COL_DISABLE_AFTER,
     COL_ALLOW_PRIVATE,
     COL_TO_NAME,
-    COL_TEXT
+    COL_TEXT,
+    COL_PAYLOAD
 };
 
-/* What both lanes select; the lanes differ only in the kind filter. */
-#define TAKE_COLUMNS                                                                               \
-    "SELECT id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                         \
+/* What both lanes claim; the lanes differ only in the kind filter. The
+ * claim is its own (autocommitted) statement: it counts the attempt and
+ * leases the row for $1 ms, so `attempts` below is this attempt's number. */
+#define CLAIM_HEAD                                                                                 \
+    "UPDATE jobs SET attempts = attempts + 1, "                                                    \
+    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) "                       \
+    "WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= now() AND "
+#define CLAIM_TAIL                                                                                 \
+    " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "                                        \
+    "RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                      \
     "payload->>'subject' AS subject, payload->>'template' AS template, "                           \
     "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "                              \
     "payload->>'event' AS event, payload->>'body' AS body, "                                       \
     "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "       \
-    "payload->>'toName' AS to_name, payload->>'text' AS text "
+    "payload->>'toName' AS to_name, payload->>'text' AS text, payload::text AS payload "
 
-#define TAKE_FROM "FROM jobs WHERE status = 'pending' AND run_at <= now() "
-#define TAKE_ORDER " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+static const char TAKE_MAIL_SQL[] = CLAIM_HEAD "kind = 'email'" CLAIM_TAIL;
+static const char TAKE_OTHER_SQL[] = CLAIM_HEAD "kind <> 'email'" CLAIM_TAIL;
 
-static const char TAKE_MAIL_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind = 'email'" TAKE_ORDER;
-static const char TAKE_OTHER_SQL[] = TAKE_COLUMNS TAKE_FROM "AND kind <> 'email'" TAKE_ORDER;
-
-/* The settle statements run in the transaction that took the job, which
- * may have begun a webhook timeout (10 s) earlier: their times are
- * clock_timestamp(), when the attempt ended, not now(), when the transaction
- * began. With now(), a retry's backoff counted from the attempt's start and
- * put it ahead of jobs queued during the attempt. */
+/* The settle statements: $1 the job, $2 the attempt the claim counted. A
+ * row whose lease ran out and was claimed again has another count and is
+ * left to that claim. Times are clock_timestamp(), when the attempt ended. */
+#define HELD " WHERE id = $1 AND attempts = $2::integer AND status = 'pending'"
 static const char DONE_SQL[] =
-    "UPDATE jobs SET status = 'done', attempts = attempts + 1, finished_at = clock_timestamp(), "
-    "last_error = NULL WHERE id = $1";
+    "UPDATE jobs SET status = 'done', finished_at = clock_timestamp(), last_error = NULL" HELD;
 
 /* Backoff: JOB_BACKOFF_BASE_MS after the first failure, doubling after each
- * one, at most an hour. `attempts` on the right is the count before this one. */
+ * one, at most an hour. The last attempt fails the job for good. */
 static const char RETRY_SQL[] =
-    "UPDATE jobs SET attempts = attempts + 1, last_error = $2, "
-    "status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE 'pending' END, "
-    "finished_at = CASE WHEN attempts + 1 >= max_attempts THEN clock_timestamp() END, "
+    "UPDATE jobs SET last_error = $3, "
+    "status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, "
+    "finished_at = CASE WHEN attempts >= max_attempts THEN clock_timestamp() END, "
     "run_at = clock_timestamp() + make_interval(secs => least(3600.0, "
-    "$3::float8 / 1000 * power(2, least(attempts, 30)))) "
-    "WHERE id = $1";
+    "$4::float8 / 1000 * power(2, least(attempts - 1, 30))))" HELD;
 
-/* A job that will never run: its target is gone or switched off. */
-static const char CANCEL_SQL[] = "UPDATE jobs SET status = 'failed', last_error = $2, finished_at "
-                                 "= clock_timestamp() WHERE id = $1";
+/* A job that will never run: its target is gone or switched off. Nothing
+ * was attempted, so the claim's count is taken back. */
+static const char CANCEL_SQL[] = "UPDATE jobs SET status = 'failed', attempts = attempts - 1, "
+                                 "last_error = $3, finished_at = clock_timestamp()" HELD;
 
 /* A job whose attempt failed and that must not be tried again. */
 static const char GIVE_UP_SQL[] =
-    "UPDATE jobs SET status = 'failed', attempts = attempts + 1, last_error = $2, "
-    "finished_at = clock_timestamp() WHERE id = $1";
+    "UPDATE jobs SET status = 'failed', last_error = $3, finished_at = clock_timestamp()" HELD;
 
 /* ---- email --------------------------------------------------------------- */
 
@@ -176,322 +187,173 @@ static outcome run_email(const tk_config *cfg, PGresult *r, char *why, size_t wh
     return oc;
 }
 
-/* ---- webhook: the HTTP part ---------------------------------------------- */
+/* ---- Lua handlers ----------------------------------------------------------- */
 
-#define WEBHOOK_TIMEOUT_MS 10000L
-#define WEBHOOK_CONNECT_TIMEOUT_MS 5000L
-
+/* The other lane's VM, of the generation `gen`; rebuilt when the current
+ * generation changes (a reload), so handlers run the scripts HTTP runs. */
 typedef struct {
-    long status; /* HTTP status, 0 when no answer came */
-    int ok;      /* 2xx */
-    long duration_ms;
-    char error[256]; /* "" on success */
-} http_result;
+    tk_lua_vm *vm;
+    int gen;
+    int failed_gen; /* the generation whose VM failed to load (logged once) */
+} job_vm;
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ud)
+/* Makes sure jv holds a VM of the current generation. Returns 0, or a
+ * TK_E* code with the reason in err. */
+static int job_vm_current(tk_jobs *j, job_vm *jv, char *err, size_t errlen)
 {
-    (void)p;
-    (void)ud;
-    return size * n;
+    int gen = 0;
+    tk_snapshot *snap = j->current(j->current_ud, &gen);
+    if (snap == NULL) {
+        tk_errf(err, errlen, "no script generation");
+        return TK_EUNAVAIL;
+    }
+    int rc = TK_OK;
+    if (jv->vm == NULL || jv->gen != gen) {
+        tk_lua_vm *vm = NULL;
+        rc = tk_lua_vm_new_from(j->cfg, j->pool, TK_JOBS_LUA_WORKER, snap, &vm, err, errlen);
+        if (rc == TK_OK) {
+            tk_lua_vm_free(jv->vm);
+            jv->vm = vm;
+            jv->gen = gen;
+        } else if (jv->failed_gen != gen) {
+            jv->failed_gen = gen;
+            tk_log_error("jobs: the scripts of generation %d did not load for the job runner: %s",
+                         gen, err);
+        }
+    }
+    tk_snapshot_free(snap);
+    return rc;
 }
 
-/* curl's socket opener: refuses blocked addresses after name resolution,
- * so a host name that resolves to 127.0.0.1 is caught too. */
-static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+/* Run in a pcall: lib.jobs.run(kind, payload, id, attempt, max_attempts);
+ * leaves its two results. */
+static int call_run(lua_State *L)
 {
-    int *blocked = ud;
-    if (purpose == CURLSOCKTYPE_IPCXN && tk_addr_blocked(&a->addr)) {
-        *blocked = 1;
-        return CURL_SOCKET_BAD;
-    }
-    return socket(a->family, a->socktype, a->protocol);
+    PGresult *job = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_getglobal(L, "require");                                     /* +1 */
+    lua_pushliteral(L, "lib.jobs");                                  /* +1 */
+    lua_call(L, 1, 1);                                               /* -2 +1 module */
+    lua_getfield(L, -1, "run");                                      /* +1 run */
+    lua_pushstring(L, PQgetvalue(job, 0, COL_KIND));                 /* +1 */
+    lua_pushstring(L, PQgetvalue(job, 0, COL_PAYLOAD));              /* +1 */
+    lua_pushinteger(L, atoll(PQgetvalue(job, 0, COL_ID)));           /* +1 */
+    lua_pushinteger(L, atoll(PQgetvalue(job, 0, COL_ATTEMPTS)));     /* +1 */
+    lua_pushinteger(L, atoll(PQgetvalue(job, 0, COL_MAX_ATTEMPTS))); /* +1 */
+    lua_call(L, 5, 2);                                               /* -6 +2 outcome, reason */
+    return 2;
 }
 
-static long elapsed_ms(const struct timespec *t0)
+/* Runs a claimed job of a Lua kind. *unknown is set when no handler takes
+ * the kind (an error: logged, counted, retried). */
+static outcome run_lua(tk_jobs *j, job_vm *jv, PGresult *job, int *unknown, char *why,
+                       size_t whylen)
 {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
-}
-
-/* Appends "name: value" to *list ("name:" for an empty value, which tells
- * curl not to send its own); returns 0 or TK_ENOMEM (the list so far stays
- * owned by *list). */
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    char line[512];
-    if (*value)
-        snprintf(line, sizeof line, "%s: %s", name, value);
-    else
-        snprintf(line, sizeof line, "%s:", name);
-    struct curl_slist *nl = curl_slist_append(*list, line);
-    if (nl == NULL)
-        return TK_ENOMEM;
-    *list = nl;
-    return TK_OK;
-}
-
-/* POSTs `body` to `url` with the signature and event headers. Never fails
- * as a function: whatever went wrong is in res (ok = 0, error text). */
-static void webhook_post(const char *url, const char *secret, const char *event,
-                         const char *delivery, const char *body, int allow_private,
-                         http_result *res)
-{
-    memset(res, 0, sizeof *res);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURL *h = NULL;
-    struct curl_slist *headers = NULL;
-    char sig[65], sig_header[80], curl_err[CURL_ERROR_SIZE] = "";
-    int blocked = 0;
-
-    if (tk_auth_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), sig) != TK_OK) {
-        tk_errf(res->error, sizeof res->error, "cannot sign the body");
-        goto out;
+    *unknown = 0;
+    if (job_vm_current(j, jv, why, whylen) != TK_OK)
+        return OUTCOME_RETRY;
+    lua_State *L = tk_lua_vm_state(jv->vm);
+    tk_lua_vm_begin_request(jv->vm); /* a fresh instruction budget per job */
+    lua_settop(L, 0);
+    lua_pushcfunction(L, call_run); /* +1 */
+    lua_pushlightuserdata(L, job);  /* +1 */
+    outcome oc = OUTCOME_RETRY;
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) { /* -2 +1 error */
+        const char *e = lua_tostring(L, -1);
+        tk_errf(why, whylen, "%s", e ? e : "a Lua error");
+        lua_settop(L, 0);
+        return OUTCOME_RETRY;
     }
-    snprintf(sig_header, sizeof sig_header, "sha256=%s", sig);
-    if (add_header(&headers, "Content-Type", "application/json") != TK_OK ||
-        add_header(&headers, "X-Taskapi-Event", event) != TK_OK ||
-        add_header(&headers, "X-Taskapi-Delivery", delivery) != TK_OK ||
-        add_header(&headers, "X-Taskapi-Signature", sig_header) != TK_OK ||
-        add_header(&headers, "Expect", "") != TK_OK) { /* no 100-continue round trip */
-        tk_errf(res->error, sizeof res->error, "out of memory");
-        goto out;
-    }
-    h = curl_easy_init();
-    if (h == NULL) {
-        tk_errf(res->error, sizeof res->error, "cannot create a curl handle");
-        goto out;
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* direct: never a proxy from the environment */
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, WEBHOOK_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "taskapi-webhooks/" TASKAPI_VERSION);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
-    if (!allow_private) {
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &blocked);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
-    if (rc == CURLE_OK) {
-        res->ok = res->status >= 200 && res->status <= 299;
-        if (!res->ok)
-            tk_errf(res->error, sizeof res->error, "HTTP %ld", res->status);
-    } else if (blocked) {
-        tk_errf(res->error, sizeof res->error, "address not allowed (loopback or private network)");
-    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-        tk_errf(res->error, sizeof res->error, "timed out after %ld ms", WEBHOOK_TIMEOUT_MS);
-    } else {
-        tk_errf(res->error, sizeof res->error, "%s", *curl_err ? curl_err : curl_easy_strerror(rc));
-    }
-out:
-    res->duration_ms = elapsed_ms(&t0);
-    curl_slist_free_all(headers);
-    if (h)
-        curl_easy_cleanup(h);
-}
-
-/* ---- webhook: the bookkeeping --------------------------------------------- */
-
-static const char WEBHOOK_SQL[] = "SELECT url, secret, active FROM webhooks WHERE id = $1";
-
-/* Written only while the webhook exists (it may be deleted meanwhile). */
-static const char DELIVERY_SQL[] =
-    "INSERT INTO webhook_deliveries "
-    "(webhook_id, job_id, event, attempt, status_code, error, duration_ms, success) "
-    "SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM webhooks WHERE id = $1";
-
-/* A success resets the failure counter; the disable_after-th consecutive
- * failure switches the webhook off (an admin switches it back on). */
-static const char OUTCOME_SQL[] =
-    "UPDATE webhooks SET last_delivery_at = clock_timestamp(), last_status = $2::integer, "
-    "consecutive_failures = CASE WHEN $3::boolean THEN 0 ELSE consecutive_failures + 1 END, "
-    "disabled_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= "
-    "$4::integer "
-    "THEN clock_timestamp() ELSE disabled_at END, "
-    "updated_at = CASE WHEN NOT $3::boolean AND active AND consecutive_failures + 1 >= $4::integer "
-    "THEN clock_timestamp() ELSE updated_at END, "
-    "active = CASE WHEN NOT $3::boolean AND consecutive_failures + 1 >= $4::integer THEN false "
-    "ELSE active END "
-    "WHERE id = $1 RETURNING active, consecutive_failures";
-
-/* Runs a statement that must succeed; on failure logs and returns TK_EDB.
- * *out gets the result when wanted (the caller PQclears it). */
-static int exec_ok(tk_db_conn *c, const char *sql, int n, const char *const *params, PGresult **out)
-{
-    PGresult *r = tk_db_conn_exec(c, sql, n, params, NULL);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        tk_log_warn("jobs: webhook bookkeeping failed: %s",
-                    r ? PQresultErrorMessage(r) : "connection lost");
-        PQclear(r);
-        return TK_EDB;
-    }
-    if (out)
-        *out = r;
-    else
-        PQclear(r);
-    return TK_OK;
-}
-
-/* Delivers one webhook job: looks the webhook up, POSTs, records the
- * attempt and the webhook's new state. Returns 0 with *out set, or TK_EDB
- * (the caller rolls back; the job stays as it was). */
-static int run_webhook(tk_db_conn *c, PGresult *job, outcome *out, char *why, size_t whylen)
-{
-    const char *job_id = PQgetvalue(job, 0, COL_ID);
-    const char *webhook_id = PQgetvalue(job, 0, COL_WEBHOOK_ID);
-    const char *event = PQgetvalue(job, 0, COL_EVENT);
-    const char *body = PQgetvalue(job, 0, COL_BODY);
-    int allow_private = strcmp(PQgetvalue(job, 0, COL_ALLOW_PRIVATE), "true") == 0;
-    const char *disable_after = PQgetvalue(job, 0, COL_DISABLE_AFTER);
-    if (*disable_after == '\0' || atoi(disable_after) <= 0)
-        disable_after = "2147483647"; /* never */
-    if (*webhook_id == '\0' || *event == '\0' || PQgetisnull(job, 0, COL_BODY)) {
-        tk_errf(why, whylen, "webhook job without webhookId, event or body");
-        *out = OUTCOME_CANCEL;
-        return TK_OK;
-    }
-
-    PGresult *w = NULL;
-    const char *p1[1] = {webhook_id};
-    if (exec_ok(c, WEBHOOK_SQL, 1, p1, &w) != TK_OK)
-        return TK_EDB;
-    if (PQntuples(w) == 0 || strcmp(PQgetvalue(w, 0, 2), "t") != 0) {
-        tk_errf(why, whylen, "%s", PQntuples(w) == 0 ? "webhook deleted" : "webhook disabled");
-        PQclear(w);
-        *out = OUTCOME_CANCEL;
-        return TK_OK;
-    }
-    http_result res;
-    webhook_post(PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1), event, job_id, body, allow_private,
-                 &res);
-    PQclear(w);
-
-    char attempt[16], status[16], duration[24];
-    snprintf(attempt, sizeof attempt, "%d", atoi(PQgetvalue(job, 0, COL_ATTEMPTS)) + 1);
-    snprintf(status, sizeof status, "%ld", res.status);
-    snprintf(duration, sizeof duration, "%ld", res.duration_ms < 0 ? 0 : res.duration_ms);
-    const char *status_or_null = res.status > 0 ? status : NULL;
-    const char *pd[8] = {webhook_id,     job_id,
-                         event,          attempt,
-                         status_or_null, res.ok ? NULL : res.error,
-                         duration,       res.ok ? "t" : "f"};
-    if (exec_ok(c, DELIVERY_SQL, 8, pd, NULL) != TK_OK)
-        return TK_EDB;
-    PGresult *o = NULL;
-    const char *po[4] = {webhook_id, status_or_null, res.ok ? "t" : "f", disable_after};
-    if (exec_ok(c, OUTCOME_SQL, 4, po, &o) != TK_OK)
-        return TK_EDB;
-    int still_active = PQntuples(o) == 1 && strcmp(PQgetvalue(o, 0, 0), "t") == 0;
-    int failures = PQntuples(o) == 1 ? atoi(PQgetvalue(o, 0, 1)) : 0;
-    PQclear(o);
-
-    if (res.ok) {
-        tk_log_info("jobs: webhook %s: %s delivered (job %s, HTTP %ld, %ld ms)", webhook_id, event,
-                    job_id, res.status, res.duration_ms);
-        *out = OUTCOME_DONE;
-    } else if (!still_active) {
-        tk_log_warn("jobs: webhook %s disabled after %d consecutive failures (last: %s)",
-                    webhook_id, failures, res.error);
-        tk_errf(why, whylen, "%s; webhook disabled after %d consecutive failures", res.error,
-                failures);
-        *out = OUTCOME_GIVE_UP;
-    } else {
-        tk_errf(why, whylen, "%s", res.error);
-        *out = OUTCOME_RETRY;
-    }
-    return TK_OK;
+    const char *what = lua_tostring(L, -2), *reason = lua_tostring(L, -1);
+    tk_errf(why, whylen, "%s", reason ? reason : "");
+    if (what == NULL || strcmp(what, "retry") == 0)
+        oc = OUTCOME_RETRY;
+    else if (strcmp(what, "done") == 0)
+        oc = OUTCOME_DONE;
+    else if (strcmp(what, "give_up") == 0)
+        oc = OUTCOME_GIVE_UP;
+    else if (strcmp(what, "cancel") == 0)
+        oc = OUTCOME_CANCEL;
+    else if (strcmp(what, "unknown") == 0)
+        *unknown = 1;
+    lua_settop(L, 0);
+    return oc;
 }
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* Takes and runs one job selected by take_sql. Returns 1 if a job ran, 0 if
- * none was due, <0 on a database failure. */
-static int run_one(const tk_config *cfg, tk_db_pool *pool, const char *take_sql)
+/* Claims one job with take_sql: 1 with *job set (the caller PQclears it), 0
+ * if none was due, <0 on a database failure. The pool connection is held
+ * for that one statement. */
+static int claim(const tk_config *cfg, tk_db_pool *pool, const char *take_sql, PGresult **job)
 {
-    char err[512];
+    char err[512], lease[24];
     tk_db_conn *c = NULL;
+    *job = NULL;
     if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
         return TK_EUNAVAIL;
-    int ran = 0, rc;
-    PGresult *r = NULL;
-    if ((rc = tk_db_conn_command(c, "BEGIN", err, sizeof err)) != TK_OK)
-        goto out;
-    r = tk_db_conn_exec(c, take_sql, 0, NULL, NULL);
+    snprintf(lease, sizeof lease, "%d", cfg->job_lease_ms);
+    const char *params[1] = {lease};
+    PGresult *r = tk_db_conn_exec(c, take_sql, 1, params, NULL);
+    tk_db_pool_release(pool, c);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
         tk_log_warn("jobs: cannot take a job: %s", r ? PQresultErrorMessage(r) : "connection lost");
-        rc = TK_EDB;
-        goto rollback;
+        PQclear(r);
+        return TK_EDB;
     }
     if (PQntuples(r) == 0) {
-        rc = tk_db_conn_command(c, "COMMIT", err, sizeof err);
+        PQclear(r);
+        return 0;
+    }
+    *job = r;
+    return 1;
+}
+
+/* Records the outcome of a claimed job. Returns 0 or a TK_E* code;
+ * *settled is 0 when the claim no longer held the row. */
+static int settle(const tk_config *cfg, tk_db_pool *pool, PGresult *job, const outcome *oc,
+                  const char *why, int *settled)
+{
+    char err[512], base[24];
+    tk_db_conn *c = NULL;
+    PGresult *r = NULL;
+    int rc;
+    *settled = 0;
+    if ((rc = tk_db_pool_acquire(pool, 5000, &c, err, sizeof err)) != TK_OK) {
+        tk_log_warn("jobs: cannot record job %s: %s", PQgetvalue(job, 0, COL_ID), err);
+        return rc;
+    }
+    if ((rc = tk_db_conn_command(c, "BEGIN", err, sizeof err)) != TK_OK)
         goto out;
-    }
-    char id[32];
-    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, COL_ID));
-    /* RETRY_SQL fails the job for good on its last attempt */
-    int last_attempt =
-        atoi(PQgetvalue(r, 0, COL_ATTEMPTS)) + 1 >= atoi(PQgetvalue(r, 0, COL_MAX_ATTEMPTS));
-    const char *kind = PQgetvalue(r, 0, COL_KIND);
-    char why[512] = "";
-    outcome oc;
-    if (strcmp(kind, "email") == 0) {
-        oc = run_email(cfg, r, why, sizeof why);
-    } else if (strcmp(kind, "webhook") == 0) {
-        if (run_webhook(c, r, &oc, why, sizeof why) != TK_OK) {
-            rc = TK_EDB;
-            goto rollback;
-        }
-    } else {
-        tk_errf(why, sizeof why, "no handler for job kind '%s'", kind);
-        oc = OUTCOME_RETRY;
-    }
-    PQclear(r);
-    r = NULL;
-    char base[24];
     snprintf(base, sizeof base, "%d", cfg->job_backoff_base_ms);
-    const char *params[3] = {id, why, base};
+    const char *params[4] = {PQgetvalue(job, 0, COL_ID), PQgetvalue(job, 0, COL_ATTEMPTS), why,
+                             base};
     static const struct {
         const char *sql;
         int nparams;
-    } settle[] = {[OUTCOME_DONE] = {DONE_SQL, 1},
-                  [OUTCOME_RETRY] = {RETRY_SQL, 3},
-                  [OUTCOME_GIVE_UP] = {GIVE_UP_SQL, 2},
-                  [OUTCOME_CANCEL] = {CANCEL_SQL, 2}};
-    r = tk_db_conn_exec(c, settle[oc].sql, settle[oc].nparams, params, NULL);
+    } sql[] = {[OUTCOME_DONE] = {DONE_SQL, 2},
+               [OUTCOME_RETRY] = {RETRY_SQL, 4},
+               [OUTCOME_GIVE_UP] = {GIVE_UP_SQL, 3},
+               [OUTCOME_CANCEL] = {CANCEL_SQL, 3}};
+    r = tk_db_conn_exec(c, sql[*oc].sql, sql[*oc].nparams, params, NULL);
     if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        tk_log_warn("jobs: cannot record job %s: %s", id,
+        tk_log_warn("jobs: cannot record job %s: %s", params[0],
                     r ? PQresultErrorMessage(r) : "connection lost");
         rc = TK_EDB;
         goto rollback;
     }
-    if (oc == OUTCOME_RETRY)
-        tk_log_warn("jobs: job %s failed: %s", id, why);
-    else if (oc == OUTCOME_GIVE_UP || oc == OUTCOME_CANCEL)
-        tk_log_info("jobs: job %s given up: %s", id, why);
+    if (strcmp(PQcmdTuples(r), "1") != 0) {
+        /* the lease ran out and another claim holds the row: its outcome
+         * counts; what this attempt recorded goes too */
+        tk_log_warn("jobs: job %s: the lease (JOB_LEASE_MS) ran out before attempt %s ended; "
+                    "its outcome is dropped",
+                    params[0], params[1]);
+        goto rollback;
+    }
     rc = tk_db_conn_commit(c, err, sizeof err);
     if (rc != TK_OK)
-        tk_log_warn("jobs: cannot commit job %s: %s", id, err);
-    ran = rc == TK_OK;
-    if (ran) {
-        static const tk_metrics_job_outcome counted[] = {[OUTCOME_DONE] = TK_METRICS_JOB_DONE,
-                                                         [OUTCOME_RETRY] = TK_METRICS_JOB_RETRY,
-                                                         [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
-                                                         [OUTCOME_CANCEL] =
-                                                             TK_METRICS_JOB_CANCELLED};
-        tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
-    }
+        tk_log_warn("jobs: cannot commit job %s: %s", params[0], err);
+    *settled = rc == TK_OK;
     goto out;
 rollback:
     if (!tk_db_conn_broken(c) && tk_db_conn_command(c, "ROLLBACK", err, sizeof err) != TK_OK)
@@ -499,7 +361,59 @@ rollback:
 out:
     PQclear(r);
     tk_db_pool_release(pool, c);
-    return rc != TK_OK ? rc : ran;
+    return rc;
+}
+
+/* Claims and runs one job for lane ln. Returns 1 if a job ran, 0 if none
+ * was due, <0 on a database failure. */
+static int run_one(lane *ln)
+{
+    tk_jobs *j = ln->jobs;
+    const tk_config *cfg = j->cfg;
+    PGresult *job = NULL;
+    int rc = claim(cfg, j->pool, ln->take_sql, &job);
+    if (rc <= 0)
+        return rc;
+    const char *id = PQgetvalue(job, 0, COL_ID);
+    int attempt = atoi(PQgetvalue(job, 0, COL_ATTEMPTS));
+    int max_attempts = atoi(PQgetvalue(job, 0, COL_MAX_ATTEMPTS));
+    int last_attempt = attempt >= max_attempts;
+    const char *kind = PQgetvalue(job, 0, COL_KIND);
+    char why[512] = "";
+    outcome oc;
+    int unknown = 0;
+    if (attempt > max_attempts) {
+        /* its last attempt's lease ran out (the process died mid-job) */
+        tk_errf(why, sizeof why, "the last attempt never finished (lease ran out)");
+        oc = OUTCOME_GIVE_UP;
+    } else if (strcmp(kind, "email") == 0) {
+        oc = run_email(cfg, job, why, sizeof why);
+    } else if (ln->vm != NULL) {
+        oc = run_lua(j, ln->vm, job, &unknown, why, sizeof why);
+    } else {
+        tk_errf(why, sizeof why, "job kind '%s' reached the mail lane", kind);
+        oc = OUTCOME_RETRY;
+    }
+    int settled = 0;
+    rc = settle(cfg, j->pool, job, &oc, why, &settled);
+    if (settled) {
+        if (unknown)
+            tk_log_error("jobs: job %s: %s; retried with backoff", id, why);
+        else if (oc == OUTCOME_RETRY)
+            tk_log_warn("jobs: job %s (%s) failed: %s", id, kind, why);
+        else if (oc == OUTCOME_GIVE_UP || oc == OUTCOME_CANCEL)
+            tk_log_info("jobs: job %s (%s) given up: %s", id, kind, why);
+        static const tk_metrics_job_outcome counted[] = {[OUTCOME_DONE] = TK_METRICS_JOB_DONE,
+                                                         [OUTCOME_RETRY] = TK_METRICS_JOB_RETRY,
+                                                         [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
+                                                         [OUTCOME_CANCEL] =
+                                                             TK_METRICS_JOB_CANCELLED};
+        if (unknown)
+            tk_metrics_job(TK_METRICS_JOB_UNKNOWN_KIND);
+        tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
+    }
+    PQclear(job);
+    return rc != TK_OK ? rc : 1;
 }
 
 /* The backlog gauges (metrics.h), read by one lane every BACKLOG_EVERY_S:
@@ -530,7 +444,7 @@ static void *lane_main(void *arg)
     int was_down = 0;
     for (;;) {
         int rc;
-        while ((rc = run_one(j->cfg, j->pool, ln->take_sql)) == 1) {
+        while ((rc = run_one(ln)) == 1) {
             pthread_mutex_lock(&j->mu);
             int stop = j->stopping;
             pthread_mutex_unlock(&j->mu);
@@ -588,7 +502,8 @@ static void log_mail_setup(const tk_config *cfg)
     }
 }
 
-int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
+int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs_generation_fn current,
+                  void *current_ud, tk_jobs **out)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return TK_EIO;
@@ -600,10 +515,20 @@ int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs **out)
     }
     j->cfg = cfg;
     j->pool = pool;
+    j->current = current;
+    j->current_ud = current_ud;
+    static job_vm none;
+    job_vm *jv = malloc(sizeof *jv);
+    if (jv == NULL) {
+        free(j);
+        curl_global_cleanup();
+        return TK_ENOMEM;
+    }
+    *jv = none;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     j->lanes[LANE_MAIL] = (lane){.jobs = j, .name = "mail", .take_sql = TAKE_MAIL_SQL};
-    j->lanes[LANE_OTHER] = (lane){.jobs = j, .name = "other", .take_sql = TAKE_OTHER_SQL};
+    j->lanes[LANE_OTHER] = (lane){.jobs = j, .name = "other", .take_sql = TAKE_OTHER_SQL, .vm = jv};
     for (int i = 0; i < LANE_COUNT; i++) {
         if (pthread_create(&j->lanes[i].thread, NULL, lane_main, &j->lanes[i]) != 0) {
             tk_jobs_stop(j); /* joins the lanes already started, frees j */
@@ -628,6 +553,10 @@ void tk_jobs_stop(tk_jobs *j)
             pthread_join(j->lanes[i].thread, NULL);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    job_vm *jv = j->lanes[LANE_OTHER].vm;
+    if (jv != NULL)
+        tk_lua_vm_free(jv->vm);
+    free(jv);
     free(j);
     curl_global_cleanup();
 }

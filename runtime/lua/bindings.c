@@ -14,6 +14,7 @@ void tk_lua_preload_bindings(lua_State *L, int idx)
                                     {"tk.realtime", tk_lua_open_realtime},
                                     {"tk.ratelimit", tk_lua_open_ratelimit},
                                     {"tk.json", tk_lua_open_json},
+                                    {"tk.http", tk_lua_open_http},
                                     {NULL, NULL}};
     for (const luaL_Reg *m = mods; m->name; m++) {
         lua_pushcfunction(L, m->func);

@@ -243,8 +243,23 @@ static int l_auth_user_changed(lua_State *L)
     return 1;
 }
 
+/* auth.hmac_sha256(key, data) -> lower-case hex HMAC-SHA256 (webhook
+ * signatures and the like). */
+static int l_auth_hmac_sha256(lua_State *L)
+{
+    size_t klen, dlen;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    const char *data = luaL_checklstring(L, 2, &dlen);
+    char hex[65];
+    if (tk_auth_hmac_sha256_hex(key, klen, data, dlen, hex) != TK_OK)
+        return luaL_error(L, "auth.hmac_sha256: %s", tk_strerror(TK_EIO));
+    lua_pushlstring(L, hex, 64); /* +1 */
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"user_changed", l_auth_user_changed},
+    {"hmac_sha256", l_auth_hmac_sha256},
     {"hash_password", l_auth_hash_password},
     {"verify_password", l_auth_verify_password},
     {"sign_access", l_auth_sign_access},

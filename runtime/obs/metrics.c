@@ -270,6 +270,9 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "taskapi_jobs_total{outcome=\"retry\"} %lld\n"
         "taskapi_jobs_total{outcome=\"failed\"} %lld\n"
         "taskapi_jobs_total{outcome=\"cancelled\"} %lld\n"
+        "# HELP taskapi_jobs_unknown_kind_total Job attempts of a kind no Lua handler takes "
+        "(jobs.handle); each is also a retry or failed above.\n"
+        "# TYPE taskapi_jobs_unknown_kind_total counter\ntaskapi_jobs_unknown_kind_total %lld\n"
         "# HELP taskapi_jobs_due Pending jobs whose time has come (the backlog; the same "
         "table for every instance).\n"
         "# TYPE taskapi_jobs_due gauge\ntaskapi_jobs_due %lld\n"
@@ -277,7 +280,8 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "none).\n"
         "# TYPE taskapi_jobs_oldest_due_seconds gauge\ntaskapi_jobs_oldest_due_seconds %.3f\n",
         jc[TK_METRICS_JOB_DONE], jc[TK_METRICS_JOB_RETRY], jc[TK_METRICS_JOB_FAILED],
-        jc[TK_METRICS_JOB_CANCELLED], __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
+        jc[TK_METRICS_JOB_CANCELLED], jc[TK_METRICS_JOB_UNKNOWN_KIND],
+        __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
     if (o.oom) {
         free(o.p);
         return NULL;

@@ -35,6 +35,7 @@ typedef enum {
     TK_METRICS_JOB_RETRY,
     TK_METRICS_JOB_FAILED,
     TK_METRICS_JOB_CANCELLED,
+    TK_METRICS_JOB_UNKNOWN_KIND, /* besides its outcome: no Lua handler took the kind */
     TK_METRICS_JOB_N
 } tk_metrics_job_outcome;
 

@@ -302,8 +302,9 @@ describe("webhooks plugin", function()
         hold:close()
         local job = ("(SELECT id FROM jobs WHERE kind = 'webhook' AND payload->>'webhookId' = '%s'"
           .. " ORDER BY id LIMIT 1)"):format(w.id)
+        -- (the claim counted the attempt before the call: settled means an error recorded)
         assert.is_truthy(E.wait_for(10, function()
-          return h.psql("SELECT attempts FROM jobs WHERE id = " .. job) ~= "0" or nil
+          return h.psql("SELECT last_error IS NOT NULL FROM jobs WHERE id = " .. job) == "t" or nil
         end), "the held attempt was never settled")
         assert.are.equal("t", h.psql(("SELECT run_at > '%s' FROM jobs WHERE id = %s")
           :format(closed_at, job)))
@@ -426,6 +427,51 @@ describe("webhooks plugin", function()
     end)
   end)
 
+  describe("a held-open receiver", function()
+    local own, db_url, drop_db
+
+    teardown(function()
+      if own then
+        own:stop()
+      end
+      if drop_db then
+        drop_db()
+      end
+    end)
+
+    it("holds no pool connection: with DB_POOL_SIZE=1 requests are served during the call",
+      function()
+        db_url, drop_db = E.own_database()
+        own = E.server({
+          DATABASE_URL = db_url, WORKERS = "2", DB_POOL_SIZE = "1",
+          PLUGINS = "webhooks,activity",
+          PLUGINS_CONFIG = (os.getenv("TASKAPI_ROOT") or ".") .. "/spec/integration/plugins.json",
+        })
+        local oapi = E.api(own.url)
+        local boss = oapi.user("Holder")
+        local p = oapi.project(boss)
+        local hold = assert(socket.bind("127.0.0.1", 0))
+        local _, port = hold:getsockname()
+        hold:settimeout(15)
+        h.expect_status(oapi.call("POST", "/projects/" .. p .. "/webhooks", boss.access,
+          { url = ("http://127.0.0.1:%d/hold"):format(port) }), 201)
+        oapi.task(boss, p, { title = "held" })
+        local conn = assert(hold:accept(), "the webhook job never connected")
+        -- the call is in flight (curl waits up to 10 s): the one pool
+        -- connection must be free for requests that need the database
+        for i = 1, 5 do
+          oapi.task(boss, p, { title = "while held " .. i })
+          local res = oapi.call("GET", "/projects/" .. p .. "/tasks", boss.access)
+          h.expect_status(res, 200)
+        end
+        -- and the job row is settled (claimed, committed) while it runs
+        assert.are.equal("pending|1", E.psql_at(db_url, "SELECT status || '|' || attempts FROM jobs "
+          .. "WHERE kind = 'webhook' ORDER BY id LIMIT 1"))
+        conn:close()
+        hold:close()
+      end)
+  end)
+
   describe("durability", function()
     local own, db_url, drop_db
 
@@ -440,9 +486,11 @@ describe("webhooks plugin", function()
 
     it("a delivery in flight when the server is SIGKILLed arrives after the restart", function()
       -- A database of our own, so this server's job runner is the only one.
+      -- The claim leases the job for JOB_LEASE_MS: longer than the 6 s hang
+      -- below, short enough for the spec to wait for.
       db_url, drop_db = E.own_database()
       own = E.server({
-        DATABASE_URL = db_url, WORKERS = "2",
+        DATABASE_URL = db_url, WORKERS = "2", JOB_LEASE_MS = "7000",
         PLUGINS = "webhooks,activity",
         PLUGINS_CONFIG = (os.getenv("TASKAPI_ROOT") or ".") .. "/spec/integration/plugins.json",
       })
@@ -460,12 +508,13 @@ describe("webhooks plugin", function()
       assert.is_true(arrived, "the second attempt never arrived")
       own:kill()
 
-      -- The attempt in flight died with its transaction: only the first is recorded,
-      -- and the job is still pending.
+      -- The attempt in flight was claimed (counted, leased) before the call and
+      -- never recorded: only the first is in the log, and the job is still
+      -- pending, due again when its lease ends.
       assert.are.equal("1", E.psql_at(db_url, "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = "
         .. h.sql_literal(w.id)))
-      assert.are.equal("pending|1", E.psql_at(db_url,
-        "SELECT status || '|' || attempts FROM jobs WHERE kind = 'webhook'"))
+      assert.are.equal("pending|2|true", E.psql_at(db_url,
+        "SELECT status || '|' || attempts || '|' || (run_at > now()) FROM jobs WHERE kind = 'webhook'"))
 
       own:start()
       local reqs = E.wait_for(15, function()
@@ -488,10 +537,10 @@ describe("webhooks plugin", function()
       assert.are.equal("survives", cjson.decode(ok_req.body).data.task.title)
       local status = E.wait_for(5, function()
         local s = E.psql_at(db_url, "SELECT status || '|' || attempts FROM jobs WHERE kind = 'webhook'")
-        return s == "done|2" and s or nil
+        return s == "done|3" and s or nil
       end)
-      assert.are.equal("done|2", status)
-      assert.are.equal("1|500|false,2|200|true", E.psql_at(db_url, "SELECT string_agg(attempt || '|' || "
+      assert.are.equal("done|3", status)
+      assert.are.equal("1|500|false,3|200|true", E.psql_at(db_url, "SELECT string_agg(attempt || '|' || "
         .. "coalesce(status_code::text, '-') || '|' || success, ',' ORDER BY id) FROM webhook_deliveries"))
       local reports = own:stop()
       own = nil

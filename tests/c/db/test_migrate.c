@@ -522,6 +522,18 @@ static int concurrency_round(void)
     ASSERT(write_file(dir, "0003_u.sql",
                       "CREATE TABLE u (id int PRIMARY KEY);\n"
                       "INSERT INTO u VALUES (1);\n") == 0);
+    /* and a plugin's, tracked apart, its 0001 beside the core's */
+    char pdir[512], pmig[600], papplied[700];
+    snprintf(pdir, sizeof pdir, "%s/plugins", outdir);
+    snprintf(pmig, sizeof pmig, "%s/p", pdir);
+    ASSERT(mkdir(pdir, 0700) == 0 && mkdir(pmig, 0700) == 0);
+    snprintf(pmig, sizeof pmig, "%s/p/migrations", pdir);
+    ASSERT(mkdir(pmig, 0700) == 0);
+    ASSERT(write_file(pmig, "0001_p.sql",
+                      "CREATE TABLE pt (x int);\n"
+                      "INSERT INTO pt VALUES (1);\n"
+                      "SELECT pg_sleep(0.2);\n") == 0);
+    snprintf(papplied, sizeof papplied, "applied %s/0001_p.sql\n", pmig);
 
     ASSERT(pipe(gate) == 0);
     fflush(stdout);
@@ -540,7 +552,10 @@ static int concurrency_round(void)
             FILE *f = fopen(path, "w");
             if (f == NULL)
                 exit(3);
+            const char *names[] = {"p"};
             int rc = tk_db_migrate_run(ci, dir, f, err, sizeof err);
+            if (rc == TK_OK)
+                rc = tk_db_migrate_plugins(ci, pdir, names, 1, f, err, sizeof err);
             fclose(f);
             if (rc != TK_OK)
                 fprintf(stderr, "child %d: %s: %s\n", i, tk_strerror(rc), err);
@@ -562,17 +577,18 @@ static int concurrency_round(void)
     }
     ASSERT_EQ_INT(failed, 0);
 
-    /* Across all children: each file applied once, three found nothing. */
-    int applied[3] = {0, 0, 0}, up_to_date = 0;
-    const char *names[3] = {"applied 0001_t.sql\n", "applied 0002_bump.sql\n",
-                            "applied 0003_u.sql\n"};
+    /* Across all children: each file applied once, three found nothing
+     * in the core and three nothing in the plugin. */
+    int applied[4] = {0, 0, 0, 0}, up_to_date = 0;
+    const char *names[4] = {"applied 0001_t.sql\n", "applied 0002_bump.sql\n",
+                            "applied 0003_u.sql\n", papplied};
     for (int i = 0; i < NCHILD; i++) {
         char path[512], line[256];
         snprintf(path, sizeof path, "%s/out.%d", outdir, i);
         FILE *f = fopen(path, "r");
         ASSERT(f != NULL);
         while (fgets(line, sizeof line, f) != NULL) {
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < 4; k++)
                 applied[k] += strcmp(line, names[k]) == 0;
             up_to_date += strcmp(line, "up to date\n") == 0;
         }
@@ -581,13 +597,21 @@ static int concurrency_round(void)
     ASSERT_EQ_INT(applied[0], 1);
     ASSERT_EQ_INT(applied[1], 1);
     ASSERT_EQ_INT(applied[2], 1);
-    ASSERT_EQ_INT(up_to_date, NCHILD - 1);
+    ASSERT_EQ_INT(applied[3], 1);
+    ASSERT_EQ_INT(up_to_date, 2 * (NCHILD - 1));
+    ASSERT_QUERY(ci, "SELECT count(*) FROM pt", "1");
 
     ASSERT_QUERY(ci, "SELECT count(*) FROM t", "1");
     ASSERT_QUERY(ci, "SELECT x FROM t", "2");
     ASSERT_QUERY(ci, "SELECT count(*) FROM u", "1");
-    ASSERT_QUERY(ci, "SELECT count(*) || '/' || count(DISTINCT version) FROM schema_migrations",
+    ASSERT_QUERY(ci,
+                 "SELECT count(*) || '/' || count(DISTINCT version) FROM schema_migrations "
+                 "WHERE plugin = ''",
                  "3/3");
+    ASSERT_QUERY(ci,
+                 "SELECT string_agg(version || ':' || name, ',') FROM schema_migrations "
+                 "WHERE plugin = 'p'",
+                 "1:0001_p.sql");
     return 0;
 }
 
@@ -596,6 +620,127 @@ TEST(concurrent_runs_apply_each_file_once)
     for (int round = 0; round < 3; round++)
         if (concurrency_round() != 0)
             return 1;
+    return 0;
+}
+
+/* Makes dir/<name>/migrations and returns its path in buf. */
+static int plugin_dir(const char *dir, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    if (mkdir(buf, 0700) != 0)
+        return -1;
+    snprintf(buf, len, "%s/%s/migrations", dir, name);
+    return mkdir(buf, 0700);
+}
+
+static int capture_plugins(const char *ci, const char *dir, const char *const *names, size_t n,
+                           char *out, size_t outlen, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        abort();
+    int rc = tk_db_migrate_plugins(ci, dir, names, n, f, err, errlen);
+    fclose(f);
+    snprintf(out, outlen, "%s", buf);
+    free(buf);
+    return rc;
+}
+
+#define RUN_PLUGINS(ci, dir, names, n)                                                             \
+    capture_plugins((ci), (dir), (names), (n), out, sizeof out, err, sizeof err)
+
+TEST(plugin_migrations_are_tracked_per_plugin)
+{
+    char out[2048], err[1024], a[512], b[512], expect[2048];
+    const char *ci = fresh_db(), *core = fresh_dir(), *plugins = fresh_dir();
+    ASSERT(ci != NULL && core != NULL && plugins != NULL);
+    ASSERT(write_file(core, "0001_core.sql", "CREATE TABLE core_t (id int PRIMARY KEY);") == 0);
+    ASSERT(plugin_dir(plugins, "a", a, sizeof a) == 0);
+    ASSERT(plugin_dir(plugins, "b", b, sizeof b) == 0);
+    /* the same numbers in the core, in a and in b: three scopes */
+    ASSERT(write_file(a, "0001_a.sql", "CREATE TABLE a_t (id int REFERENCES core_t (id));") == 0);
+    ASSERT(write_file(a, "0002_a.sql", "ALTER TABLE a_t ADD COLUMN note text;") == 0);
+    ASSERT(write_file(b, "0001_b.sql", "CREATE TABLE b_t (id int);") == 0);
+    char nomig[512];
+    snprintf(nomig, sizeof nomig, "%s/none", plugins); /* a plugin without migrations */
+    ASSERT(mkdir(nomig, 0700) == 0);
+
+    ASSERT_EQ_INT(RUN(ci, core), TK_OK);
+    const char *names[] = {"a", "none", "b"};
+    ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, names, 3), TK_OK);
+    snprintf(expect, sizeof expect,
+             "applied %s/0001_a.sql\napplied %s/0002_a.sql\n"
+             "applied %s/0001_b.sql\n",
+             a, a, b);
+    ASSERT_STR_EQ(out, expect);
+    ASSERT_QUERY(ci,
+                 "SELECT string_agg(plugin || ':' || name, ',' ORDER BY plugin, version) "
+                 "FROM schema_migrations",
+                 ":0001_core.sql,a:0001_a.sql,a:0002_a.sql,b:0001_b.sql");
+    ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, names, 3), TK_OK);
+    ASSERT_STR_EQ(out, "up to date\n");
+    /* the core's status lists the core's files only */
+    ASSERT_EQ_INT(STATUS(ci, core), TK_OK);
+    ASSERT_STR_HAS(out, "0001_core.sql  applied ");
+    ASSERT_STR_HASNT(out, "warning"); /* the plugins' 0001 and 0002 are not the core's */
+    ASSERT_STR_HASNT(out, "0002");
+    return 0;
+}
+
+TEST(plugin_migration_failure_names_the_path_and_rolls_back)
+{
+    char out[2048], err[1024], a[512];
+    const char *ci = fresh_db(), *plugins = fresh_dir();
+    ASSERT(ci != NULL && plugins != NULL);
+    ASSERT(plugin_dir(plugins, "a", a, sizeof a) == 0);
+    ASSERT(write_file(a, "0001_a.sql", "CREATE TABLE a_t (id int);\nSELEC 1;\n") == 0);
+    const char *names[] = {"a"};
+    ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, names, 1), TK_EDB);
+    ASSERT_STR_HAS(err, "/a/migrations/0001_a.sql: ");
+    ASSERT_STR_HAS(err, "(line 2)");
+    ASSERT_QUERY(ci, "SELECT to_regclass('a_t') IS NULL", "t");
+    ASSERT_QUERY(ci, "SELECT count(*) FROM schema_migrations", "0");
+    const char *bad[] = {"../x"};
+    ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, bad, 1), TK_EINVAL);
+    return 0;
+}
+
+/* A database migrated before plugins had migrations: its table has no
+ * `plugin` column and version alone is the key. Nothing applied is run
+ * again, and the table takes plugin rows afterwards. */
+TEST(tracking_table_from_before_plugins_is_upgraded)
+{
+    char out[2048], err[1024], a[512];
+    const char *ci = fresh_db(), *core = fresh_dir(), *plugins = fresh_dir();
+    ASSERT(ci != NULL && core != NULL && plugins != NULL);
+    ASSERT_EQ_INT(exec_in(ci, "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, "
+                              "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); "
+                              "INSERT INTO schema_migrations (version, name) "
+                              "VALUES (1, '0001_old.sql')"),
+                  0);
+    ASSERT(write_file(core, "0001_old.sql", "THIS WOULD FAIL IF IT RAN") == 0);
+    ASSERT(write_file(core, "0002_new.sql", "CREATE TABLE n (id int);") == 0);
+    ASSERT_EQ_INT(STATUS(ci, core), TK_OK);
+    ASSERT_STR_HAS(out, "0001_old.sql  applied ");
+    ASSERT_STR_HAS(out, "0002_new.sql  pending");
+    ASSERT_EQ_INT(RUN(ci, core), TK_OK);
+    ASSERT_STR_EQ(out, "applied 0002_new.sql\n");
+    ASSERT(plugin_dir(plugins, "a", a, sizeof a) == 0);
+    ASSERT(write_file(a, "0001_a.sql", "CREATE TABLE a_t (id int);") == 0);
+    const char *names[] = {"a"};
+    ASSERT_EQ_INT(RUN_PLUGINS(ci, plugins, names, 1), TK_OK);
+    ASSERT_QUERY(ci,
+                 "SELECT string_agg(plugin || ':' || version, ',' ORDER BY plugin, version) "
+                 "FROM schema_migrations",
+                 ":1,:2,a:1");
+    ASSERT_QUERY(ci,
+                 "SELECT array_length(conkey, 1) FROM pg_constraint "
+                 "WHERE conrelid = 'schema_migrations'::regclass AND contype = 'p'",
+                 "2");
+    ASSERT_EQ_INT(RUN(ci, core), TK_OK);
+    ASSERT_STR_EQ(out, "up to date\n");
     return 0;
 }
 
@@ -639,6 +784,9 @@ int main(void)
         TEST_ENTRY(duplicate_numbers_rejected),
         TEST_ENTRY(bad_arguments_and_unreachable_database),
         TEST_ENTRY(concurrent_runs_apply_each_file_once),
+        TEST_ENTRY(plugin_migrations_are_tracked_per_plugin),
+        TEST_ENTRY(plugin_migration_failure_names_the_path_and_rolls_back),
+        TEST_ENTRY(tracking_table_from_before_plugins_is_upgraded),
         TEST_ENTRY(project_migrations_apply_twice),
     };
 
