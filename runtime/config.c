@@ -159,8 +159,8 @@ out:
  * Each of these may be given as NAME_FILE instead: the path of a file holding
  * the value (as container platforms mount secrets), trailing line breaks
  * stripped. Setting both NAME and NAME_FILE is an error. */
-static const char *const SECRET_VARS[] = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET",
-                                          "JWT_PREVIOUS_KEYS", "SMTP_URL"};
+static const char *const SECRET_VARS[] = {"DATABASE_URL",      "REDIS_URL", "JWT_SECRET",
+                                          "JWT_PREVIOUS_KEYS", "SMTP_URL",  "DATABASE_READ_URL"};
 #define NSECRETS TK_ARRAY_LEN(SECRET_VARS)
 
 /* Reads every NAME_FILE that is set into files[i] (the caller frees them with
@@ -353,6 +353,11 @@ int tk_config_load(tk_config *cfg, char *err, size_t errlen)
     STR_VAR(database_url, "DATABASE_URL", NULL);
     INT_VAR(db_pool_size, "DB_POOL_SIZE", 20, 1, 1000);
     INT_VAR(db_pool_timeout_ms, "DB_POOL_TIMEOUT_MS", 5000, 10, 600000);
+    STR_VAR(database_read_url, "DATABASE_READ_URL", NULL);
+    INT_VAR(db_read_pool_size, "DB_READ_POOL_SIZE", cfg->db_pool_size, 1, 1000);
+    INT_VAR(read_your_writes_ms, "READ_YOUR_WRITES_MS", 5000, 0, 3600000);
+    INT_VAR(replica_max_lag_ms, "REPLICA_MAX_LAG_MS", 2000, 0, 3600000);
+    INT_VAR(replica_check_ms, "REPLICA_CHECK_MS", 1000, 50, 600000);
     STR_VAR(redis_url, "REDIS_URL", NULL);
     STR_VAR(jwt_key_id, "JWT_KEY_ID", "k1");
     STR_VAR(jwt_previous_keys, "JWT_PREVIOUS_KEYS", NULL);
@@ -532,7 +537,8 @@ void tk_config_cleanup(tk_config *cfg)
         &cfg->trust_proxy,       &cfg->app_base_url, &cfg->scripts_dir,  &cfg->plugins_dir,
         &cfg->migrations_dir,    &cfg->pid_file,     &cfg->plugins,      &cfg->plugins_config_path,
         &cfg->plugins_config,    &cfg->web_dir,      &cfg->smtp_ca_file, &cfg->mail_dir,
-        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages, &cfg->ws_trace};
+        &cfg->log_file,          &cfg->lua_profile,  &cfg->trace_stages, &cfg->ws_trace,
+        &cfg->database_read_url};
     for (size_t i = 0; i < TK_ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

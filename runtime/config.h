@@ -14,7 +14,7 @@ enum { TK_SMTP_STARTTLS_REQUIRE, TK_SMTP_STARTTLS_TRY, TK_SMTP_STARTTLS_OFF };
 
 /* Secrets may instead be read from a file named by NAME_FILE (trailing line
  * breaks stripped; NAME and NAME_FILE both set is an error): DATABASE_URL,
- * REDIS_URL, JWT_SECRET, JWT_PREVIOUS_KEYS, SMTP_URL. */
+ * REDIS_URL, JWT_SECRET, JWT_PREVIOUS_KEYS, SMTP_URL, DATABASE_READ_URL. */
 typedef struct {
     int port;                         /* PORT, 8080 */
     int workers;                      /* WORKERS, 16: Lua worker threads */
@@ -22,6 +22,11 @@ typedef struct {
     int db_pool_size;                 /* DB_POOL_SIZE, 20 */
     int db_pool_timeout_ms;           /* DB_POOL_TIMEOUT_MS, 5000 */
     char *redis_url;                  /* REDIS_URL, unset */
+    char *database_read_url;          /* DATABASE_READ_URL, unset: every read on the primary */
+    int db_read_pool_size;            /* DB_READ_POOL_SIZE, DB_POOL_SIZE */
+    int read_your_writes_ms;          /* READ_YOUR_WRITES_MS, 5000: a writer reads the primary */
+    int replica_max_lag_ms;           /* REPLICA_MAX_LAG_MS, 2000: more lag, reads on the primary */
+    int replica_check_ms;             /* REPLICA_CHECK_MS, 1000: lag measured this often */
     char *jwt_secret;                 /* JWT_SECRET, random with a warning unless production */
     int jwt_secret_generated;         /* 1 when jwt_secret was made up at start-up */
     char *jwt_key_id;                 /* JWT_KEY_ID, "k1" */

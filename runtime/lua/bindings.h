@@ -21,6 +21,14 @@ int tk_lua_open_ratelimit(lua_State *L);
  * Raises on json text that does not decode. Exposed for tests/fuzz. */
 void tk_lua_db_push_text(lua_State *L, const char *s, size_t len, unsigned int type);
 
+/* Read routing for one HTTP request (tk.db): reads outside a transaction
+ * may go to the read replica, except for a writer within
+ * READ_YOUR_WRITES_MS (db/ryw.h), keyed by `user_id`, or "ip:<ip>" before
+ * login (both may be NULL: then the primary). end_request forgets it. */
+struct tk_lua_ctx;
+void tk_lua_db_begin_request(struct tk_lua_ctx *ctx, const char *user_id, const char *ip);
+void tk_lua_db_end_request(struct tk_lua_ctx *ctx);
+
 /* Registers every module above in the preload table at index `idx`. */
 void tk_lua_preload_bindings(lua_State *L, int idx);
 
