@@ -7,7 +7,7 @@
 # Public functions: section info warn die redact_url, install_traps on_exit,
 # as_root, pid_alive stop_child, lock_checkout, port_busy free_port,
 # ensure_deps, build_taskapi, setup_database start_pg stop_pg stop_pg_cluster
-# pg_ctl_command create_db migrate_db, start_redis stop_redis.
+# start_pg_replica stop_pg_replica pg_ctl_command create_db migrate_db, start_redis stop_redis.
 
 TK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 TK_VAR=$TK_ROOT/var
@@ -406,8 +406,8 @@ start_pg_replica() {
     fi
     TK_PG_REPLICA_STARTED=1
     on_exit stop_pg_replica
-    TK_PG_REPLICA_URL=postgresql://postgres@127.0.0.1:$TK_PG_REPLICA_PORT
-    TK_PG_REPLICA_LOG=$dir/postgres.log
+    # shellcheck disable=SC2034 # for the callers
+    TK_PG_REPLICA_URL=postgresql://postgres@127.0.0.1:$TK_PG_REPLICA_PORT TK_PG_REPLICA_LOG=$dir/postgres.log
     info "started a streaming replica on 127.0.0.1:$TK_PG_REPLICA_PORT (data $TK_PG_REPLICA_DATA)"
 }
 

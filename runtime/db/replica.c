@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +21,8 @@ struct tk_db_replica {
     atomic_llong lag_ms; /* last measured; -1 unknown */
     atomic_llong reads_replica, reads_primary, fallbacks;
     PGconn *mon_primary, *mon_replica; /* the monitor's own */
+    char prev_lsn[64];                 /* the primary's position at the previous check */
+    struct timespec prev_t;            /* when it was read */
     int stopping;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -59,25 +62,38 @@ static PGresult *mon_query(PGconn **c, const char *conninfo, const char *sql, in
     return NULL;
 }
 
+static long long ms_since(const struct timespec *t0, const struct timespec *t1)
+{
+    return (long long)(t1->tv_sec - t0->tv_sec) * 1000 + (t1->tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* One check: the primary's WAL position, then whether the replica has
  * replayed up to it; when not, the lag is the time since the last
- * transaction the replica replayed. A server that is not in recovery (the
- * URL names a primary, or the replica was promoted) has no lag. */
+ * transaction the replica replayed — but at most the time since the
+ * previous check when it has replayed what the primary had then (WAL
+ * written without a transaction, as a checkpoint on an idle primary, would
+ * otherwise look like a lag as long as the idle time). A server that is
+ * not in recovery (the URL names a primary, or the replica was promoted)
+ * has no lag. */
 static void check_once(tk_db_replica *r)
 {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     PGresult *p = mon_query(&r->mon_primary, r->primary_conninfo,
                             "SELECT pg_current_wal_lsn()::text", 0, NULL);
     const char *lsn = p ? PQgetvalue(p, 0, 0) : NULL;
-    const char *vals[1] = {lsn};
+    const char *vals[2] = {lsn, r->prev_lsn[0] ? r->prev_lsn : NULL};
     PGresult *q = mon_query(&r->mon_replica, r->conninfo,
                             "SELECT pg_is_in_recovery(), "
                             "pg_last_wal_replay_lsn() >= $1::pg_lsn, "
-                            "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
-                            1, vals);
+                            "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, "
+                            "pg_last_wal_replay_lsn() >= $2::pg_lsn",
+                            2, vals);
     long long lag = -1;
     if (q != NULL) {
         int recovering = PQgetvalue(q, 0, 0)[0] == 't';
         int caught_up = !PQgetisnull(q, 0, 1) && PQgetvalue(q, 0, 1)[0] == 't';
+        int had_prev = !PQgetisnull(q, 0, 3) && PQgetvalue(q, 0, 3)[0] == 't';
         if (!recovering) {
             lag = 0;
         } else if (lsn != NULL && caught_up) {
@@ -86,6 +102,17 @@ static void check_once(tk_db_replica *r)
             double s = strtod(PQgetvalue(q, 0, 2), NULL);
             lag = s > 0 ? (long long)(s * 1000.0) : 0;
         }
+        if (lag != 0 && lsn != NULL && had_prev) {
+            long long bound = ms_since(&r->prev_t, &now);
+            if (lag < 0 || lag > bound)
+                lag = bound;
+        }
+    }
+    if (lsn != NULL) {
+        snprintf(r->prev_lsn, sizeof r->prev_lsn, "%s", lsn);
+        r->prev_t = now;
+    } else {
+        r->prev_lsn[0] = '\0';
     }
     int was_up = atomic_load(&r->up);
     atomic_store(&r->lag_ms, lag);
