@@ -29,6 +29,10 @@ struct tk_lua_ctx;
 void tk_lua_db_begin_request(struct tk_lua_ctx *ctx, const char *user_id, const char *ip);
 void tk_lua_db_end_request(struct tk_lua_ctx *ctx);
 
+/* 1 when `sql` is a read the replica may serve (lua/l_db.c says which);
+ * exposed for tests. */
+int tk_lua_db_is_read(const char *sql);
+
 /* Registers every module above in the preload table at index `idx`. */
 void tk_lua_preload_bindings(lua_State *L, int idx);
 

@@ -21,7 +21,7 @@
  * json.null), timestamps as RFC 3339 UTC with
  * milliseconds; SQL NULL is absent (nil).
  * With a read replica (db/replica.h), a read outside a transaction (see
- * is_read) in an HTTP request goes to the replica unless the request or its
+ * tk_lua_db_is_read) in an HTTP request goes to the replica unless the request or its
  * user wrote within READ_YOUR_WRITES_MS or the replica is down or lags;
  * any failure there is retried on the primary. */
 #include <jansson.h>
@@ -475,7 +475,7 @@ static const char *const WRITE_WORDS[] = {"insert",
  * and comments (FOR UPDATE, a data-modifying WITH, a sequence). A miss
  * either way is safe: a write sent to the replica fails there and is
  * retried on the primary; a read taken for a write reads the primary. */
-static int is_read(const char *sql)
+int tk_lua_db_is_read(const char *sql)
 {
     int first = 1;
     const char *p = sql;
@@ -588,7 +588,7 @@ static int exec_routed(tk_lua_ctx *ctx, const char *sql, int n, const char *cons
     tk_db_replica *rep = tk_db_pool_replica(ctx->pool);
     if (rep == NULL)
         return exec_on(ctx, ctx->pool, sql, n, values, out, err, errlen);
-    if (!is_read(sql)) {
+    if (!tk_lua_db_is_read(sql)) {
         note_write(ctx);
         return exec_on(ctx, ctx->pool, sql, n, values, out, err, errlen);
     }
