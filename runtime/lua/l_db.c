@@ -499,7 +499,7 @@ int tk_lua_db_is_read(const char *sql)
                    (*p >= '0' && *p <= '9') || *p == '_';
                  p++)
                 if (n < sizeof w - 1)
-                    w[n++] = (char)(*p | 32);
+                    w[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
             w[n] = '\0';
             if (first) {
                 first = 0;
