@@ -29,6 +29,9 @@
 # Environment:
 #   TASKAPI_BIN   default build/taskapi
 #   DATABASE_URL  default postgresql://postgres@127.0.0.1:55440/dock_db (the dev cluster)
+#   DATABASE_READ_URL  optional: a streaming replica of it, given to every
+#                 instance; then /health must report it ok and the replica
+#                 must have served reads (bin/scale-test sets it)
 #   INSTANCES     default 2 (1 if redis-server is missing)
 #   PORT_MIN/PORT_MAX  ports to pick free ones from (default 19100..19199)
 #   RUN_SPECS=1   also run every spec/node/*.test.js through nginx (about a minute)
@@ -176,6 +179,7 @@ start_instance() {
     local i=$1
     env TASKAPI_BIN="$TASKAPI_BIN" MIGRATE_ON_START=1 MIGRATE_RETRIES=5 MIGRATE_RETRY_DELAY=1 \
         PORT="${REST_PORTS[i]}" WS_PORT="${WS_PORTS[i]}" DATABASE_URL="$DATABASE_URL" \
+        ${DATABASE_READ_URL:+DATABASE_READ_URL="$DATABASE_READ_URL"} \
         REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" WORKERS=4 DB_POOL_SIZE=8 \
         SCRIPTS_DIR="$W/scripts" PLUGINS_DIR="$W/plugins" MIGRATIONS_DIR="$ROOT/migrations" \
         PID_FILE="$W/taskapi-$i.pid" WATCH_SCRIPTS=off CORS_ORIGINS="$ORIGIN" \
@@ -285,6 +289,16 @@ check "GET /health through nginx: 200, status ok, database ok" \
     test "$st $(jq_ "$W/h" status) $(jq_ "$W/h" checks.database)" = "200 ok ok"
 if [[ -n $REDIS_URL ]]; then
     check "GET /health reports redis ok (REDIS_URL shared by the instances)" test "$(jq_ "$W/h" checks.redis)" = ok
+fi
+if [[ -n ${DATABASE_READ_URL:-} ]]; then
+    # the instances' replica monitors check every second
+    for ((t = 0; t < 150; t++)); do
+        curl_to "$W/h" "$BASE/health" >/dev/null
+        [[ $(jq_ "$W/h" checks.replica) == ok ]] && break
+        sleep 0.1
+    done
+    check "GET /health reports the read replica ok (DATABASE_READ_URL, lag $(jq_ "$W/h" replicaLagSeconds) s)" \
+        test "$(jq_ "$W/h" checks.replica)" = ok
 fi
 check "the answer carries taskapi's security headers and no nginx version" \
     bash -c "grep -qi '^x-content-type-options: nosniff' '$W/h.h' && ! grep -qi '^server: .*[0-9]' '$W/h.h'"
@@ -451,6 +465,25 @@ check "POST auth routes are limited per client IP at nginx: at most 10 a minute,
     "1 6 rate_limited application/json"
 st=$(curl_to "$W/l" "$BASE/api/v1/auth/me")
 check "other routes are not affected by the auth budget (GET /auth/me without token: taskapi's 401)" test "$st" = 401
+
+# ---- the read replica ----------------------------------------------------------------
+# Reads each instance routed since it last started (counters are per process):
+# with DATABASE_READ_URL the replica served some, and the rolling phases above
+# (writers reading their own writes through any instance) lost nothing.
+if [[ -n ${DATABASE_READ_URL:-} ]]; then
+    rrep=0 rprim=0 rfall=0 per=""
+    for ((i = 0; i < INSTANCES; i++)); do
+        curl -s "http://127.0.0.1:${REST_PORTS[i]}/metrics" >"$W/m$i"
+        a=$(awk '$1 == "taskapi_db_reads_total{target=\"replica\"}" { print $2 }' "$W/m$i")
+        b=$(awk '$1 == "taskapi_db_reads_total{target=\"primary\"}" { print $2 }' "$W/m$i")
+        c=$(awk '$1 == "taskapi_db_replica_fallbacks_total" { print $2 }' "$W/m$i")
+        rrep=$((rrep + ${a:-0})) rprim=$((rprim + ${b:-0})) rfall=$((rfall + ${c:-0}))
+        per+=" instance$i=${a:-0}/${b:-0}"
+    done
+    echo "# replica: reads replica/primary per instance:$per; fallbacks $rfall"
+    check "reads served by the streaming replica: $rrep on the replica, $rprim on the primary (read-your-writes, lag), $rfall fallbacks" \
+        test "$rrep" -gt 0
+fi
 
 # ---- upstream down -------------------------------------------------------------------
 # (last with taskapi: stop the instances gracefully, then ask nginx)

@@ -393,6 +393,8 @@ static int check_scripts(tk_config *cfg, char *err, size_t errlen)
  * APP_BASE_URL); JWT_SECRET's rules. */
 static int check_process(tk_config *cfg, char *err, size_t errlen)
 {
+    if (cfg->db_read_pool_size == 0)
+        cfg->db_read_pool_size = cfg->db_pool_size;
     const char *ll = getenv("LOG_LEVEL");
     tk_log_level lvl = TK_LOG_INFO;
     if (ll && *ll && tk_log_level_parse(ll, &lvl) != TK_OK) {

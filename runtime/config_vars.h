@@ -38,6 +38,11 @@
     STR(database_url, "DATABASE_URL", NULL, 1)                                                     \
     INT(int, db_pool_size, "DB_POOL_SIZE", 20, 1, 1000)                                            \
     INT(int, db_pool_timeout_ms, "DB_POOL_TIMEOUT_MS", 5000, 10, 600000)                           \
+    STR(database_read_url, "DATABASE_READ_URL", NULL, 1)                                           \
+    INT(int, db_read_pool_size, "DB_READ_POOL_SIZE", 0, 0, 1000) /* 0: DB_POOL_SIZE */             \
+    INT(int, read_your_writes_ms, "READ_YOUR_WRITES_MS", 5000, 0, 3600000)                         \
+    INT(int, replica_max_lag_ms, "REPLICA_MAX_LAG_MS", 2000, 0, 3600000)                           \
+    INT(int, replica_check_ms, "REPLICA_CHECK_MS", 1000, 50, 600000)                               \
     STR(migrations_dir, "MIGRATIONS_DIR", "migrations", 0)                                         \
     STR(redis_url, "REDIS_URL", NULL, 1)                                                           \
     /* auth */                                                                                     \

@@ -20,6 +20,8 @@
 #include "config.h"
 #include "db/migrate.h"
 #include "db/pool.h"
+#include "db/replica.h"
+#include "db/ryw.h"
 #include "events/bus.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
@@ -267,6 +269,7 @@ static int cmd_serve(void)
         return 1;
     int status = 1;
     tk_db_pool *pool = NULL;
+    tk_db_replica *replica = NULL;
     tk_server *srv = NULL;
     tk_jobs *jobs = NULL;
     tk_watch *watch = NULL;
@@ -316,6 +319,21 @@ static int cmd_serve(void)
     if (tk_db_pool_new(cfg.database_url, cfg.db_pool_size, &pool) != TK_OK) {
         fprintf(stderr, "taskapi: out of memory\n");
         goto out;
+    }
+    if (cfg.database_read_url != NULL) {
+        if (tk_db_ryw_init(cfg.redis_url, cfg.read_your_writes_ms, err, sizeof err) != TK_OK) {
+            fprintf(stderr, "taskapi: REDIS_URL: %s\n", err);
+            goto out;
+        }
+        if (tk_db_replica_start(pool, cfg.database_url, cfg.database_read_url,
+                                cfg.db_read_pool_size, cfg.replica_max_lag_ms, cfg.replica_check_ms,
+                                &replica) != TK_OK) {
+            fprintf(stderr, "taskapi: out of memory\n");
+            goto out;
+        }
+        tk_log_info("read replica: pool %d, reads on the primary for %d ms after a user's write "
+                    "and while the replica lags more than %d ms",
+                    cfg.db_read_pool_size, cfg.read_your_writes_ms, cfg.replica_max_lag_ms);
     }
     users_db.pool = pool;
     users_db.timeout_ms = cfg.db_pool_timeout_ms;
@@ -420,6 +438,8 @@ out:
     if (status == 0)
         unlink(cfg.pid_file);
     tk_auth_users_cleanup(); /* before the pool it borrows goes */
+    tk_db_replica_stop(replica);
+    tk_db_ryw_cleanup();
     tk_db_pool_free(pool);
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();

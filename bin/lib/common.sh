@@ -7,7 +7,7 @@
 # Public functions: section info warn die redact_url, install_traps on_exit,
 # as_root, pid_alive stop_child, lock_checkout, port_busy free_port,
 # ensure_deps, build_taskapi, setup_database start_pg stop_pg stop_pg_cluster
-# pg_ctl_command create_db migrate_db, start_redis stop_redis.
+# start_pg_replica stop_pg_replica pg_ctl_command create_db migrate_db, start_redis stop_redis.
 
 TK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 TK_VAR=$TK_ROOT/var
@@ -370,11 +370,60 @@ start_pg() {
     TK_PG_URL=postgresql://postgres@127.0.0.1:$TK_PG_PORT
 }
 
+# start_pg_replica NAME DEFAULT-PORT: a streaming replica of the running
+# cluster (start_pg first), made afresh each time with `pg_basebackup -R`
+# into var/NAME/data (initdb's defaults suffice on the primary: wal_level
+# replica, max_wal_senders 10, and a trust `replication` line in pg_hba for
+# 127.0.0.1), started hot standby on $TASKAPI_PG_REPLICA_PORT or DEFAULT-PORT
+# (or the next free one), stopped at exit. Sets TK_PG_REPLICA_DATA,
+# TK_PG_REPLICA_PORT, TK_PG_REPLICA_LOG and TK_PG_REPLICA_URL (server URL
+# without database).
+TK_PG_REPLICA_DATA='' TK_PG_REPLICA_PORT='' TK_PG_REPLICA_URL='' TK_PG_REPLICA_LOG='' TK_PG_REPLICA_STARTED=0
+start_pg_replica() {
+    local name=$1 port=${TASKAPI_PG_REPLICA_PORT:-$2} primary_dir=$TK_PG_DIR dir conf
+    _pg_locate "$name"
+    dir=$TK_PG_DIR
+    TK_PG_DIR=$primary_dir
+    TK_PG_REPLICA_DATA=$dir/data
+    if [[ -f $TK_PG_REPLICA_DATA/postmaster.pid ]] && _pg pg_ctl status -D "$TK_PG_REPLICA_DATA" >/dev/null 2>&1; then
+        _pg pg_ctl stop -D "$TK_PG_REPLICA_DATA" -m immediate -w -t 60 >/dev/null || true
+    fi
+    rm -rf -- "$TK_PG_REPLICA_DATA"
+    _pg_mkdir "$TK_PG_REPLICA_DATA"
+    if ! _pg pg_basebackup -h 127.0.0.1 -p "$TK_PG_PORT" -U postgres -D "$TK_PG_REPLICA_DATA" \
+        -R -X stream -c fast >"$dir/basebackup.log" 2>&1; then
+        cat "$dir/basebackup.log" >&2
+        return 1
+    fi
+    TK_PG_REPLICA_PORT=$(free_port "$port")
+    conf=$TK_PG_REPLICA_DATA/taskapi.conf # the primary's copy named the primary's port
+    printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = ''\nhot_standby = on\nfsync = off\n" \
+        "$TK_PG_REPLICA_PORT" >"$conf"
+    if ((EUID == 0)); then chown postgres:postgres "$conf"; fi
+    if ! _pg pg_ctl start -D "$TK_PG_REPLICA_DATA" -l "$dir/postgres.log" -w -t 60 >/dev/null 9>&-; then
+        tail -n 30 "$dir/postgres.log" >&2 || true
+        return 1
+    fi
+    TK_PG_REPLICA_STARTED=1
+    on_exit stop_pg_replica
+    # shellcheck disable=SC2034 # for the callers
+    TK_PG_REPLICA_URL=postgresql://postgres@127.0.0.1:$TK_PG_REPLICA_PORT TK_PG_REPLICA_LOG=$dir/postgres.log
+    info "started a streaming replica on 127.0.0.1:$TK_PG_REPLICA_PORT (data $TK_PG_REPLICA_DATA)"
+}
+
+stop_pg_replica() {
+    ((TK_PG_REPLICA_STARTED == 1)) || return 0
+    TK_PG_REPLICA_STARTED=0
+    _pg pg_ctl stop -D "$TK_PG_REPLICA_DATA" -m fast -w -t 60 >/dev/null 2>&1 || true
+}
+
 # Prints a POSIX-shell command prefix running pg_ctl on the private cluster as
 # its owner, `-D` included (for specs that stop and start the database).
+# With an argument: on that data directory instead.
 pg_ctl_command() {
     local q="'\''"
-    local bin="'${TK_PG_BIN//\'/$q}/pg_ctl'" data="'${TK_PG_DATA//\'/$q}'"
+    local d=${1:-$TK_PG_DATA}
+    local bin="'${TK_PG_BIN//\'/$q}/pg_ctl'" data="'${d//\'/$q}'"
     if ((EUID == 0)); then
         printf 'runuser -u postgres -- %s -D %s\n' "$bin" "$data"
     else

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct tk_db_pool {
     int waiting;
     long long connects, failures;
     tk_db_conn *idle;
+    struct tk_db_replica *_Atomic replica; /* reads may go there (db/replica.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -368,4 +370,14 @@ int tk_db_conn_broken(tk_db_conn *c)
 PGconn *tk_db_conn_pg(tk_db_conn *c)
 {
     return c->pg;
+}
+
+void tk_db_pool_set_replica(tk_db_pool *p, struct tk_db_replica *r)
+{
+    atomic_store(&p->replica, r);
+}
+
+struct tk_db_replica *tk_db_pool_replica(tk_db_pool *p)
+{
+    return atomic_load_explicit(&p->replica, memory_order_acquire);
 }

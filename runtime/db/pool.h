@@ -54,4 +54,10 @@ int tk_db_conn_broken(tk_db_conn *c);
 
 PGconn *tk_db_conn_pg(tk_db_conn *c);
 
+/* The read replica attached to this pool (db/replica.h), or NULL: set by
+ * tk_db_replica_start, cleared by tk_db_replica_stop. */
+struct tk_db_replica;
+void tk_db_pool_set_replica(tk_db_pool *p, struct tk_db_replica *r);
+struct tk_db_replica *tk_db_pool_replica(tk_db_pool *p);
+
 #endif

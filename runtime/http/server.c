@@ -25,6 +25,7 @@
 #include "auth/auth.h"
 #include "auth/users.h"
 #include "db/migrate.h"
+#include "db/replica.h"
 #include "events/bus.h"
 #include "http/edge.h"
 #include "http/guard.h"
@@ -593,6 +594,7 @@ static void run_request(worker *w, tk_req *r)
     tk_lua_ctx *ctx = tk_lua_vm_ctx(vm);
     ctx->request_id = r->rid;
     ctx->queries = 0;
+    tk_lua_db_begin_request(ctx, r->has_user ? r->claims.sub : NULL, r->ip);
     tk_lua_vm_begin_request(vm);
     unsigned long long allocs0 = tk_lua_vm_allocs(vm);
     lua_settop(L, 0);
@@ -645,7 +647,12 @@ done:
         MHD_add_response_header(r->resp, "X-Query-Count", n);
         snprintf(n, sizeof n, "%llu", tk_lua_vm_allocs(vm) - allocs0);
         MHD_add_response_header(r->resp, "X-Lua-Allocs", n);
+        char reads[64];
+        snprintf(reads, sizeof reads, "replica=%d primary=%d", ctx->reads_replica,
+                 ctx->reads_primary);
+        MHD_add_response_header(r->resp, "X-DB-Reads", reads);
     }
+    tk_lua_db_end_request(ctx);
     ctx->request_id = NULL;
 }
 
@@ -841,6 +848,19 @@ static void serve_metrics(tk_server *s, tk_req *r)
     src.pool_in_use = ps.in_use;
     src.pool_idle = ps.idle;
     src.pool_waiting = ps.waiting;
+    tk_db_replica *rep = tk_db_pool_replica(s->pool);
+    if (rep != NULL) {
+        tk_db_replica_stats rs;
+        tk_db_replica_get_stats(rep, &rs);
+        src.replica_configured = 1;
+        src.replica_up = rs.state != TK_REPLICA_DOWN;
+        src.replica_lag = rs.lag_seconds;
+        src.reads_replica = rs.reads_replica;
+        src.reads_primary = rs.reads_primary;
+        src.replica_fallbacks = rs.fallbacks;
+        src.replica_pool_in_use = rs.pool.in_use;
+        src.replica_pool_size = rs.pool.size;
+    }
     tk_server_reload_stats(s, &src.reloads, &src.reload_failures, &src.generation);
     src.ratelimit_rejections = tk_ratelimit_rejections();
     tk_bus_stats ws;

@@ -6,6 +6,9 @@
  *                           (at once outside a transaction; dropped on rollback)
  *   db.in_tx()           -> boolean
  *   db.query_count()     -> SQL round trips of the current request
+ *   db.use_primary()     -> the rest of this request reads from the primary
+ *   db.replica()         -> nil without DATABASE_READ_URL, else
+ *                           {state = "ok"|"lagging"|"unavailable", lag_seconds}
  *   db.projection(spec)  -> a compiled projection (column -> field, type, nullable)
  *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row
  *   db.one_json(sql, projection, ...)          -> fragment, row | false
@@ -16,7 +19,11 @@
  * Lua types by column type: integers, numbers, booleans, arrays (marked as
  * JSON arrays), decoded json/jsonb (by libjansson: arrays marked, null as
  * json.null), timestamps as RFC 3339 UTC with
- * milliseconds; SQL NULL is absent (nil). */
+ * milliseconds; SQL NULL is absent (nil).
+ * With a read replica (db/replica.h), a read outside a transaction (see
+ * tk_lua_db_is_read) in an HTTP request goes to the replica unless the request or its
+ * user wrote within READ_YOUR_WRITES_MS or the replica is down or lags;
+ * any failure there is retried on the primary. */
 #include <jansson.h>
 #include <lauxlib.h>
 #include <stdint.h>
@@ -25,6 +32,8 @@
 #include <string.h>
 
 #include "db/pool.h"
+#include "db/replica.h"
+#include "db/ryw.h"
 #include "lua/bindings.h"
 #include "lua/l_json.h"
 #include "lua/vm.h"
@@ -438,6 +447,173 @@ static int push_unavailable(lua_State *L, const char *why)
     return 3;
 }
 
+/* ---- read routing ---------------------------------------------------------- */
+
+/* Words that make a statement a write, or something a hot standby refuses. */
+static const char *const WRITE_WORDS[] = {"insert",
+                                          "update",
+                                          "delete",
+                                          "merge",
+                                          "truncate",
+                                          "nextval",
+                                          "setval",
+                                          "lock",
+                                          "copy",
+                                          "call",
+                                          "notify",
+                                          "listen",
+                                          "pg_notify",
+                                          "set_config",
+                                          "pg_advisory_lock",
+                                          "pg_advisory_xact_lock",
+                                          "pg_try_advisory_lock",
+                                          "pg_try_advisory_xact_lock",
+                                          NULL};
+
+/* 1 when sql is a read the replica may serve: it starts with SELECT, WITH,
+ * VALUES, TABLE or SHOW and names no word of WRITE_WORDS outside quotes
+ * and comments (FOR UPDATE, a data-modifying WITH, a sequence). A miss
+ * either way is safe: a write sent to the replica fails there and is
+ * retried on the primary; a read taken for a write reads the primary. */
+int tk_lua_db_is_read(const char *sql)
+{
+    int first = 1;
+    const char *p = sql;
+    while (*p) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\'' || ch == '"') { /* a literal or a quoted identifier */
+            for (p++; *p && *p != (char)ch; p++) {
+            }
+            if (*p)
+                p++;
+        } else if (ch == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (ch == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else if ((ch | 32) >= 'a' && (ch | 32) <= 'z') {
+            char w[32];
+            size_t n = 0;
+            for (; (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '_';
+                 p++)
+                if (n < sizeof w - 1)
+                    w[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            w[n] = '\0';
+            if (first) {
+                first = 0;
+                if (strcmp(w, "select") != 0 && strcmp(w, "with") != 0 &&
+                    strcmp(w, "values") != 0 && strcmp(w, "table") != 0 && strcmp(w, "show") != 0)
+                    return 0;
+            }
+            for (int i = 0; WRITE_WORDS[i]; i++)
+                if (strcmp(w, WRITE_WORDS[i]) == 0)
+                    return 0;
+        } else if (ch == '$' && p[1] == '$') {
+            return 0; /* dollar quoting: not worth reading through */
+        } else {
+            p++;
+        }
+    }
+    return !first;
+}
+
+void tk_lua_db_begin_request(tk_lua_ctx *ctx, const char *user_id, const char *ip)
+{
+    ctx->reader = NULL;
+    if (user_id != NULL && *user_id) {
+        snprintf(ctx->reader_buf, sizeof ctx->reader_buf, "%s", user_id);
+        ctx->reader = ctx->reader_buf;
+    } else if (ip != NULL && *ip) {
+        snprintf(ctx->reader_buf, sizeof ctx->reader_buf, "ip:%s", ip);
+        ctx->reader = ctx->reader_buf;
+    }
+    ctx->read_primary = ctx->ryw_checked = ctx->wrote = 0;
+    ctx->reads_replica = ctx->reads_primary = 0;
+}
+
+void tk_lua_db_end_request(tk_lua_ctx *ctx)
+{
+    ctx->reader = NULL;
+    ctx->read_primary = 1;
+}
+
+/* The request wrote (with a replica attached): its later reads, and its
+ * user's for READ_YOUR_WRITES_MS, go to the primary. */
+static void note_write(tk_lua_ctx *ctx)
+{
+    if (ctx->wrote)
+        return;
+    ctx->wrote = 1;
+    ctx->read_primary = 1;
+    if (ctx->reader != NULL)
+        tk_db_ryw_note(ctx->reader);
+}
+
+/* Whether this read may go to replica `rep`. */
+static int replica_ok(tk_lua_ctx *ctx, tk_db_replica *rep)
+{
+    if (ctx->reader == NULL || ctx->read_primary || !tk_db_replica_usable(rep))
+        return 0;
+    if (!ctx->ryw_checked) {
+        ctx->ryw_checked = 1;
+        if (tk_db_ryw_recent(ctx->reader))
+            ctx->read_primary = 1;
+    }
+    return !ctx->read_primary;
+}
+
+/* Runs sql outside a transaction on a connection of `pool`. Returns 0 with
+ * the result in *out (NULL: the connection was lost) or the acquire's
+ * failure with the reason in err. */
+static int exec_on(tk_lua_ctx *ctx, tk_db_pool *pool, const char *sql, int n,
+                   const char *const *values, PGresult **out, char *err, size_t errlen)
+{
+    tk_db_conn *c = NULL;
+    int rc = tk_db_pool_acquire(pool, ctx->cfg->db_pool_timeout_ms, &c, err, errlen);
+    if (rc != TK_OK)
+        return rc;
+    ctx->queries++;
+    *out = tk_db_conn_exec(c, sql, n, values, NULL);
+    tk_db_pool_release(pool, c);
+    return TK_OK;
+}
+
+/* A statement outside a transaction: a read on the replica when it may,
+ * falling back to the primary on any failure there. */
+static int exec_routed(tk_lua_ctx *ctx, const char *sql, int n, const char *const *values,
+                       PGresult **out, char *err, size_t errlen)
+{
+    tk_db_replica *rep = tk_db_pool_replica(ctx->pool);
+    if (rep == NULL)
+        return exec_on(ctx, ctx->pool, sql, n, values, out, err, errlen);
+    if (!tk_lua_db_is_read(sql)) {
+        note_write(ctx);
+        return exec_on(ctx, ctx->pool, sql, n, values, out, err, errlen);
+    }
+    if (replica_ok(ctx, rep)) {
+        PGresult *r = NULL;
+        int rc = exec_on(ctx, tk_db_replica_pool(rep), sql, n, values, &r, err, errlen);
+        if (rc == TK_OK && r != NULL &&
+            (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)) {
+            tk_db_replica_count_read(rep, 1);
+            ctx->reads_replica++;
+            *out = r;
+            return TK_OK;
+        }
+        if (rc == TK_EUNAVAIL || (rc == TK_OK && r == NULL))
+            tk_db_replica_lost(rep);
+        PQclear(r);
+        tk_db_replica_count_fallback(rep);
+        tk_log(TK_LOG_DEBUG, ctx->request_id,
+               "a read failed on the replica; retried on the primary");
+    }
+    tk_db_replica_count_read(rep, 0);
+    ctx->reads_primary++;
+    return exec_on(ctx, ctx->pool, sql, n, values, out, err, errlen);
+}
+
 /* ---- db.query ----------------------------------------------------------- */
 
 /* TASKAPI_TRACE_STAGES: when run_query started and when its statement
@@ -476,18 +652,16 @@ static int run_query(lua_State *L, const char *sql, int first, PGresult **out)
     *holder = NULL;
     luaL_setmetatable(L, "tk.db.result");
     q_t0 = tk_stages_on ? tk_stages_now() : 0; /* TASKAPI_TRACE_STAGES */
-    tk_db_conn *c = ctx->tx_conn;
-    int own = c == NULL;
-    if (own) {
+    PGresult *r = NULL;
+    if (ctx->tx_conn != NULL) {
+        ctx->queries++;
+        r = tk_db_conn_exec(ctx->tx_conn, sql, n, values, NULL);
+    } else {
         char err[256];
-        int rc = tk_db_pool_acquire(ctx->pool, ctx->cfg->db_pool_timeout_ms, &c, err, sizeof err);
+        int rc = exec_routed(ctx, sql, n, values, &r, err, sizeof err);
         if (rc != TK_OK)
             return push_unavailable(L, err);
     }
-    ctx->queries++;
-    PGresult *r = tk_db_conn_exec(c, sql, n, values, NULL);
-    if (own)
-        tk_db_pool_release(ctx->pool, c);
     if (r == NULL)
         return push_unavailable(L, "database connection lost during a query");
     ExecStatusType st = PQresultStatus(r);
@@ -930,6 +1104,8 @@ static int l_db_tx(lua_State *L)
         lua_pushstring(L, "40001");
         return 3;
     }
+    if (tk_db_pool_replica(ctx->pool) != NULL)
+        note_write(ctx);
     run_after_commit(L, list_ref);
     return nres;
 }
@@ -961,6 +1137,34 @@ static int l_db_query_count(lua_State *L)
     return 1;
 }
 
+static int l_db_use_primary(lua_State *L)
+{
+    tk_lua_ctx_get(L)->read_primary = 1;
+    return 0;
+}
+
+static int l_db_replica(lua_State *L)
+{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    tk_db_replica *rep = ctx->pool ? tk_db_pool_replica(ctx->pool) : NULL;
+    if (rep == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    tk_db_replica_stats st;
+    tk_db_replica_get_stats(rep, &st);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, st.state == TK_REPLICA_OK        ? "ok"
+                      : st.state == TK_REPLICA_LAGGING ? "lagging"
+                                                       : "unavailable");
+    lua_setfield(L, -2, "state");
+    if (st.lag_seconds >= 0) {
+        lua_pushnumber(L, st.lag_seconds);
+        lua_setfield(L, -2, "lag_seconds");
+    }
+    return 1;
+}
+
 int tk_lua_open_db(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"query", l_db_query},
@@ -971,6 +1175,8 @@ int tk_lua_open_db(lua_State *L)
                                    {"query_json", l_db_query_json},
                                    {"one_json", l_db_one_json},
                                    {"projection", l_db_projection},
+                                   {"use_primary", l_db_use_primary},
+                                   {"replica", l_db_replica},
                                    {NULL, NULL}};
     if (luaL_newmetatable(L, "tk.db.result")) { /* +1 */
         lua_pushcfunction(L, result_gc);

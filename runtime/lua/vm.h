@@ -26,6 +26,15 @@ typedef struct tk_lua_ctx {
     int queries;                 /* SQL round trips of the current request */
     const tk_snapshot *snapshot; /* the scripts this VM was loaded from (borrowed) */
     long long budget;            /* instructions left for the current request (in 1000s) */
+    /* Read routing (lua/l_db.c, tk_lua_db_begin_request): reads outside a
+     * transaction may go to the read replica only for an HTTP request, whose
+     * read-your-writes key this is (NULL: always the primary). */
+    const char *reader;
+    char reader_buf[80];
+    int read_primary; /* 1: this request's reads go to the primary from now on */
+    int ryw_checked;  /* the key's recent writes were looked up */
+    int wrote;        /* the request wrote (marked for read-your-writes) */
+    int reads_replica, reads_primary;
 } tk_lua_ctx;
 
 typedef struct tk_lua_vm tk_lua_vm;

@@ -203,6 +203,33 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "# HELP taskapi_db_pool_size Database pool size.\n"
         "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
         src->pool_in_use, src->pool_idle, src->pool_waiting, src->pool_size);
+    /* Always present (0 without a replica), so dashboards and alerts can
+     * name them everywhere; the lag is 0 while it is unknown, with
+     * taskapi_db_replica_up saying why. */
+    put(&o,
+        "# HELP taskapi_db_replica_configured 1 when DATABASE_READ_URL names a read replica.\n"
+        "# TYPE taskapi_db_replica_configured gauge\ntaskapi_db_replica_configured %d\n"
+        "# HELP taskapi_db_replica_up 1 when the read replica answered its last check.\n"
+        "# TYPE taskapi_db_replica_up gauge\ntaskapi_db_replica_up %d\n"
+        "# HELP taskapi_db_replica_lag_seconds Replay lag of the read replica behind the primary.\n"
+        "# TYPE taskapi_db_replica_lag_seconds gauge\ntaskapi_db_replica_lag_seconds %.3f\n"
+        "# HELP taskapi_db_reads_total Reads outside a transaction, by the server that served "
+        "them.\n"
+        "# TYPE taskapi_db_reads_total counter\n"
+        "taskapi_db_reads_total{target=\"replica\"} %lld\n"
+        "taskapi_db_reads_total{target=\"primary\"} %lld\n"
+        "# HELP taskapi_db_replica_fallbacks_total Reads that failed on the replica and were "
+        "served by the primary.\n"
+        "# TYPE taskapi_db_replica_fallbacks_total counter\ntaskapi_db_replica_fallbacks_total "
+        "%lld\n"
+        "# HELP taskapi_db_replica_pool_connections Read replica pool connections in use.\n"
+        "# TYPE taskapi_db_replica_pool_connections gauge\n"
+        "taskapi_db_replica_pool_connections{state=\"in_use\"} %d\n"
+        "# HELP taskapi_db_replica_pool_size Read replica pool size (DB_READ_POOL_SIZE).\n"
+        "# TYPE taskapi_db_replica_pool_size gauge\ntaskapi_db_replica_pool_size %d\n",
+        src->replica_configured, src->replica_up, src->replica_lag > 0 ? src->replica_lag : 0.0,
+        src->reads_replica, src->reads_primary, src->replica_fallbacks, src->replica_pool_in_use,
+        src->replica_pool_size);
     put(&o,
         "# HELP taskapi_redis_up 1 when Redis answers, 0 when it does not, -1 when disabled.\n"
         "# TYPE taskapi_redis_up gauge\ntaskapi_redis_up %d\n",

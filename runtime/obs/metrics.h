@@ -54,6 +54,11 @@ typedef struct {
     int redis_state; /* -1 disabled, 0 down, 1 up */
     long long ws_connections, events_published, events_delivered, events_remote;
     long long events_dropped, ws_overflows;
+    /* The read replica (db/replica.h); all 0 without DATABASE_READ_URL. */
+    int replica_configured, replica_up;
+    double replica_lag; /* seconds, < 0 unknown */
+    long long reads_replica, reads_primary, replica_fallbacks;
+    int replica_pool_in_use, replica_pool_size;
 } tk_metrics_sources;
 
 /* Renders the text exposition format into a malloc'd string the caller

@@ -6,10 +6,13 @@ local route = require "lib.route"
 local db = require "lib.db"
 local runtime = require "tk.runtime"
 local realtime = require "tk.realtime"
+local tkdb = require "tk.db"
+local json = require "lib.json"
 
 local r = route.group("")
 
 local function database_ok()
+  tkdb.use_primary() -- the primary is what "database" means here, not the read replica
   local ok, rows = pcall(db.try, "SELECT 1 AS ok")
   return ok and rows ~= nil
 end
@@ -28,6 +31,14 @@ r:get("/health", { auth = "none", summary = "Overall health with per-dependency 
     version = runtime.version,
     uptimeSeconds = runtime.uptime(),
   }
+  -- The read replica (DATABASE_READ_URL): "disabled" without one; its lag
+  -- as last measured (null while unknown). Not a reason for a 503: reads
+  -- fall back to the primary.
+  local replica = tkdb.replica()
+  body.checks.replica = replica and replica.state or "disabled"
+  if replica then
+    body.replicaLagSeconds = replica.lag_seconds or json.null
+  end
   return db_ok and 200 or 503, body
 end)
 

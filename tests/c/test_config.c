@@ -133,6 +133,11 @@ TEST(defaults_in_a_clean_environment)
     ASSERT_EQ_INT(cfg.shutdown_timeout_ms, 20000);
     ASSERT_EQ_INT(cfg.debug_queries, 0);
     ASSERT_EQ_INT(cfg.user_cache_ttl_ms, 5000);
+    ASSERT_NULL(cfg.database_read_url);
+    ASSERT_EQ_INT(cfg.db_read_pool_size, 20); /* DB_POOL_SIZE's */
+    ASSERT_EQ_INT(cfg.read_your_writes_ms, 5000);
+    ASSERT_EQ_INT(cfg.replica_max_lag_ms, 2000);
+    ASSERT_EQ_INT(cfg.replica_check_ms, 1000);
     ASSERT_NULL(cfg.trust_proxy);
     ASSERT_EQ_INT(tk_config_proxy_trusted(&cfg, "127.0.0.1"), 0);
     /* no JWT_SECRET outside production: a random one, flagged */
@@ -569,7 +574,11 @@ TEST(secret_files)
     setenv("JWT_SECRET_FILE", jwt, 1);
     setenv("DATABASE_URL_FILE", db, 1);
     setenv("SMTP_URL_FILE", smtp, 1);
+    setenv("DATABASE_READ_URL_FILE", db, 1);
+    setenv("DB_POOL_SIZE", "7", 1);
     ASSERT_EQ_INT(tk_config_load(&cfg, err, sizeof err), TK_OK);
+    ASSERT_STR_EQ(cfg.database_read_url, "postgresql://u:pw@db/app");
+    ASSERT_EQ_INT(cfg.db_read_pool_size, 7); /* follows DB_POOL_SIZE */
     ASSERT_STR_EQ(cfg.jwt_secret, "file-secret-0123456789abcdef");
     ASSERT_EQ_INT(cfg.jwt_secret_generated, 0);
     ASSERT_STR_EQ(cfg.database_url, "postgresql://u:pw@db/app");

@@ -12,6 +12,7 @@
 // socket.gettime), status 0 when no HTTP answer came, version the body's
 // "version" field ("-" when absent), error "-" or the socket error's code.
 // A summary object is printed to stdout as one JSON line when done.
+// LOAD_TOKEN (environment), when set, is sent as the bearer token.
 'use strict';
 
 const http = require('http');
@@ -59,7 +60,8 @@ function once(agent, loop) {
       resolve();
     };
     summary.sent++;
-    const req = http.get(url, { agent, timeout: TIMEOUT_MS }, (res) => {
+    const headers = process.env.LOAD_TOKEN ? { authorization: `Bearer ${process.env.LOAD_TOKEN}` } : {};
+    const req = http.get(url, { agent, headers, timeout: TIMEOUT_MS }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', (e) => finish(res.statusCode, '-', e.code || 'response_error'));

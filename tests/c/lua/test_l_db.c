@@ -131,6 +131,28 @@ static void teardown(void)
 
 /* ---- results: column types ---------------------------------------------- */
 
+/* Which statements the read replica may serve: reads only; a miss either
+ * way is safe (see l_db.c), but writes must never be taken for reads. */
+TEST(read_classification)
+{
+    ASSERT(tk_lua_db_is_read("SELECT 1"));
+    ASSERT(tk_lua_db_is_read("  select id, updated_at FROM tasks WHERE title = 'insert into x'"));
+    ASSERT(tk_lua_db_is_read("WITH t AS (SELECT 1) SELECT * FROM t -- delete\n"));
+    ASSERT(tk_lua_db_is_read("/* update */ SELECT \"delete\" FROM x"));
+    ASSERT(tk_lua_db_is_read("VALUES (1)"));
+    ASSERT(!tk_lua_db_is_read("INSERT INTO t VALUES (1)"));
+    ASSERT(!tk_lua_db_is_read("UPDATE t SET a = 1"));
+    ASSERT(!tk_lua_db_is_read("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"));
+    ASSERT(!tk_lua_db_is_read("SELECT * FROM t FOR UPDATE"));
+    ASSERT(!tk_lua_db_is_read("SELECT nextval('s')"));
+    ASSERT(!tk_lua_db_is_read("SELECT pg_advisory_xact_lock(1)"));
+    ASSERT(!tk_lua_db_is_read("SELECT pg_notify('c', 'x')"));
+    ASSERT(!tk_lua_db_is_read("SELECT $$x$$"));
+    ASSERT(!tk_lua_db_is_read("BEGIN"));
+    ASSERT(!tk_lua_db_is_read(""));
+    return 0;
+}
+
 TEST(scalar_types)
 {
     LUA_RUN("local rows, n = db.query([[SELECT 1::int2 AS a, -2::int4 AS b,\n"
@@ -772,6 +794,7 @@ TEST(query_json)
 int main(void)
 {
     static const tk_test_entry tests[] = {
+        TEST_ENTRY(read_classification),
         TEST_ENTRY(scalar_types),
         TEST_ENTRY(array_types),
         TEST_ENTRY(json_types),
