@@ -63,7 +63,8 @@ typedef struct {
     int job_backoff_base_ms;          /* JOB_BACKOFF_BASE_MS, 2000: first retry delay, doubling */
     char *plugins;                    /* PLUGINS, comma list of enabled plugins, unset */
     char *plugins_config_path;        /* PLUGINS_CONFIG, path of the JSON settings file, unset */
-    char *plugins_config;             /* that file's text, read once by tk_config_load */
+    char *plugins_config;             /* that file's text at start-up (checked readable here;
+                                         each generation reads its own, lua/snapshot.h) */
     size_t lua_memory_limit;          /* LUA_MEMORY_LIMIT per VM, 256 MiB */
     long long lua_instruction_budget; /* LUA_INSTRUCTION_BUDGET per request, 100000000 */
     char *log_file;          /* LOG_FILE: records go there (reopened on SIGUSR1), else stderr */
