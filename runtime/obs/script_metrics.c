@@ -15,8 +15,7 @@
 #define MAX_LABEL 32
 #define MAX_HELP 256
 
-static const double DEFAULT_BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                         0.5,   1,    2.5,   5,    10};
+static const double DEFAULT_BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 typedef struct {
     char **values;      /* nlabels label values */
@@ -81,9 +80,8 @@ static int check_definition(tk_smetric_kind kind, const char *name, const char *
         tk_errf(err, errlen, "metric %s: a counter's name must end in _total", name);
         return TK_EINVAL;
     }
-    if (kind == TK_SMETRIC_HISTOGRAM &&
-        (ends_with(name, "_total") || ends_with(name, "_bucket") || ends_with(name, "_sum") ||
-         ends_with(name, "_count"))) {
+    if (kind == TK_SMETRIC_HISTOGRAM && (ends_with(name, "_total") || ends_with(name, "_bucket") ||
+                                         ends_with(name, "_sum") || ends_with(name, "_count"))) {
         tk_errf(err, errlen,
                 "metric %s: a histogram's name must not end in _total, _bucket, _sum or _count",
                 name);
@@ -143,12 +141,13 @@ static void describe(const tk_smetric *m, char *buf, size_t len)
     for (int i = 0; i < m->nlabels && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", m->labels[i]);
     if (n < len)
-        snprintf(buf + n, len - n, "}%s", m->kind == TK_SMETRIC_HISTOGRAM ? " and its buckets" : "");
+        snprintf(buf + n, len - n, "}%s",
+                 m->kind == TK_SMETRIC_HISTOGRAM ? " and its buckets" : "");
 }
 
 int tk_smetric_declare(tk_smetric_kind kind, const char *name, const char *help,
-                       const char *const *labels, int nlabels, const double *buckets,
-                       int nbuckets, int runtime, tk_smetric **out, char *err, size_t errlen)
+                       const char *const *labels, int nlabels, const double *buckets, int nbuckets,
+                       int runtime, tk_smetric **out, char *err, size_t errlen)
 {
     if (kind == TK_SMETRIC_HISTOGRAM && nbuckets == 0) {
         buckets = DEFAULT_BUCKETS;
@@ -361,6 +360,15 @@ static void put_escaped(buf *o, const char *v, int quote)
     }
 }
 
+/* The shortest of %.15g and %.17g that reads back as v: 0.1, not
+ * 0.10000000000000001. */
+static void fmt_num(double v, char out[32])
+{
+    snprintf(out, 32, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        snprintf(out, 32, "%.17g", v);
+}
+
 /* name{a="x",b="y"[,le="..."]} (no braces without labels) */
 static void put_series(buf *o, const tk_smetric *m, const char *suffix, const series *s,
                        const char *le)
@@ -389,22 +397,26 @@ static void render_one(buf *o, const tk_smetric *m)
     for (int i = 0; i < m->nseries; i++) {
         const series *s = &m->series[i];
         if (m->kind == TK_SMETRIC_COUNTER) {
+            char v[32];
+            fmt_num(s->value, v);
             put_series(o, m, "", s, NULL);
-            put(o, " %.17g\n", s->value);
+            put(o, " %s\n", v);
             continue;
         }
         long long cum = 0;
         for (int b = 0; b < m->nbuckets; b++) {
             char le[32];
-            snprintf(le, sizeof le, "%.17g", m->buckets[b]);
+            fmt_num(m->buckets[b], le);
             cum += s->buckets[b];
             put_series(o, m, "_bucket", s, le);
             put(o, " %lld\n", cum);
         }
         put_series(o, m, "_bucket", s, "+Inf");
         put(o, " %lld\n", s->count);
+        char sum[32];
+        fmt_num(s->value, sum);
         put_series(o, m, "_sum", s, NULL);
-        put(o, " %.17g\n", s->value);
+        put(o, " %s\n", sum);
         put_series(o, m, "_count", s, NULL);
         put(o, " %lld\n", s->count);
     }
