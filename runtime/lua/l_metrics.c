@@ -36,8 +36,9 @@ static int declare(lua_State *L, tk_smetric_kind kind)
     const char *name = luaL_checkstring(L, 1);
     const char *help = luaL_checkstring(L, 2);
     if (tk_lua_ctx_get(L)->request_id != NULL)
-        return luaL_error(L, "metric %s: metrics are declared when the scripts load (module "
-                             "level or a plugin's init), not while a request is served",
+        return luaL_error(L,
+                          "metric %s: metrics are declared when the scripts load (module "
+                          "level or a plugin's init), not while a request is served",
                           name);
     const char *labels[TK_SMETRIC_MAX_LABELS];
     double buckets[TK_SMETRIC_MAX_BUCKETS];
@@ -122,8 +123,9 @@ static int record(lua_State *L, tk_smetric *m, double v, int labels_idx)
     label_values(L, m, labels_idx, values);
     int rc = tk_smetric_record(m, values, v);
     if (rc == TK_EINVAL)
-        return luaL_error(L, "metric %s: bad sample (a counter only goes up; label values are "
-                             "at most %d bytes)",
+        return luaL_error(L,
+                          "metric %s: bad sample (a counter only goes up; label values are "
+                          "at most %d bytes)",
                           tk_smetric_name(m), TK_SMETRIC_MAX_VALUE);
     if (rc != TK_OK) {
         luaL_pushfail(L);
