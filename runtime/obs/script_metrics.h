@@ -32,9 +32,8 @@ typedef struct tk_smetric tk_smetric;
  * registry until tk_smetrics_cleanup), TK_EINVAL with the reason in err, or
  * TK_ENOMEM. */
 int tk_smetric_declare(tk_smetric_kind kind, const char *name, const char *help,
-                       const char *const *labels, int nlabels, const double *buckets,
-                       int nbuckets, int runtime, tk_smetric **out, char *err,
-                       size_t errlen) TK_WUR;
+                       const char *const *labels, int nlabels, const double *buckets, int nbuckets,
+                       int runtime, tk_smetric **out, char *err, size_t errlen) TK_WUR;
 
 tk_smetric_kind tk_smetric_kind_of(const tk_smetric *m);
 const char *tk_smetric_name(const tk_smetric *m);

@@ -74,7 +74,9 @@ describe("the autoassign plugin", function()
     root, scripts, plugins_dir = E.trees()
     config = root .. "/plugins.json"
     set_settings({ autoassign = {}, activity = {} })
-    own = E.server({ SCRIPTS_DIR = scripts, PLUGINS_DIR = plugins_dir, PLUGINS_CONFIG = config })
+    -- two workers: the counters must add up over both VMs
+    own = E.server({ SCRIPTS_DIR = scripts, PLUGINS_DIR = plugins_dir, PLUGINS_CONFIG = config,
+      WORKERS = "2" })
     api = E.api(own.url)
     owner, bob, carol = api.user("Owner"), api.user("Bob"), api.user("Carol (no member)")
     project = api.project(owner, { { bob, "member" } })
@@ -165,6 +167,30 @@ describe("the autoassign plugin", function()
         .. ": [^\n]*invalid settings for plugin 'autoassign'[^\n]*assignee"))
       assert.are.equal(bob.id, api.task(owner, project, { title = "bob again" }).assigneeId)
     end)
+
+  it("counts over every worker: one assignment per task, whichever VM served it", function()
+    local before = assigned("configured")
+    for i = 1, 6 do
+      assert.are.equal(bob.id, api.task(owner, project, { title = "spread " .. i }).assigneeId)
+    end
+    assert.are.equal(before + 6, assigned("configured"))
+  end)
+
+  it("refuses a reload that declares a metric again with other labels, naming it", function()
+    local file = plugins_dir .. "/autoassign/init.lua"
+    local good = E.read_file(file)
+    local changed = good:gsub('{ "to" }', '{ "to", "project" }', 1)
+    assert.are_not.equal(good, changed)
+    E.write_file(file, changed)
+    own:signal("HUP")
+    local line = own:wait_log("reload failed; still serving generation " .. generation
+      .. ": [^\n]*autoassign_assignments_total[^\n]*")
+    E.write_file(file, good)
+    assert.is_truthy(line, "no reload failure in the log")
+    assert.matches("already declared as a counter with labels {to}", line, 1, true)
+    assert.is_truthy(line:find(file, 1, true), line)
+    assert.are.equal(bob.id, api.task(owner, project, { title = "bob still" }).assigneeId)
+  end)
 
   it("is switched off by the settings file at a reload (PLUGINS unset)", function()
     set_settings({ autoassign = false, activity = {} })
