@@ -264,6 +264,10 @@ int tk_lua_open_metrics(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    /* Declared with the module (lib.plugins requires it at every load), so
+     * /metrics names the series before the first failure. */
+    tk_smetric *failures_metric;
+    hook_metric(L, &failures_metric);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -24,7 +24,7 @@ describe("GET /metrics", function()
       "taskapi_db_pool_connections", "taskapi_db_pool_waiting", "taskapi_redis_up",
       "taskapi_websocket_connections", "taskapi_events_published_total", "taskapi_events_delivered_total",
       "taskapi_rate_limit_rejections_total", "taskapi_script_reloads_total",
-      "taskapi_script_reload_failures_total" }) do
+      "taskapi_script_reload_failures_total", "taskapi_plugin_hook_failures_total" }) do
       assert.matches("# TYPE " .. name .. " ", text, 1, true)
     end
   end)
