@@ -43,6 +43,18 @@ describe("the autoassign plugin", function()
     return metric('taskapi_plugin_hook_failures_total{plugin="autoassign",hook="amend:task.created"}')
   end
 
+  -- A global admin's access token (for GET /api/v1/admin/status).
+  local function admin_token()
+    local email, pw = h.unique_email("autoadmin"), h.unique_password()
+    h.expect_status(api.call("POST", "/auth/register", nil,
+      { email = email, password = pw, name = "Admin" }), 201)
+    local ok, out = E.run(("env DATABASE_URL=%s %s users grant-admin %s"):format(
+      E.quote(os.getenv("DATABASE_URL")), E.quote(E.bin()), E.quote(email)))
+    assert(ok, out)
+    return h.expect_status(api.call("POST", "/auth/login", nil, { email = email, password = pw }),
+      200).data.accessToken
+  end
+
   -- A native realtime socket of `user` joined to the project's room.
   local function subscriber(user)
     local c = assert(ws.connect(tonumber(own.full_env.WS_PORT)))
@@ -143,6 +155,10 @@ describe("the autoassign plugin", function()
     assert.are.equal(1, task.version)
     assert.are.equal(failures + 1, hook_failures())
     assert.are.equal(configured, assigned("configured"))
+    -- taskapi status shows the same count as /metrics
+    local st = h.expect_status(api.call("GET", "/admin/status", admin_token()), 200).data
+    assert.are.equal(failures + 1, st.hookFailures.byHook.autoassign["amend:task.created"])
+    assert.are.equal(failures + 1, st.hookFailures.byPlugin.autoassign)
     assert.is_truthy(own:wait_log("plugin autoassign: amend:task.created hook failed[^\n]*"
       .. "assigneeId must be a member of the project"))
   end)
