@@ -550,7 +550,7 @@ local function amend_one(h, ev, apply)
   if next(changes) == nil then
     return true, nil
   end
-  return xpcall(apply, traceback, changes)
+  return xpcall(apply, traceback, changes, ev.data)
 end
 
 --- Runs the amend hooks of `name` (one of M.AMENDABLE, e.g. "task.created")
@@ -559,10 +559,12 @@ end
 --- = <Task>, ...}). Each hook, in priority order, gets event = {name,
 --- project_id, data, actor, actor_id, request_id, occurred_at} and returns
 --- nil or a table of changes, in the fields a client would send;
---- `apply(changes)` (the route's) validates them with the route's schema and
---- rules, raising a lib.errors error when they are refused, writes them and
---- returns the new data. Each hook runs in its own savepoint; a failure is
---- rolled back alone, logged and counted. Returns the final data.
+--- `apply(changes, data)` (the route's) validates them with the route's
+--- schema and rules, raising a lib.errors error when they are refused,
+--- writes them over the entity `data` shows (the state after the last hook
+--- that succeeded) and returns the new data (a new table). Each hook runs in
+--- its own savepoint; a failure is rolled back alone, logged and counted.
+--- Returns the final data: `data` itself, or one apply returned.
 function M.amend(name, room, data, apply)
   assert(IS_AMENDABLE[name], "plugins.amend: not an amendable event")
   local list = amenders[name]

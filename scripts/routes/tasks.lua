@@ -291,26 +291,29 @@ end
 -- this transaction; `before` (the Task before the request, for
 -- task.updated) gives the event's changes. Each hook's change is checked by
 -- the PATCH schema and rules (422 -> the hook's failure) and written as a
--- new version. Returns the final row.
+-- new version over the row of the data it saw (a hook rolled back to its
+-- savepoint leaves the one before). Returns the final row.
 local function amend(name, t, before)
+  local rows = {} -- event data -> the row it was made from
   local function data_of(row)
     local task = tasks.public(row)
-    return { task = task, changes = before and tasks.changes(before, task) or nil }
+    local data = { task = task, changes = before and tasks.changes(before, task) or nil }
+    rows[data] = row
+    return data
   end
-  plugins.amend(name, "project:" .. t.project_id, data_of(t), function(changes)
+  local final = plugins.amend(name, "project:" .. t.project_id, data_of(t), function(changes, data)
     local b, details = validate_change(changes)
     if not b then
       errors.validation(details, "the plugin's change was refused")
     end
     b.dueDate = instant_of(b.dueDate, "dueDate")
-    local n = write(t, b)
+    local n = write(rows[data], b)
     if n == nil then
       error("the task changed under the amend hook", 0)
     end
-    t = n
-    return data_of(t)
+    return data_of(n)
   end)
-  return t
+  return rows[final]
 end
 
 -- ---- handlers ----------------------------------------------------------------

@@ -325,9 +325,9 @@ end)
 
 describe("plugins: amend hooks", function()
   -- apply as a route gives it: refuses a priority it does not know (422),
-  -- else returns the new data with a version bumped.
-  local function apply_for(data)
-    return function(changes)
+  -- else returns new data with the change over the data's task, version bumped.
+  local function apply_for()
+    return function(changes, data)
       if changes.priority == "bogus" then
         errors.field("priority", "must be one of low, medium, high, urgent")
       end
@@ -335,8 +335,7 @@ describe("plugins: amend hooks", function()
       for k, v in pairs(data.task) do t[k] = v end
       for k, v in pairs(changes) do t[k] = v end
       t.version = t.version + 1
-      data = { task = t }
-      return data
+      return { task = t }
     end
   end
 
@@ -352,7 +351,7 @@ describe("plugins: amend hooks", function()
     setup_plugins("alpha,beta")
     plugins.load()
     local data = plugins.amend("task.created", "project:p1",
-      { task = { version = 1, priority = "low" } }, apply_for({ task = { version = 1, priority = "low" } }))
+      { task = { version = 1, priority = "low" } }, apply_for())
     assert.same({ "beta:task.created:p1", "alpha:u1" }, calls)
     assert.same({ version = 3, priority = "high", assigneeId = "u1" }, data.task)
     assert.same({ "SAVEPOINT tk_plugin_hook", "RELEASE SAVEPOINT tk_plugin_hook",
@@ -371,7 +370,7 @@ describe("plugins: amend hooks", function()
     setup_plugins("alpha,beta,gamma")
     plugins.load()
     local before = { task = { version = 2 } }
-    local data = plugins.amend("task.updated", "project:p1", before, apply_for(before))
+    local data = plugins.amend("task.updated", "project:p1", before, apply_for())
     assert.equal(before, data)
     assert.equal(0, pending)
     assert.equal(3, plugins.failures().total)
@@ -381,6 +380,24 @@ describe("plugins: amend hooks", function()
     assert.matches("beta broke", logged[2].msg)
     assert.matches("returns a table of changes or nil", logged[3].msg)
     assert.equal("ROLLBACK TO SAVEPOINT tk_plugin_hook", queries[2])
+  end)
+
+  it("applies each change over the data of the last hook that succeeded", function()
+    define("alpha", { priority = 9, hooks = { amend = { ["task.created"] = function()
+      fail_sql["RELEASE SAVEPOINT tk_plugin_hook"] = true -- its savepoint cannot be released
+      return { priority = "high" }
+    end } } })
+    define("beta", { priority = 1, hooks = { amend = { ["task.created"] = function(ev)
+      fail_sql = {}
+      calls[#calls + 1] = "beta saw version " .. ev.data.task.version
+      return { title = "b" }
+    end } } })
+    setup_plugins("alpha,beta")
+    plugins.load()
+    local data = plugins.amend("task.created", "project:p1", { task = { version = 1 } }, apply_for())
+    assert.same({ "beta saw version 1" }, calls)
+    assert.same({ version = 2, title = "b" }, data.task)
+    assert.equal(1, plugins.failures().by_plugin.alpha)
   end)
 
   it("lets a hook refuse the whole write with an HTTP error", function()
