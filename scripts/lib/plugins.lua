@@ -553,6 +553,12 @@ local function amend_one(h, ev, apply)
   return xpcall(apply, traceback, changes, ev.data)
 end
 
+--- True when a loaded plugin has an amend hook for `name` (so a route can
+--- skip building the event data when none has).
+function M.amends(name)
+  return amenders[name] ~= nil and not in_hook
+end
+
 --- Runs the amend hooks of `name` (one of M.AMENDABLE, e.g. "task.created")
 --- for an entity the route has just written in the open transaction, before
 --- it publishes the event: `data` is the event's data as it stands ({task

@@ -294,6 +294,9 @@ end
 -- new version over the row of the data it saw (a hook rolled back to its
 -- savepoint leaves the one before). Returns the final row.
 local function amend(name, t, before)
+  if not plugins.amends(name) then
+    return t -- no plugin amends tasks: nothing to build
+  end
   local rows = {} -- event data -> the row it was made from
   local function data_of(row)
     local task = tasks.public(row)
