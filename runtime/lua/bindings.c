@@ -13,6 +13,7 @@ void tk_lua_preload_bindings(lua_State *L, int idx)
                                     {"tk.runtime", tk_lua_open_runtime},
                                     {"tk.realtime", tk_lua_open_realtime},
                                     {"tk.ratelimit", tk_lua_open_ratelimit},
+                                    {"tk.metrics", tk_lua_open_metrics},
                                     {"tk.json", tk_lua_open_json},
                                     {"tk.http", tk_lua_open_http},
                                     {NULL, NULL}};

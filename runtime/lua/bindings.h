@@ -1,5 +1,5 @@
 /* The runtime modules Lua sees (require "tk.db", "tk.auth", "tk.log",
- * "tk.runtime", "tk.realtime", "tk.ratelimit", "tk.http"; "tk.json" in
+ * "tk.runtime", "tk.realtime", "tk.ratelimit", "tk.http", "tk.metrics"; "tk.json" in
  * l_json.h): one file per binding, each with its
  * tk_lua_open_<name>. */
 #ifndef TK_LUA_BINDINGS_H
@@ -13,7 +13,8 @@ int tk_lua_open_log(lua_State *L);
 int tk_lua_open_runtime(lua_State *L);
 int tk_lua_open_realtime(lua_State *L);
 int tk_lua_open_ratelimit(lua_State *L);
-int tk_lua_open_http(lua_State *L); /* l_http.c: outbound POST, job handlers only */
+int tk_lua_open_http(lua_State *L);    /* l_http.c: outbound POST, job handlers only */
+int tk_lua_open_metrics(lua_State *L); /* l_metrics.c */
 
 /* Pushes one value of a query result as tk.db gives it to scripts: s is
  * libpq's text form (len bytes, NUL-terminated) of a column of type `type`

@@ -4,6 +4,8 @@
  *                           a failed BEGIN/COMMIT returns nil, message, sqlstate
  *   db.after_commit(fn)  -> runs fn after the current transaction commits
  *                           (at once outside a transaction; dropped on rollback)
+ *   db.after_commit_mark() / db.after_commit_drop(n) -> savepoints: forget
+ *                           the callbacks added after mark n
  *   db.in_tx()           -> boolean
  *   db.query_count()     -> SQL round trips of the current request
  *   db.use_primary()     -> the rest of this request reads from the primary
@@ -1125,6 +1127,36 @@ static int l_db_after_commit(lua_State *L)
     return 0;
 }
 
+/* db.after_commit_mark() -> n: how many callbacks the open transaction has
+ * pending (0 outside one). db.after_commit_drop(n): forgets the ones added
+ * after the first n, for work rolled back to a savepoint (lib.plugins): an
+ * event a failed hook published must not be delivered. */
+static int l_db_after_commit_mark(lua_State *L)
+{
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    if (ctx->tx_conn == NULL) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->after_commit_ref); /* +1 list */
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+static int l_db_after_commit_drop(lua_State *L)
+{
+    lua_Integer keep = luaL_checkinteger(L, 1);
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    if (ctx->tx_conn == NULL)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->after_commit_ref); /* +1 list */
+    for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i > keep && i > 0; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    return 0;
+}
+
 static int l_db_in_tx(lua_State *L)
 {
     lua_pushboolean(L, tk_lua_ctx_get(L)->tx_conn != NULL);
@@ -1170,6 +1202,8 @@ int tk_lua_open_db(lua_State *L)
     static const luaL_Reg fns[] = {{"query", l_db_query},
                                    {"tx", l_db_tx},
                                    {"after_commit", l_db_after_commit},
+                                   {"after_commit_mark", l_db_after_commit_mark},
+                                   {"after_commit_drop", l_db_after_commit_drop},
                                    {"in_tx", l_db_in_tx},
                                    {"query_count", l_db_query_count},
                                    {"query_json", l_db_query_json},

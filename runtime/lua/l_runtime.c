@@ -12,8 +12,8 @@
  *                                      other instance; see events/bus.h)
  *   runtime.traceback(msg [, level]) -> msg with a stack traceback
  *   runtime.plugin_settings() -> {list = PLUGINS or nil, config = text of the
- *                            PLUGINS_CONFIG file or nil, config_path = its path,
- *                            dir = PLUGINS_DIR}
+ *                            PLUGINS_CONFIG file as this generation read it or
+ *                            nil (config_error: why), config_path, dir = PLUGINS_DIR}
  *   runtime.array_mt       -> the metatable that marks JSON arrays
  *   runtime.version        -> the server version */
 #include <lauxlib.h>
@@ -212,14 +212,29 @@ static int l_runtime_fenced(lua_State *L)
     return lua_gettop(L);
 }
 
-/* The raw plugin settings, read once at start-up; scripts/lib/plugins.lua
- * parses and checks them. */
+/* The raw plugin settings: PLUGINS (read at start-up) and the text of the
+ * PLUGINS_CONFIG file as this VM's generation read it (the snapshot reads
+ * it once per generation, so a reload sees a changed file and every VM of
+ * one generation the same text; config_error says why it could not be
+ * read). scripts/lib/plugins.lua parses and checks them. */
 static int l_runtime_plugin_settings(lua_State *L)
 {
-    const tk_config *c = tk_lua_ctx_get(L)->cfg;
-    lua_createtable(L, 0, 4);
+    tk_lua_ctx *ctx = tk_lua_ctx_get(L);
+    const tk_config *c = ctx->cfg;
+    lua_createtable(L, 0, 5);
     set_str(L, "list", c->plugins);
-    set_str(L, "config", c->plugins_config);
+    if (c->plugins_config_path != NULL) {
+        char err[600];
+        size_t len = 0;
+        const char *text =
+            tk_snapshot_settings(ctx->snapshot, c->plugins_config_path, &len, err, sizeof err);
+        if (text != NULL) {
+            lua_pushlstring(L, text, len);
+            lua_setfield(L, -2, "config");
+        } else {
+            set_str(L, "config_error", err);
+        }
+    }
     set_str(L, "config_path", c->plugins_config_path);
     set_str(L, "dir", c->plugins_dir);
     return 1;

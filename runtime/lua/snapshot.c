@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,21 @@ typedef struct {
     size_t len;
 } entry;
 
+/* The plugin settings file as this generation read it (tk_snapshot_settings). */
+typedef struct {
+    pthread_mutex_t mu;
+    int read;   /* 1 once the first VM asked */
+    char *text; /* NULL: not readable (err says why) */
+    size_t len;
+    char err[512];
+} settings_memo;
+
 struct tk_snapshot {
     atomic_int refs; /* a generation's VMs and consumers each hold one */
     char *scripts_dir, *plugins_dir;
     entry *files;
     int n, cap;
+    settings_memo *settings; /* mutable behind a const snapshot */
 };
 
 static int read_text(const char *path, char **text, size_t *len)
@@ -138,8 +149,10 @@ int tk_snapshot_load(const char *scripts_dir, const char *plugins_dir, tk_snapsh
     atomic_init(&s->refs, 1);
     s->scripts_dir = strdup(scripts_dir);
     s->plugins_dir = strdup(plugins_dir ? plugins_dir : "plugins");
-    if (!s->scripts_dir || !s->plugins_dir)
+    s->settings = calloc(1, sizeof *s->settings);
+    if (!s->scripts_dir || !s->plugins_dir || !s->settings)
         goto fail;
+    pthread_mutex_init(&s->settings->mu, NULL);
     rc = walk(s, scripts_dir, "", "", 0, err, errlen);
     if (rc != TK_OK)
         goto fail;
@@ -175,6 +188,11 @@ void tk_snapshot_free(tk_snapshot *s)
         free(s->files[i].text);
     }
     free(s->files);
+    if (s->settings != NULL) {
+        pthread_mutex_destroy(&s->settings->mu);
+        free(s->settings->text);
+        free(s->settings);
+    }
     free(s->scripts_dir);
     free(s->plugins_dir);
     free(s);
@@ -249,10 +267,41 @@ void tk_snapshot_digest(const tk_snapshot *s, char out[65])
             EVP_DigestUpdate(ctx, s->files[i].text, s->files[i].len) != 1)
             goto out;
     }
-    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof md)
+    settings_memo *m = s->settings;
+    pthread_mutex_lock(&m->mu);
+    int ok = !m->text || EVP_DigestUpdate(ctx, "\0settings", 10) == 1 ||
+             EVP_DigestUpdate(ctx, m->text, m->len) == 1;
+    pthread_mutex_unlock(&m->mu);
+    if (!ok || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof md)
         goto out;
     for (unsigned i = 0; i < mdlen; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 out:
     EVP_MD_CTX_free(ctx);
+}
+
+const char *tk_snapshot_settings(const tk_snapshot *s, const char *path, size_t *len, char *err,
+                                 size_t errlen)
+{
+    settings_memo *m = s->settings;
+    pthread_mutex_lock(&m->mu);
+    if (!m->read) {
+        m->read = 1;
+        int rc = read_text(path, &m->text, &m->len);
+        if (rc != TK_OK)
+            tk_errf(m->err, sizeof m->err, "PLUGINS_CONFIG: cannot read %s: %s", path,
+                    rc == TK_ENOMEM ? "out of memory" : strerror(errno ? errno : EIO));
+        else if (memchr(m->text, '\0', m->len) != NULL) {
+            tk_errf(m->err, sizeof m->err, "PLUGINS_CONFIG: %s holds a NUL byte", path);
+            free(m->text);
+            m->text = NULL;
+        }
+    }
+    const char *text = m->text;
+    if (text == NULL)
+        tk_errf(err, errlen, "%s", m->err);
+    else if (len != NULL)
+        *len = m->len;
+    pthread_mutex_unlock(&m->mu);
+    return text;
 }

@@ -52,4 +52,15 @@ void tk_snapshot_digest(const tk_snapshot *s, char out[65]);
  * until the snapshot is freed. */
 const char *tk_snapshot_name(const tk_snapshot *s, int i);
 
+/* The plugin settings file `path` (PLUGINS_CONFIG) as this snapshot's
+ * generation sees it: read by the first call (the generation's first VM, as
+ * it loads), then the same text for every later call and every VM of the
+ * generation, whatever happens to the file meanwhile; a reload reads it
+ * afresh with its new snapshot. Returns the text (borrowed until the
+ * snapshot is freed, *len its length) or NULL with "PLUGINS_CONFIG: cannot
+ * read <path>: <reason>" in err. Safe from any thread. Once read, it is
+ * part of tk_snapshot_digest. */
+const char *tk_snapshot_settings(const tk_snapshot *s, const char *path, size_t *len, char *err,
+                                 size_t errlen);
+
 #endif

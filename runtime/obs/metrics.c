@@ -3,6 +3,8 @@
  * plus atomics for the counters other units bump. */
 #include "obs/metrics.h"
 
+#include "obs/script_metrics.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -309,6 +311,13 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         jc[TK_METRICS_JOB_DONE], jc[TK_METRICS_JOB_RETRY], jc[TK_METRICS_JOB_FAILED],
         jc[TK_METRICS_JOB_CANCELLED], jc[TK_METRICS_JOB_UNKNOWN_KIND],
         __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
+    size_t slen = 0;
+    char *script = tk_smetrics_render(&slen); /* tk.metrics: the scripts' and plugins' own */
+    if (script == NULL)
+        o.oom = 1;
+    else
+        put(&o, "%s", script);
+    free(script);
     if (o.oom) {
         free(o.p);
         return NULL;
@@ -328,4 +337,5 @@ void tk_metrics_cleanup(void)
     all = NULL;
     nall = capall = 0;
     pthread_mutex_unlock(&mu);
+    tk_smetrics_cleanup();
 }

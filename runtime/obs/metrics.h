@@ -1,7 +1,8 @@
 /* Prometheus metrics (API.md §9): request counts and latency histograms by
  * method, route pattern and status, kept here; everything else (database
  * pool, reloads, rate-limit rejections, realtime) is read from its owner
- * into the sources given to tk_metrics_render. Thread-safe. */
+ * into the sources given to tk_metrics_render; the metrics scripts declare
+ * (tk.metrics) come last. Thread-safe. */
 #ifndef TK_OBS_METRICS_H
 #define TK_OBS_METRICS_H
 
@@ -65,7 +66,8 @@ typedef struct {
  * frees; *len gets its length. Returns NULL when out of memory. */
 char *tk_metrics_render(const tk_metrics_sources *src, size_t *len);
 
-/* Frees the per-route series (at shutdown). */
+/* Frees the per-route series and the scripts' metrics (obs/script_metrics.h)
+ * at shutdown, after the last VM is gone. */
 void tk_metrics_cleanup(void);
 
 #endif

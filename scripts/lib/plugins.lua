@@ -15,15 +15,30 @@
 --       ["*"] = function(event, conf) end,              -- every domain event
 --       before = function(req, route, conf) end,        -- before the handler
 --       after = function(req, status, body, conf) end,  -- after it answered
+--       amend = {                                       -- change the entity (AMENDABLE)
+--         ["task.created"] = function(event, conf) return {assigneeId = ...} end,
+--       },
 --     },
 --   }
 --
 -- Enabled plugins are PLUGINS (a comma list) or, when it is unset, the keys
 -- of the PLUGINS_CONFIG file ({"<name>": {settings}, ...}); their settings
--- are validated against the schema at load. Anything wrong (a missing
--- plugin, a syntax error, a bad manifest, bad settings) raises, so the
--- generation fails as a whole: `taskapi check` and a reload report it and
--- no worker ever runs with half the plugins.
+-- are validated against the schema at load. The file is read afresh by
+-- every generation (runtime.plugin_settings), so a reload applies changed
+-- settings and, without PLUGINS, enables and disables plugins. Anything
+-- wrong (a missing plugin, a syntax error, a bad manifest, bad settings, an
+-- unreadable settings file) raises, so the generation fails as a whole:
+-- `taskapi check` and a reload report it and no worker ever runs with half
+-- the plugins.
+--
+-- Amend hooks run inside the change's transaction after the entity is
+-- written and before its event is published (M.amend): the change a hook
+-- returns is validated like a client's and written as a new version, so the
+-- answer, the event and the observing hooks all carry the final state. One
+-- that fails (raises, spends its budget, returns a refused change) is
+-- rolled back to its savepoint alone, logged and counted, and the request
+-- goes on without that change; one that raises an HTTP error (lib.errors)
+-- refuses the whole write, which is rolled back and answered with it.
 --
 -- Domain hooks run inside the transaction of the change (events.publish
 -- calls M.domain_event), each in its own SAVEPOINT: what a hook writes
@@ -38,6 +53,7 @@
 -- shared by every hook of an event: treat it as read-only.
 local tkdb = require "tk.db"
 local log = require "tk.log"
+local metrics = require "tk.metrics"
 local runtime = require "tk.runtime"
 local errors = require "lib.errors"
 local json = require "lib.json"
@@ -64,6 +80,14 @@ for _, name in ipairs(M.EVENTS) do
   IS_EVENT[name] = true
 end
 
+--- Domain events whose entity an amend hook may change (the routes that
+--- write them call M.amend).
+M.AMENDABLE = { "task.created", "task.updated" }
+local IS_AMENDABLE = {}
+for _, name in ipairs(M.AMENDABLE) do
+  IS_AMENDABLE[name] = true
+end
+
 local PHASES = { before = true, after = true }
 local MANIFEST_KEYS = { name = true, version = true, priority = true, schema = true, init = true,
   routes = true, hooks = true, description = true }
@@ -77,6 +101,7 @@ local ROLLBACK_TO = "ROLLBACK TO SAVEPOINT tk_plugin_hook"
 -- generation.
 local loaded = {}      -- plugins in run order: {name, version, priority, conf, hooks}
 local by_event = {}    -- domain event name -> list of {plugin, fn}
+local amenders = {}    -- amendable event name -> list of {plugin, fn}
 local phase = { before = {}, after = {} }
 local failures = { total = 0, by_plugin = {} }
 local current_req      -- the request being served (for event.actor)
@@ -91,15 +116,29 @@ local function traceback(e)
   return runtime.traceback(tostring(e), 2)
 end
 
+-- An HTTP error (a refused change) as one line for the log.
+local function describe(err)
+  if not errors.is(err) then
+    return tostring(err)
+  end
+  local parts = {}
+  for i, d in ipairs(err.details or {}) do
+    parts[i] = (d.field and d.field .. " " or "") .. tostring(d.message)
+  end
+  return tostring(err) .. (#parts > 0 and " (" .. concat(parts, "; ") .. ")" or "")
+end
+
 local function failed(p, what, err)
   failures.total = failures.total + 1
   failures.by_plugin[p.name] = (failures.by_plugin[p.name] or 0) + 1
+  metrics.hook_failure(p.name, what) -- taskapi_plugin_hook_failures_total, process-wide
   log.error("plugin %s: %s hook failed (failure %d of this plugin in this worker): %s",
-    p.name, what, failures.by_plugin[p.name], tostring(err))
+    p.name, what, failures.by_plugin[p.name], describe(err))
 end
 
 --- Hook failures counted in this worker since its generation loaded:
---- {total = n, by_plugin = {name = n}} (a copy).
+--- {total = n, by_plugin = {name = n}} (a copy). The process-wide count,
+--- by plugin and hook, is tk.metrics.hook_failures() (and /metrics).
 function M.failures()
   local by = {}
   for k, v in pairs(failures.by_plugin) do
@@ -152,6 +191,9 @@ local function config_where(settings, name, field)
 end
 
 local function parse_config(settings)
+  if settings.config_error ~= nil then
+    error(settings.config_error, 0)
+  end
   if settings.config == nil then
     return {}
   end
@@ -225,11 +267,24 @@ local function check_manifest(m, name, file)
     bad("hooks must be a table")
   end
   for k, fn in pairs(m.hooks or {}) do
-    if not (IS_EVENT[k] or PHASES[k] or k == "*") then
-      bad("hooks.%s: not a domain event (%s), \"*\", \"before\" or \"after\"", tostring(k),
-        concat(M.EVENTS, ", "))
+    if not (IS_EVENT[k] or PHASES[k] or k == "*" or k == "amend") then
+      bad("hooks.%s: not a domain event (%s), \"*\", \"before\", \"after\" or \"amend\"",
+        tostring(k), concat(M.EVENTS, ", "))
     end
-    if type(fn) ~= "function" then
+    if k == "amend" then
+      if type(fn) ~= "table" then
+        bad("hooks.amend must be a table {[event] = function}")
+      end
+      for ev, afn in pairs(fn) do
+        if not IS_AMENDABLE[ev] then
+          bad("hooks.amend.%s: not an event whose entity a hook may change (%s)", tostring(ev),
+            concat(M.AMENDABLE, ", "))
+        end
+        if type(afn) ~= "function" then
+          bad("hooks.amend.%s must be a function", ev)
+        end
+      end
+    elseif type(fn) ~= "function" then
       bad("hooks.%s must be a function", k)
     end
   end
@@ -262,7 +317,7 @@ end
 --- Loads the enabled plugins (once per VM, from app.lua) and returns the
 --- list of routes they add. Raises "file[:line]: reason" on any problem.
 function M.load()
-  loaded, by_event, phase = {}, {}, { before = {}, after = {} }
+  loaded, by_event, amenders, phase = {}, {}, {}, { before = {}, after = {} }
   failures = { total = 0, by_plugin = {} }
   local settings = runtime.plugin_settings()
   local conf_all = parse_config(settings)
@@ -315,6 +370,14 @@ function M.load()
     for _, k in ipairs({ "before", "after" }) do
       if p.hooks[k] then
         phase[k][#phase[k] + 1] = { plugin = p, fn = p.hooks[k] }
+      end
+    end
+    for _, ev in ipairs(M.AMENDABLE) do
+      local fn = p.hooks.amend and p.hooks.amend[ev]
+      if fn then
+        local list = amenders[ev] or {}
+        amenders[ev] = list
+        list[#list + 1] = { plugin = p, fn = fn }
       end
     end
     for _, ev in ipairs(M.EVENTS) do
@@ -397,25 +460,35 @@ local function iso_now()
   return os_date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. (".%03dZ"):format(ms % 1000)
 end
 
--- Runs one hook in a savepoint of the open transaction (if any).
-local function run_hook(h, ev)
+-- Runs fn(...) (a hook call: ok, result | false, err) in a savepoint of
+-- the open transaction (if any): ok, result when it succeeded; false, err
+-- when it failed, its writes and the after-commit work it queued (events it
+-- published) rolled back.
+local function in_savepoint(fn, ...)
   local tx = tkdb.in_tx()
+  local mark = tkdb.after_commit_mark()
   if tx and not tkdb.query(SAVEPOINT) then
-    failed(h.plugin, ev.name, "cannot open a savepoint; hook skipped")
-    return
+    return false, "cannot open a savepoint; hook skipped"
   end
-  local ok, err = call_hook(h.fn, ev, h.plugin.conf)
+  local ok, res = fn(...)
   if tx then
     -- A hook that swallowed a failed statement leaves the transaction
     -- aborted: RELEASE fails then, and the savepoint is rolled back too.
     if ok and not tkdb.query(RELEASE) then
-      ok, err = false, "the hook left the transaction aborted (a failed statement)"
+      ok, res = false, "the hook left the transaction aborted (a failed statement)"
     end
     if not ok then
       tkdb.query(ROLLBACK_TO)
       tkdb.query(RELEASE)
+      tkdb.after_commit_drop(mark)
     end
   end
+  return ok, res
+end
+
+-- Runs one hook in a savepoint of the open transaction (if any).
+local function run_hook(h, ev)
+  local ok, err = in_savepoint(call_hook, h.fn, ev, h.plugin.conf)
   if not ok then
     failed(h.plugin, ev.name, err)
   end
@@ -426,14 +499,9 @@ end
 --- the matching domain event ("task.created") in priority order. The hook
 --- gets event = {name, project_id, data, actor (req.user or nil), actor_id,
 --- request_id, occurred_at} and its plugin's settings.
-function M.domain_event(room, realtime_name, data)
-  local name = DOMAIN[realtime_name]
-  local list = name and by_event[name]
-  if list == nil or in_hook then
-    return
-  end
+local function event_of(name, room, data)
   local user = current_req and current_req.user
-  local ev = {
+  return {
     name = name,
     project_id = type(room) == "string" and room:match("^project:(.+)$") or nil,
     data = data,
@@ -442,11 +510,86 @@ function M.domain_event(room, realtime_name, data)
     request_id = runtime.request_id(),
     occurred_at = iso_now(),
   }
+end
+
+function M.domain_event(room, realtime_name, data)
+  local name = DOMAIN[realtime_name]
+  local list = name and by_event[name]
+  if list == nil or in_hook then
+    return
+  end
+  local ev = event_of(name, room, data)
   in_hook = true
   for _, h in ipairs(list) do
     run_hook(h, ev)
   end
   in_hook = false
+end
+
+-- ---- amend hooks --------------------------------------------------------------------
+
+-- Calls an amend hook and applies what it returns: ok, new data (nil: no
+-- change) | false, err. An HTTP error the hook raised itself is re-raised
+-- (it refuses the whole write); one raised by apply (the change refused by
+-- the route's schema or rules) is the hook's failure.
+local function amend_one(h, ev, apply)
+  local ok, changes = call_hook(h.fn, ev, h.plugin.conf)
+  if not ok then
+    if errors.is(changes) then
+      in_hook = false
+      error(changes, 0)
+    end
+    return false, changes
+  end
+  if changes == nil then
+    return true, nil
+  end
+  if type(changes) ~= "table" or getmetatable(changes) == json.array_mt then
+    return false, ("an amend hook returns a table of changes or nil (got %s)"):format(type(changes))
+  end
+  if next(changes) == nil then
+    return true, nil
+  end
+  return xpcall(apply, traceback, changes, ev.data)
+end
+
+--- True when a loaded plugin has an amend hook for `name` (so a route can
+--- skip building the event data when none has).
+function M.amends(name)
+  return amenders[name] ~= nil and not in_hook
+end
+
+--- Runs the amend hooks of `name` (one of M.AMENDABLE, e.g. "task.created")
+--- for an entity the route has just written in the open transaction, before
+--- it publishes the event: `data` is the event's data as it stands ({task
+--- = <Task>, ...}). Each hook, in priority order, gets event = {name,
+--- project_id, data, actor, actor_id, request_id, occurred_at} and returns
+--- nil or a table of changes, in the fields a client would send;
+--- `apply(changes, data)` (the route's) validates them with the route's
+--- schema and rules, raising a lib.errors error when they are refused,
+--- writes them over the entity `data` shows (the state after the last hook
+--- that succeeded) and returns the new data (a new table). Each hook runs in
+--- its own savepoint; a failure is rolled back alone, logged and counted.
+--- Returns the final data: `data` itself, or one apply returned.
+function M.amend(name, room, data, apply)
+  assert(IS_AMENDABLE[name], "plugins.amend: not an amendable event")
+  local list = amenders[name]
+  if list == nil or in_hook then
+    return data
+  end
+  local ev = event_of(name, room, data)
+  in_hook = true
+  for _, h in ipairs(list) do
+    local ok, res = in_savepoint(amend_one, h, ev, apply)
+    if not ok then
+      failed(h.plugin, "amend:" .. name, res)
+    elseif res ~= nil then
+      data = res
+      ev.data = res
+    end
+  end
+  in_hook = false
+  return data
 end
 
 return M

@@ -7,6 +7,7 @@ local errors = require "lib.errors"
 local plugins = require "lib.plugins"
 local ratelimits = require "policies.ratelimits"
 local runtime = require "tk.runtime"
+local metrics = require "tk.metrics"
 local realtime = require "tk.realtime"
 
 local os_date, pairs, sort = os.date, pairs, table.sort
@@ -31,8 +32,8 @@ end
 
 r:get("/status", {
   summary = "The running instance: script generation, plugins, hook failures, rate limits, sockets, jobs",
-  description = "Global admins only (403 otherwise). Hook failures are counted per worker: the "
-    .. "numbers are those of the worker that answers.",
+  description = "Global admins only (403 otherwise). Hook failures are the instance's since it "
+    .. "started (every worker, every generation), as taskapi_plugin_hook_failures_total on /metrics.",
 }, function(req)
   if req.user.role ~= "admin" then
     errors.forbidden("global admins only")
@@ -43,15 +44,21 @@ r:get("/status", {
   for i, p in ipairs(loaded) do
     list[i] = { name = p.name, version = p.version, priority = p.priority }
   end
-  local f = plugins.failures()
-  local by = {}
+  -- The same counts as taskapi_plugin_hook_failures_total: per plugin, and
+  -- per plugin and hook.
+  local f = metrics.hook_failures()
+  local by, by_hook = {}, {}
   local names = {}
   for name in pairs(f.by_plugin) do
     names[#names + 1] = name
   end
   sort(names)
   for _, name in ipairs(names) do
-    by[name] = f.by_plugin[name]
+    local n = 0
+    for _, count in pairs(f.by_plugin[name]) do
+      n = n + count
+    end
+    by[name], by_hook[name] = n, f.by_plugin[name]
   end
   local cfg = runtime.config()
   local jobs = db.one(JOBS)
@@ -73,7 +80,7 @@ r:get("/status", {
         or json.null,
     },
     plugins = json.array(list),
-    hookFailures = { total = f.total, byPlugin = by },
+    hookFailures = { total = f.total, byPlugin = by, byHook = by_hook },
     rateLimits = {
       windowSeconds = ratelimits.WINDOW,
       perUserPerWindow = cfg.rate_limit_per_min,

@@ -17,6 +17,7 @@ local instant = require "lib.instant"
 local projects = require "lib.projects"
 local tasks = require "lib.tasks"
 local task_list = require "lib.task_list"
+local plugins = require "lib.plugins"
 
 local type, pairs, tostring = type, pairs, tostring
 local tointeger = math.tointeger
@@ -156,6 +157,11 @@ local S = {
 
 -- ---- helpers -----------------------------------------------------------------
 
+-- A plugin's change to a task (lib.plugins amend hooks) is validated like a
+-- client's PATCH body, by a validator of its own (validators are not
+-- reentrant).
+local validate_change = schema.compile(S.update)
+
 local MAX_ATTEMPTS = 3
 local DATE_TIME = { type = "string", format = "date-time" }
 local CURSOR_TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
@@ -267,6 +273,52 @@ local function instant_of(v, field, in_query)
   return t
 end
 
+-- Writes the merged body `b` over task `row` (read inside this transaction)
+-- as a new version, only over row.version. Returns the new row (version
+-- unchanged when no value changed), or nil when the version moved.
+local function write(row, b)
+  local assignee = merge(b, "assigneeId", row.assignee_id)
+  if assignee ~= nil and assignee:lower() ~= row.assignee_id then
+    check_assignee(row.project_id, assignee)
+  end
+  return db.one(UPDATE_TASK, row.id, row.version,
+    merge(b, "title", row.title), merge(b, "description", row.description),
+    merge(b, "status", row.status), merge(b, "priority", row.priority), assignee,
+    merge(b, "dueDate", row.due_date), json.encode(json.array(merge(b, "tags", row.tags))))
+end
+
+-- Runs the plugins' amend hooks of `name` on task row `t` just written in
+-- this transaction; `before` (the Task before the request, for
+-- task.updated) gives the event's changes. Each hook's change is checked by
+-- the PATCH schema and rules (422 -> the hook's failure) and written as a
+-- new version over the row of the data it saw (a hook rolled back to its
+-- savepoint leaves the one before). Returns the final row.
+local function amend(name, t, before)
+  if not plugins.amends(name) then
+    return t -- no plugin amends tasks: nothing to build
+  end
+  local rows = {} -- event data -> the row it was made from
+  local function data_of(row)
+    local task = tasks.public(row)
+    local data = { task = task, changes = before and tasks.changes(before, task) or nil }
+    rows[data] = row
+    return data
+  end
+  local final = plugins.amend(name, "project:" .. t.project_id, data_of(t), function(changes, data)
+    local b, details = validate_change(changes)
+    if not b then
+      errors.validation(details, "the plugin's change was refused")
+    end
+    b.dueDate = instant_of(b.dueDate, "dueDate")
+    local n = write(rows[data], b)
+    if n == nil then
+      error("the task changed under the amend hook", 0)
+    end
+    return data_of(n)
+  end)
+  return rows[final]
+end
+
 -- ---- handlers ----------------------------------------------------------------
 
 local function create(req, project_id)
@@ -280,6 +332,7 @@ local function create(req, project_id)
     end
     local t = db.one(INSERT_TASK, project.id, b.title, b.description, b.status, b.priority,
       b.assigneeId, user.id, b.dueDate, json.encode(json.array(b.tags)))
+    t = amend("task.created", t) -- plugins' changes, each a new version
     local task = tasks.public(t)
     events.publish("project:" .. project.id, "task:created", { task = task })
     notify.emit("task.created", { actor = user.id, task = task, project = project })
@@ -363,19 +416,14 @@ local function update(req)
       if if_match and not if_match[row.version] then
         precondition_failed(row)
       end
-      local assignee = merge(b, "assigneeId", row.assignee_id)
-      if assignee ~= nil and assignee:lower() ~= row.assignee_id then
-        check_assignee(row.project_id, assignee)
-      end
-      local t = db.one(UPDATE_TASK, row.id, row.version,
-        merge(b, "title", row.title), merge(b, "description", row.description),
-        merge(b, "status", row.status), merge(b, "priority", row.priority), assignee,
-        merge(b, "dueDate", row.due_date), json.encode(json.array(merge(b, "tags", row.tags))))
+      local t = write(row, b)
       if t then
         if t.version == row.version then
           return t -- nothing changed: no new version, no event
         end
-        local before, task = tasks.public(row), tasks.public(t)
+        local before = tasks.public(row)
+        t = amend("task.updated", t, before) -- plugins' changes, each a new version
+        local task = tasks.public(t)
         local ch = tasks.changes(before, task)
         events.publish("project:" .. t.project_id, "task:updated", { task = task, changes = ch })
         notify.emit("task.updated", { actor = user.id, task = task, before = before, changes = ch })

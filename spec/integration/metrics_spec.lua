@@ -24,7 +24,7 @@ describe("GET /metrics", function()
       "taskapi_db_pool_connections", "taskapi_db_pool_waiting", "taskapi_redis_up",
       "taskapi_websocket_connections", "taskapi_events_published_total", "taskapi_events_delivered_total",
       "taskapi_rate_limit_rejections_total", "taskapi_script_reloads_total",
-      "taskapi_script_reload_failures_total" }) do
+      "taskapi_script_reload_failures_total", "taskapi_plugin_hook_failures_total" }) do
       assert.matches("# TYPE " .. name .. " ", text, 1, true)
     end
   end)
@@ -62,5 +62,46 @@ describe("GET /metrics", function()
     end
     assert.is_true(value(text, "taskapi_db_pool_size") >= 1)
     assert.is_not_nil(value(text, 'taskapi_db_pool_connections{state="idle"}'))
+  end)
+
+  describe("metrics scripts declare (tk.metrics, spec/fixtures/scripts/routes/zz_metrics.lua)", function()
+    local function post(path, body)
+      assert.are.equal(204, h.call("POST", h.base .. "/api/v1/__metrics" .. path, { body = body }).status)
+    end
+
+    it("adds up samples from every worker into one series per label set", function()
+      local before = value(scrape(), 'fixture_hits_total{kind="spec"}') or 0
+      for _ = 1, 8 do
+        post("/hit", { kind = "spec" })
+      end
+      post("/hit", { kind = "spec", n = 2.5 })
+      local text = scrape()
+      assert.matches("# TYPE fixture_hits_total counter", text, 1, true)
+      assert.are.equal(before + 10.5, value(text, 'fixture_hits_total{kind="spec"}'))
+    end)
+
+    it("exports a histogram with its own buckets", function()
+      local text = scrape()
+      local count = value(text, "fixture_size_bytes_count") or 0
+      local low = value(text, 'fixture_size_bytes_bucket{le="10"}') or 0
+      post("/size", { v = 5 })
+      post("/size", { v = 500 })
+      text = scrape()
+      assert.matches("# TYPE fixture_size_bytes histogram", text, 1, true)
+      assert.are.equal(count + 2, value(text, "fixture_size_bytes_count"))
+      assert.are.equal(low + 1, value(text, 'fixture_size_bytes_bucket{le="10"}'))
+      assert.are.equal(count + 2, value(text, 'fixture_size_bytes_bucket{le="+Inf"}'))
+    end)
+
+    it("refuses a declaration during a request and misuse, each with a clear error", function()
+      local d = h.expect_status(h.call("GET", h.base .. "/api/v1/__metrics/misuse"), 200).data
+      assert.matches("metric late_total: metrics are declared when the scripts load", d.declare_now,
+        1, true)
+      assert.matches("metric fixture_hits_total: label values missing", d.missing_label, 1, true)
+      assert.matches("metric fixture_hits_total: unknown label", d.unknown_label, 1, true)
+      assert.matches("a counter only goes up", d.negative, 1, true)
+      assert.matches("metric fixture_hits_total is a counter: use inc", d.observe_counter, 1, true)
+      assert.is_nil(scrape():find("late_total", 1, true))
+    end)
   end)
 end)

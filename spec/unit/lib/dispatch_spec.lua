@@ -22,6 +22,10 @@ package.preload["tk.db"] = function()
   return m
 end
 
+package.preload["tk.metrics"] = function()
+  return { hook_failure = function() end }
+end
+
 package.preload["tk.auth"] = function()
   return setmetatable({}, { __index = function(_, k) return unavailable("tk.auth." .. k) end })
 end

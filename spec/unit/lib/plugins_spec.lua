@@ -12,16 +12,29 @@ local queries = {}    -- SQL sent through tk.db.query
 local fail_sql = {}   -- sql -> true: tk.db.query answers nil, msg for it
 local logged = {}
 local in_tx = true
+local pending = 0     -- after-commit callbacks queued (tk.db.after_commit_mark)
+local counted = {}    -- "plugin/hook" -> n (tk.metrics.hook_failure)
 
 package.preload["tk.db"] = function()
   return {
     in_tx = function() return in_tx end,
+    after_commit_mark = function() return pending end,
+    after_commit_drop = function(n) pending = n end,
     query = function(sql)
       queries[#queries + 1] = sql
       if fail_sql[sql] then
         return nil, "current transaction is aborted", "25P02"
       end
       return {}, 0
+    end,
+  }
+end
+
+package.preload["tk.metrics"] = function()
+  return {
+    hook_failure = function(plugin, hook)
+      local k = plugin .. "/" .. hook
+      counted[k] = (counted[k] or 0) + 1
     end,
   }
 end
@@ -76,7 +89,7 @@ local function setup_plugins(list, config)
 end
 
 before_each(function()
-  calls, queries, logged, fail_sql, in_tx = {}, {}, {}, {}, true
+  calls, queries, logged, fail_sql, in_tx, pending, counted = {}, {}, {}, {}, true, 0, {}
   dirs = { "alpha", "beta", "gamma" }
   settings = {}
 end)
@@ -307,5 +320,111 @@ describe("plugins: request phases", function()
     assert.equal(2, plugins.failures().by_plugin.alpha)
     assert.matches("plugin alpha: before hook failed.*before broke", logged[1].msg)
     assert.matches("plugin alpha: after hook failed.*after broke", logged[2].msg)
+  end)
+end)
+
+describe("plugins: amend hooks", function()
+  -- apply as a route gives it: refuses a priority it does not know (422),
+  -- else returns new data with the change over the data's task, version bumped.
+  local function apply_for()
+    return function(changes, data)
+      if changes.priority == "bogus" then
+        errors.field("priority", "must be one of low, medium, high, urgent")
+      end
+      local t = {}
+      for k, v in pairs(data.task) do t[k] = v end
+      for k, v in pairs(changes) do t[k] = v end
+      t.version = t.version + 1
+      return { task = t }
+    end
+  end
+
+  it("runs by priority, each in a savepoint, and returns the data after every change", function()
+    define("alpha", { priority = 1, hooks = { amend = { ["task.created"] = function(ev)
+      calls[#calls + 1] = "alpha:" .. ev.data.task.assigneeId
+      return { priority = "high" }
+    end } } })
+    define("beta", { priority = 9, hooks = { amend = { ["task.created"] = function(ev)
+      calls[#calls + 1] = "beta:" .. ev.name .. ":" .. ev.project_id
+      return { assigneeId = "u1" }
+    end } } })
+    setup_plugins("alpha,beta")
+    plugins.load()
+    local data = plugins.amend("task.created", "project:p1",
+      { task = { version = 1, priority = "low" } }, apply_for())
+    assert.same({ "beta:task.created:p1", "alpha:u1" }, calls)
+    assert.same({ version = 3, priority = "high", assigneeId = "u1" }, data.task)
+    assert.same({ "SAVEPOINT tk_plugin_hook", "RELEASE SAVEPOINT tk_plugin_hook",
+      "SAVEPOINT tk_plugin_hook", "RELEASE SAVEPOINT tk_plugin_hook" }, queries)
+    assert.equal(0, plugins.failures().total)
+  end)
+
+  it("rolls back a refused change, a raise and a bad return alone, drops their queued events, "
+    .. "counts each by plugin and hook", function()
+    define("alpha", { hooks = { amend = { ["task.updated"] = function()
+      pending = pending + 1 -- an event published by the hook, then refused
+      return { priority = "bogus" }
+    end } } })
+    define("beta", { hooks = { amend = { ["task.updated"] = function() error("beta broke") end } } })
+    define("gamma", { hooks = { amend = { ["task.updated"] = function() return "high" end } } })
+    setup_plugins("alpha,beta,gamma")
+    plugins.load()
+    local before = { task = { version = 2 } }
+    local data = plugins.amend("task.updated", "project:p1", before, apply_for())
+    assert.equal(before, data)
+    assert.equal(0, pending)
+    assert.equal(3, plugins.failures().total)
+    assert.same({ ["alpha/amend:task.updated"] = 1, ["beta/amend:task.updated"] = 1,
+      ["gamma/amend:task.updated"] = 1 }, counted)
+    assert.matches("plugin alpha: amend:task.updated hook failed.*priority must be one of", logged[1].msg)
+    assert.matches("beta broke", logged[2].msg)
+    assert.matches("returns a table of changes or nil", logged[3].msg)
+    assert.equal("ROLLBACK TO SAVEPOINT tk_plugin_hook", queries[2])
+  end)
+
+  it("applies each change over the data of the last hook that succeeded", function()
+    define("alpha", { priority = 9, hooks = { amend = { ["task.created"] = function()
+      fail_sql["RELEASE SAVEPOINT tk_plugin_hook"] = true -- its savepoint cannot be released
+      return { priority = "high" }
+    end } } })
+    define("beta", { priority = 1, hooks = { amend = { ["task.created"] = function(ev)
+      fail_sql = {}
+      calls[#calls + 1] = "beta saw version " .. ev.data.task.version
+      return { title = "b" }
+    end } } })
+    setup_plugins("alpha,beta")
+    plugins.load()
+    local data = plugins.amend("task.created", "project:p1", { task = { version = 1 } }, apply_for())
+    assert.same({ "beta saw version 1" }, calls)
+    assert.same({ version = 2, title = "b" }, data.task)
+    assert.equal(1, plugins.failures().by_plugin.alpha)
+  end)
+
+  it("lets a hook refuse the whole write with an HTTP error", function()
+    define("alpha", { hooks = { amend = { ["task.created"] = function()
+      errors.field("dueDate", "tasks of this project need a due date")
+    end } } })
+    setup_plugins("alpha")
+    plugins.load()
+    local ok, err = pcall(plugins.amend, "task.created", "project:p1", { task = {} }, function() end)
+    assert.is_false(ok)
+    assert.equal(422, err.status)
+    assert.equal(0, plugins.failures().total)
+  end)
+
+  it("refuses an amend hook for an event whose entity it may not change", function()
+    define("alpha", { hooks = { amend = { ["comment.created"] = function() end } } })
+    setup_plugins("alpha")
+    local ok, err = pcall(plugins.load)
+    assert.is_false(ok)
+    assert.matches("hooks.amend.comment.created: not an event whose entity a hook may change", err,
+      1, true)
+  end)
+
+  it("fails the load when the settings file could not be read", function()
+    settings = { config_error = "PLUGINS_CONFIG: cannot read /etc/plugins.json: No such file" }
+    local ok, err = pcall(plugins.load)
+    assert.is_false(ok)
+    assert.equal("PLUGINS_CONFIG: cannot read /etc/plugins.json: No such file", err)
   end)
 end)
