@@ -12,11 +12,20 @@
 --   {"autoassign": {"assignee": "<user id>"}}   -- absent: the project's owner
 -- Metric: autoassign_assignments_total{to="configured"|"owner"}, counted
 -- after the commit of each assignment.
+-- Data: each assignment also queues a job (autoassign.record, in the same
+-- transaction: it exists only if the assignment commits) whose handler, in
+-- the job runner, writes a row of the plugin's own table autoassign_log
+-- (plugins/autoassign/migrations/). A job may run twice (a crash between
+-- its write and its settling): the insert ignores a row already there.
 local db = require "lib.db"
 local json = require "lib.json"
+local jobs = require "lib.jobs"
 local metrics = require "tk.metrics"
 
 local PROJECT_OWNER = "SELECT owner_id FROM projects WHERE id = $1"
+local RECORD = [[
+  INSERT INTO autoassign_log (task_id, project_id, assignee_id, rule, assigned_at)
+  VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT (task_id) DO NOTHING]]
 
 -- Declared once per VM as the plugin loads; every worker and every
 -- generation count into the same series.
@@ -45,18 +54,30 @@ local function on_task_created(ev, conf)
   if to == nil then
     return nil
   end
-  -- Counted only if this change commits (a refused change drops it).
+  -- Counted and recorded only if this change commits (a refused change
+  -- rolls back its savepoint, the job row with it, and drops the callback).
   db.after_commit(function()
     ASSIGNED:inc(1, { to = who })
   end)
+  jobs.enqueue("autoassign.record", { taskId = task.id, projectId = task.projectId,
+    assigneeId = to, rule = who, assignedAt = task.createdAt }, { max_attempts = 5 })
   return { assigneeId = to }
+end
+
+-- The job handler: runs in the job runner's VM, outside any request.
+local function record(job)
+  local p = job.payload
+  db.query(RECORD, p.taskId, p.projectId, p.assigneeId, p.rule, p.assignedAt)
 end
 
 return {
   name = "autoassign",
-  version = "1.0.0",
+  version = "1.1.0",
   priority = 2000, -- changes the task before the others observe it
   description = "Assigns new unassigned tasks to a configured user or the project owner",
   schema = SETTINGS,
+  init = function()
+    jobs.handle("autoassign.record", record)
+  end,
   hooks = { amend = { ["task.created"] = on_task_created } },
 }

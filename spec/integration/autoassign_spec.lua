@@ -125,6 +125,43 @@ describe("the autoassign plugin", function()
     assert.are.equal(before + 1, assigned("owner"))
   end)
 
+  -- The row the plugin's job handler writes for task `id` ("assignee|rule"),
+  -- waited for: the job runs after the commit, in the runner.
+  local function logged(id)
+    local q = "SELECT assignee_id || '|' || rule FROM autoassign_log WHERE task_id = '" .. id .. "'"
+    for _ = 1, 200 do
+      local row = h.psql(q)
+      if row ~= "" then
+        return row
+      end
+      require("socket").sleep(0.1)
+    end
+    return nil
+  end
+
+  it("keeps its own data: its migration is applied once and tracked as the plugin's, and the "
+    .. "job each assignment queues writes the plugin's table", function()
+    assert.are.equal("1", h.psql("SELECT count(*) FROM schema_migrations "
+      .. "WHERE plugin = 'autoassign' AND version = 1"))
+    assert.are.equal("0", h.psql("SELECT count(*) FROM schema_migrations "
+      .. "WHERE plugin = '' AND name LIKE '%autoassign%'"))
+    local task = api.task(bob, project, { title = "recorded" })
+    assert.are.equal(owner.id, task.assigneeId)
+    assert.are.equal(owner.id .. "|owner", logged(task.id))
+    -- one job, settled as done (right after its write, so waited for too)
+    local q = "SELECT string_agg(status || '/' || attempts, ',') FROM jobs "
+      .. "WHERE kind = 'autoassign.record' AND payload ->> 'taskId' = '" .. task.id .. "'"
+    local state
+    for _ = 1, 200 do
+      state = h.psql(q)
+      if state ~= "pending/1" then
+        break
+      end
+      require("socket").sleep(0.1)
+    end
+    assert.are.equal("done/1", state)
+  end)
+
   it("leaves a task the client assigned alone (version 1, nothing counted)", function()
     local before = assigned("owner")
     local task = api.task(bob, project, { title = "mine", assigneeId = bob.id })
@@ -155,6 +192,9 @@ describe("the autoassign plugin", function()
     assert.are.equal(1, task.version)
     assert.are.equal(failures + 1, hook_failures())
     assert.are.equal(configured, assigned("configured"))
+    -- the refused change's job was rolled back with it
+    assert.are.equal("0", h.psql("SELECT count(*) FROM jobs WHERE kind = 'autoassign.record' "
+      .. "AND payload ->> 'taskId' = '" .. task.id .. "'"))
     -- taskapi status shows the same count as /metrics
     local st = h.expect_status(api.call("GET", "/admin/status", admin_token()), 200).data
     assert.are.equal(failures + 1, st.hookFailures.byHook.autoassign["amend:task.created"])
