@@ -27,7 +27,7 @@ typedef struct {
     /* derived at load */
     int jwt_secret_generated;        /* 1 when jwt_secret was made up at start-up */
     struct tk_cidr_list *trust_nets; /* TRUST_PROXY parsed (http/cidr.h); owned */
-    char *plugins_config;            /* PLUGINS_CONFIG at start-up (each generation reads its own) */
+    char *plugins_config; /* PLUGINS_CONFIG at start-up (each generation reads its own) */
 } tk_config;
 #undef TK_CFG_INT_FIELD
 #undef TK_CFG_STR_FIELD
