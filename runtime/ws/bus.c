@@ -1,8 +1,12 @@
 /* The realtime bus (bus.h): a process-wide switchboard between the scripts,
- * the local WebSocket server and the Redis bridge. State is one static
- * struct under a mutex; the server and the bridge only copy and queue, so
- * the lock is held for microseconds and publishing never waits on the
- * network. */
+ * the local WebSocket server and the Redis bridge; it also carries token
+ * revocations and user changes to the auth caches here and on the other
+ * instances. State is one static struct under a mutex; the server and the
+ * bridge only copy and queue under it, so the lock is held for
+ * microseconds. A publisher then waits, outside the lock and for at most
+ * 100 ms, until the bridge has written its message to Redis
+ * (tk_redis_bridge_wait), so other instances hear it before the answer
+ * that caused it is sent. */
 #include "ws/bus.h"
 
 #include <pthread.h>

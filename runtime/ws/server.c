@@ -1161,7 +1161,10 @@ static void policy_done(void *arg, tk_ws_join *j)
     tk_ws_server *s = arg;
     cmd *k = calloc(1, sizeof *k + 3);
     if (k == NULL) {
-        free(j); /* the connection stays busy; it is closed by its idle timeout */
+        /* Out of memory: the connection stays busy (lws' pings do not end
+         * it while the client answers them); its later messages wait until
+         * TK_WS_PENDING_MAX of them close it, or the client goes away. */
+        free(j);
         return;
     }
     k->kind = CMD_JOIN;
