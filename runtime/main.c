@@ -24,10 +24,10 @@
 #include "db/ryw.h"
 #include "events/bus.h"
 #include "http/ratelimit.h"
-#include "http/router.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "jobs/runner.h"
+#include "lua/gen.h"
 #include "lua/profile.h"
 #include "lua/vm.h"
 #include "lua/watch.h"
@@ -35,6 +35,7 @@
 #include "obs/metrics.h"
 #include "obs/stages.h"
 #include "redis/bridge.h"
+#include "ws/policy.h"
 #include "ws/server.h"
 
 static const char USAGE[] =
@@ -87,37 +88,27 @@ static int need_database(const tk_config *cfg)
 
 /* ---- serve ---------------------------------------------------------------- */
 
-/* What a reload swaps: the HTTP workers' scripts, then (if those loaded)
- * the realtime join policy's, from the same snapshot. One reload at a time
- * (SIGHUP on the main thread, inotify on the watcher's), so the policy never
- * ends on an older generation than HTTP. */
-typedef struct {
-    tk_server *srv;
-    tk_ws_server *ws;
-    pthread_mutex_t mu;
-} serving;
-
-static void reload_all(serving *sv)
-{
-    pthread_mutex_lock(&sv->mu);
-    if (tk_server_reload(sv->srv) == TK_OK) {
-        int gen = 0;
-        tk_snapshot *snap = tk_server_snapshot(sv->srv, &gen);
-        (void)tk_ws_server_reload(sv->ws, snap, gen);
-        tk_snapshot_free(snap);
-    }
-    pthread_mutex_unlock(&sv->mu);
-}
-
-/* The job runner's view of the scripts: the HTTP generation's snapshot. */
+/* A reload (SIGHUP on the main thread, inotify on the watcher's): one new
+ * generation for HTTP and realtime alike (lua/gen.h), swapped once. */
+/* The job runner's view of the scripts: the current generation's snapshot
+ * (a reference of its own) and number. */
 static tk_snapshot *current_generation(void *ud, int *gen)
 {
-    return tk_server_snapshot(ud, gen);
+    tk_lua_gen *g = tk_lua_host_acquire(ud);
+    if (g == NULL)
+        return NULL;
+    tk_snapshot *snap = tk_snapshot_ref((tk_snapshot *)tk_lua_gen_snapshot(g));
+    if (gen != NULL)
+        *gen = tk_lua_gen_id(g);
+    tk_lua_gen_release(g);
+    return snap;
 }
 
 static void reload_from_watch(void *ud)
 {
-    reload_all(ud);
+    char err[2048];
+    if (tk_lua_host_load(ud, err, sizeof err) != TK_OK)
+        return; /* the host logged and counted it; the running generation stays */
 }
 
 /* Opens the pid file without following a symlink and only if it is a
@@ -276,7 +267,7 @@ static int cmd_serve(void)
     tk_ws_server *ws = NULL;
     tk_redis_bridge *bridge = NULL;
     tk_tls *tls = NULL;
-    serving sv = {.srv = NULL, .ws = NULL, .mu = PTHREAD_MUTEX_INITIALIZER};
+    tk_lua_host *host = NULL;
     int rc;
     tk_auth_users_db users_db = {NULL, 0};
     char err[1024];
@@ -343,8 +334,17 @@ static int cmd_serve(void)
         tk_log_error("cannot start: %s", err);
         goto out;
     }
-    if (tk_server_start(&cfg, pool, &srv, err, sizeof err) != TK_OK) {
-        tk_log_error("cannot start: %s", err);
+    /* One script generation for every consumer: HTTP's workers and router,
+     * the realtime join policy's VMs. */
+    if (tk_lua_host_new(&cfg, pool, &host) != TK_OK) {
+        tk_log_error("cannot start: out of memory");
+        goto out;
+    }
+    tk_lua_consumer http_c = tk_server_consumer(&cfg), rt_c = tk_ws_policy_consumer();
+    int http_id = tk_lua_host_add(host, &http_c), rt_id = tk_lua_host_add(host, &rt_c);
+    if (http_id < 0 || rt_id < 0 || tk_lua_host_load(host, err, sizeof err) != TK_OK ||
+        tk_server_start(&cfg, pool, host, http_id, &srv, err, sizeof err) != TK_OK) {
+        tk_log_error("cannot start: %s", http_id < 0 || rt_id < 0 ? "too many consumers" : err);
         goto out;
     }
     /* Realtime: the Redis bridge (only with REDIS_URL), then the WebSocket
@@ -354,9 +354,7 @@ static int cmd_serve(void)
         tk_log_error("cannot start: %s", err);
         goto out;
     }
-    tk_snapshot *snap = tk_server_snapshot(srv, NULL);
-    rc = tk_ws_server_start(&cfg, pool, snap, &ws, err, sizeof err);
-    tk_snapshot_free(snap);
+    rc = tk_ws_server_start(&cfg, host, rt_id, &ws, err, sizeof err);
     if (rc != TK_OK) {
         tk_log_error("cannot start the realtime server: %s", err);
         goto out;
@@ -366,15 +364,13 @@ static int cmd_serve(void)
         tk_bus_relay relay = bridge ? tk_redis_bridge_bus_relay(bridge) : (tk_bus_relay){0};
         tk_bus_attach(&sink, bridge ? &relay : NULL);
     }
-    sv.srv = srv;
-    sv.ws = ws;
-    if (tk_jobs_start(&cfg, pool, current_generation, srv, &jobs) != TK_OK) {
+    if (tk_jobs_start(&cfg, pool, current_generation, host, &jobs) != TK_OK) {
         tk_log_error("cannot start the job runner");
         goto out;
     }
     if (cfg.watch_scripts) {
         const char *dirs[] = {cfg.scripts_dir, cfg.plugins_dir, NULL};
-        if (tk_watch_start(dirs, cfg.reload_debounce_ms, reload_from_watch, &sv, &watch) != TK_OK)
+        if (tk_watch_start(dirs, cfg.reload_debounce_ms, reload_from_watch, host, &watch) != TK_OK)
             tk_log_warn("cannot watch %s for changes; reload with SIGHUP or taskapi reload",
                         cfg.scripts_dir);
     }
@@ -389,7 +385,7 @@ static int cmd_serve(void)
             continue;
         if (sig == SIGHUP) {
             tk_log_info("SIGHUP: reloading scripts");
-            reload_all(&sv);
+            reload_from_watch(host);
             if (tls && tk_tls_reload(tls, err, sizeof err) != TK_OK)
                 tk_log_error("SIGHUP: %s; the previous certificate stays", err);
             else if (tls) {
@@ -428,10 +424,11 @@ out:
     tk_ws_server_stop(ws);
     shutdown_enter("the Redis bridge");
     tk_redis_bridge_stop(bridge);
-    shutdown_enter("the job runner"); /* before the server: it reads the server's generation */
+    shutdown_enter("the job runner"); /* before the host: it reads the current generation */
     tk_jobs_stop(jobs);
     shutdown_enter("the HTTP server and its workers");
     tk_server_stop(srv);
+    tk_lua_host_free(host); /* the last generation, unless a request still holds it */
     shutdown_enter("the database pool");
     (void)tk_lua_profile_stop(); /* TASKAPI_LUA_PROFILE: the folded stacks */
     tk_stages_stop();
@@ -508,10 +505,7 @@ static int cmd_scripts(int print_routes)
     int status = 1;
     char err[4096];
     tk_snapshot *snap = NULL;
-    tk_lua_vm *vm = NULL;
-    tk_router *router = NULL;
-    if (tk_router_new(&router) != TK_OK)
-        goto out;
+    tk_lua_gen *gen = NULL;
     if (tk_snapshot_load(cfg.scripts_dir, cfg.plugins_dir, &snap, err, sizeof err) != TK_OK) {
         fprintf(stderr, "taskapi: %s\n", err);
         goto out;
@@ -523,9 +517,11 @@ static int cmd_scripts(int print_routes)
         goto out;
     }
     /* Load as the server would even after syntax errors: that reports what
-     * only loading finds (a missing plugin, a bad schema), once. */
-    if (tk_lua_vm_new_from(&cfg, NULL, 0, snap, &vm, err, sizeof err) != TK_OK ||
-        tk_lua_vm_build_router(vm, router, err, sizeof err) != TK_OK) {
+     * only loading finds (a missing plugin, a bad schema, a route conflict
+     * in HTTP's router), once. No VM beyond the one that reads the app. */
+    tk_lua_consumer http_c = tk_server_consumer(&cfg);
+    http_c.nvms = 0;
+    if (tk_lua_gen_new(&cfg, NULL, &http_c, 1, &gen, err, sizeof err) != TK_OK) {
         if (first[0] == '\0' || strstr(err, first) == NULL)
             fprintf(stderr, "taskapi: %s\n", err);
         goto out;
@@ -533,15 +529,14 @@ static int cmd_scripts(int print_routes)
     if (bad > 0)
         goto out;
     if (print_routes)
-        tk_lua_vm_print_routes(vm, stdout);
+        tk_lua_gen_print_routes(gen, stdout);
     else
-        printf("ok: %s: %d routes, %d files compiled\n", cfg.scripts_dir, tk_router_count(router),
-               tk_snapshot_count(snap));
+        printf("ok: %s: %d routes, %d files compiled\n", cfg.scripts_dir,
+               tk_lua_gen_route_count(gen), tk_snapshot_count(snap));
     status = 0;
 out:
-    tk_lua_vm_free(vm);
+    tk_lua_gen_release(gen);
     tk_snapshot_free(snap);
-    tk_router_free(router);
     tk_config_cleanup(&cfg);
     return status;
 }

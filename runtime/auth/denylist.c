@@ -1,7 +1,9 @@
 /* The in-process access-token denylist: revoked `jti`s kept until their
  * token would have expired anyway. One mutex-protected open-addressing
  * table (linear probing); expired entries are dropped by rebuilding it.
- * Sharing revocations between processes is left to the database layer. */
+ * Other instances learn of a revocation as a TK_RT_REVOKE message over
+ * Redis (ws/bus.c adds it here on arrival); without REDIS_URL a
+ * revocation stays in this process. */
 #include "auth/auth.h"
 
 #include <pthread.h>

@@ -49,34 +49,10 @@ typedef struct {
     int n, cap;
 } kv_list;
 
-/* The cached answer of a `constant = true` route (lib.dispatch ran its
- * handler once for this generation); body NULL: the route has none. */
-typedef struct {
-    unsigned status;
-    char *body;
-    size_t len;
-} tk_const_answer;
-
-/* A generation: one immutable snapshot of the scripts, the route table
- * compiled from it and one VM per worker loaded from it. A request holds a
- * reference from route match to completion, so it runs on the generation
- * it was matched against; a reload swaps `current` and the old generation
- * is freed when its last request finishes. */
-typedef struct tk_gen {
-    int id;
-    tk_snapshot *snap;
-    tk_router *router;
-    tk_lua_vm **vms; /* [nworkers] */
-    int nvms;
-    tk_rate_limits *limits;     /* per route id, from the Lua policy */
-    tk_const_answer *constants; /* [nconstants + 1], per route id */
-    int nconstants;
-    atomic_int refs;
-} tk_gen;
-
 typedef struct tk_req {
     tk_server *srv;
-    tk_gen *gen;
+    tk_lua_gen *gen;         /* held from route match to completion: the request runs on it */
+    const tk_router *router; /* the generation's, compiled by routes_compile */
     struct MHD_Connection *conn;
     char method[16];
     char *path;
@@ -113,12 +89,9 @@ struct tk_server {
     const tk_config *cfg;
     tk_db_pool *pool;
     struct MHD_Daemon *daemon;
-    tk_http_guard *guard;      /* header-read deadline */
-    pthread_mutex_t gen_mu;    /* guards current */
-    pthread_mutex_t reload_mu; /* one reload at a time */
-    tk_gen *current;
-    int next_gen_id;
-    atomic_llong reloads, reload_failures;
+    tk_http_guard *guard; /* header-read deadline */
+    tk_lua_host *host;    /* the script generations (borrowed) */
+    int consumer;         /* our index in the host: worker w runs VM w - 1 of it */
     worker *workers;
     int nworkers;
     pthread_mutex_t mu;
@@ -128,8 +101,6 @@ struct tk_server {
     atomic_int in_flight;
     atomic_int quiesced; /* the listening socket is closed */
 };
-
-static void gen_release(tk_gen *g);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -205,7 +176,7 @@ static void req_free(tk_req *r)
     kv_list_free(&r->query);
     if (r->resp)
         MHD_destroy_response(r->resp);
-    gen_release(r->gen);
+    tk_lua_gen_release(r->gen);
     free(r);
 }
 
@@ -300,201 +271,52 @@ static enum MHD_Result queue(tk_req *r)
 
 /* ---- generations --------------------------------------------------------- */
 
-static void gen_free(tk_gen *g)
+/* The HTTP form of a generation (tk_lua_consumer.compile): its route table
+ * as a router. A conflict names both definitions. */
+static int routes_compile(void *ud, const tk_lua_gen *g, void **data, char *err, size_t errlen)
 {
-    if (g == NULL)
-        return;
-    for (int i = 0; i < g->nvms; i++)
-        tk_lua_vm_free(g->vms[i]);
-    free(g->vms);
-    tk_router_free(g->router);
-    tk_snapshot_free(g->snap);
-    free(g->limits);
-    if (g->constants != NULL)
-        for (int id = 1; id <= g->nconstants; id++)
-            free(g->constants[id].body);
-    free(g->constants);
-    free(g);
-}
-
-static tk_gen *gen_acquire(tk_server *s)
-{
-    pthread_mutex_lock(&s->gen_mu);
-    tk_gen *g = s->current;
-    atomic_fetch_add(&g->refs, 1);
-    pthread_mutex_unlock(&s->gen_mu);
-    return g;
-}
-
-static void gen_release(tk_gen *g)
-{
-    if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1)
-        gen_free(g);
-}
-
-/* Applies the pending migrations of the plugins the generation enabled
- * (plugins/<name>/migrations/, db/migrate.c), before it may serve: at start
- * and at every reload, so a plugin enabled by a reload finds its tables. A
- * failing file fails the generation (the start, or the reload: the running
- * one stays); an unreachable database does not (logged; the next reload
- * tries again). Each applied file is logged. */
-static int gen_migrate_plugins(const tk_config *cfg, tk_lua_vm *vm, char *err, size_t errlen)
-{
-    enum { MAX_PLUGINS = 64 };
-    char list[2048], *save = NULL, *buf = NULL;
-    const char *names[MAX_PLUGINS];
-    size_t n = 0, len = 0;
-
-    tk_lua_vm_plugin_list(vm, list, sizeof list); /* "name version, ..." or "(cannot list: ...)" */
-    if (list[0] == '(') {
-        tk_errf(err, errlen, "plugin migrations: %s", list);
-        return TK_ELUA;
-    }
-    for (char *item = strtok_r(list, ",", &save); item != NULL && n < MAX_PLUGINS;
-         item = strtok_r(NULL, ",", &save)) {
-        item += strspn(item, " ");
-        item[strcspn(item, " ")] = '\0';
-        if (item[0] != '\0')
-            names[n++] = item;
-    }
-    if (n == 0 || cfg->database_url == NULL)
-        return TK_OK;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
+    (void)ud;
+    tk_router *r = NULL;
+    if (tk_router_new(&r) != TK_OK)
         return TK_ENOMEM;
-    int rc = tk_db_migrate_plugins(cfg->database_url, cfg->plugins_dir, names, n, f, err, errlen);
-    fclose(f);
-    if (rc == TK_EUNAVAIL) {
-        /* the database is down: the scripts still load, as they do without
-         * plugins; the next start or reload applies what is pending */
-        tk_log_warn("plugin migrations not applied (%s); the next reload tries again", err);
-        rc = TK_OK;
-    }
-    for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
-        if (strncmp(line, "applied ", 8) == 0)
-            tk_log_info("plugin migration %s", line);
-    free(buf);
-    return rc;
-}
-
-/* Loads a new generation from the scripts on disk: snapshot, one VM per
- * worker, route table, the enabled plugins' migrations. Nothing is shared
- * with the running generation. */
-static int gen_load(tk_server *s, tk_gen **out, char *err, size_t errlen)
-{
-    const tk_config *cfg = s->cfg;
-    tk_gen *g = calloc(1, sizeof *g);
-    if (g == NULL)
-        return TK_ENOMEM;
-    int rc = TK_ENOMEM;
-    g->vms = calloc((size_t)cfg->workers, sizeof *g->vms);
-    if (g->vms == NULL || tk_router_new(&g->router) != TK_OK)
-        goto fail;
-    rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &g->snap, err, errlen);
-    if (rc != TK_OK)
-        goto fail;
-    for (int i = 0; i < cfg->workers; i++) {
-        rc = tk_lua_vm_new_from(cfg, s->pool, i + 1, g->snap, &g->vms[i], err, errlen);
-        if (rc != TK_OK)
-            goto fail;
-        g->nvms = i + 1;
-        if (i == 0) {
-            rc = tk_lua_vm_build_router(g->vms[0], g->router, err, errlen);
-            if (rc != TK_OK)
-                goto fail;
-        } else if (tk_lua_vm_route_count(g->vms[i]) != tk_router_count(g->router)) {
-            tk_errf(err, errlen, "worker %d loaded a different route table", i + 1);
-            rc = TK_ELUA;
-            goto fail;
+    for (int id = 1; id <= tk_lua_gen_route_count(g); id++) {
+        const tk_lua_route *rt = tk_lua_gen_route(g, id);
+        const char *where = rt->where ? rt->where : "app.routes";
+        char why[512];
+        int rc = tk_router_add(r, rt->method, rt->pattern, id, 0, why, sizeof why);
+        if (rc != TK_OK) {
+            const tk_lua_route *other =
+                tk_lua_gen_route(g, tk_router_conflict(r, rt->method, rt->pattern));
+            if (other != NULL && other->where != NULL)
+                tk_errf(err, errlen, "%s: %s (defined at %s)", where, why, other->where);
+            else
+                tk_errf(err, errlen, "%s: %s", where, why);
+            tk_router_free(r);
+            return rc;
         }
     }
-    rc = gen_migrate_plugins(cfg, g->vms[0], err, errlen);
-    if (rc != TK_OK)
-        goto fail;
-    int nroutes = tk_router_count(g->router);
-    g->limits = calloc((size_t)nroutes + 1, sizeof *g->limits);
-    rc = TK_ENOMEM;
-    if (g->limits == NULL)
-        goto fail;
-    for (int id = 1; id <= nroutes; id++)
-        tk_lua_vm_route_limits(g->vms[0], id, &g->limits[id]);
-    g->constants = calloc((size_t)nroutes + 1, sizeof *g->constants);
-    if (g->constants == NULL)
-        goto fail;
-    g->nconstants = nroutes;
-    for (int id = 1; id <= nroutes; id++) {
-        tk_const_answer *c = &g->constants[id];
-        if (g->limits[id].n > 0) /* limited: every request must be counted */
-            continue;
-        if (tk_lua_vm_route_constant(g->vms[0], id, &c->status, &c->body, &c->len) < 0)
-            goto fail;
-    }
-    atomic_init(&g->refs, 1);
-    *out = g;
-    return TK_OK;
-fail:
-    if (rc == TK_ENOMEM)
-        tk_errf(err, errlen, "out of memory loading the scripts");
-    gen_free(g);
-    return rc;
-}
-
-/* The line an operator reads after a start or a reload (and what taskapi
- * status shows): generation, digest of the scripts, routes, plugins. */
-static void announce(tk_gen *g, const char *what)
-{
-    char digest[65], plugins[512];
-    tk_snapshot_digest(g->snap, digest);
-    tk_lua_vm_plugin_list(g->vms[0], plugins, sizeof plugins);
-    tk_status_loaded(g->id, digest, tk_snapshot_count(g->snap), tk_router_count(g->router),
-                     plugins);
-    tk_log_info("%s generation %d, scripts %.12s, %d files, %d routes; plugins: %s", what, g->id,
-                digest, tk_snapshot_count(g->snap), tk_router_count(g->router),
-                plugins[0] ? plugins : "none");
-}
-
-int tk_server_reload(tk_server *s)
-{
-    pthread_mutex_lock(&s->reload_mu);
-    char err[2048];
-    tk_gen *g = NULL;
-    int rc = gen_load(s, &g, err, sizeof err);
-    if (rc != TK_OK) {
-        atomic_fetch_add(&s->reload_failures, 1);
-        tk_status_reload_failed(err);
-        tk_log_error("reload failed; still serving generation %d: %s", s->current->id, err);
-        pthread_mutex_unlock(&s->reload_mu);
-        return rc;
-    }
-    g->id = ++s->next_gen_id;
-    pthread_mutex_lock(&s->gen_mu);
-    tk_gen *old = s->current;
-    s->current = g;
-    pthread_mutex_unlock(&s->gen_mu);
-    gen_release(old);
-    atomic_fetch_add(&s->reloads, 1);
-    announce(g, "reloaded:");
-    pthread_mutex_unlock(&s->reload_mu);
+    *data = r;
     return TK_OK;
 }
 
-tk_snapshot *tk_server_snapshot(tk_server *s, int *gen_id)
+static void routes_drop(void *data)
 {
-    pthread_mutex_lock(&s->gen_mu);
-    tk_snapshot *snap = tk_snapshot_ref(s->current->snap);
-    if (gen_id != NULL)
-        *gen_id = s->current->id;
-    pthread_mutex_unlock(&s->gen_mu);
-    return snap;
+    tk_router_free(data);
+}
+
+tk_lua_consumer tk_server_consumer(const tk_config *cfg)
+{
+    tk_lua_consumer c = {.name = "http",
+                         .nvms = cfg->workers,
+                         .worker_id = 1,
+                         .compile = routes_compile,
+                         .drop = routes_drop};
+    return c;
 }
 
 void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen)
 {
-    *reloads = atomic_load(&s->reloads);
-    *failures = atomic_load(&s->reload_failures);
-    pthread_mutex_lock(&s->gen_mu);
-    *gen = s->current->id;
-    pthread_mutex_unlock(&s->gen_mu);
+    tk_lua_host_stats(s->host, reloads, failures, gen);
 }
 
 /* ---- the worker side ---------------------------------------------------- */
@@ -589,7 +411,7 @@ static void run_request(worker *w, tk_req *r)
     if (check_user(r) || check_rate(r))
         return;
     TK_STAGE_MARK(&r->stages, TK_ST_LUA);
-    tk_lua_vm *vm = r->gen->vms[w->id - 1];
+    tk_lua_vm *vm = tk_lua_gen_vm(r->gen, w->srv->consumer, w->id - 1);
     lua_State *L = tk_lua_vm_state(vm);
     tk_lua_ctx *ctx = tk_lua_vm_ctx(vm);
     ctx->request_id = r->rid;
@@ -895,18 +717,18 @@ static void serve_metrics(tk_server *s, tk_req *r)
  * 429 set when a bucket is exhausted. */
 static int check_rate(tk_req *r)
 {
-    const tk_rate_limits *lim = &r->gen->limits[r->match.id];
-    if (lim->n == 0)
+    const tk_lua_route *route = tk_lua_gen_route(r->gen, r->match.id);
+    if (route->nrates == 0)
         return 0;
     int64_t now = (int64_t)time(NULL);
     char key[320];
     const char *ip = r->ip[0] ? r->ip : "unknown";
-    for (int i = 0; i < lim->n; i++) {
-        const tk_rate_bucket *b = &lim->b[i];
+    for (int i = 0; i < route->nrates; i++) {
+        const tk_lua_rate *b = &route->rates[i];
         if (!b->per_ip && r->has_user)
-            snprintf(key, sizeof key, "rl:%s:u:%s", b->name, r->claims.sub);
+            snprintf(key, sizeof key, "rl:%s:u:%s", b->bucket, r->claims.sub);
         else
-            snprintf(key, sizeof key, "rl:%s:ip:%s", b->name, ip);
+            snprintf(key, sizeof key, "rl:%s:ip:%s", b->bucket, ip);
         tk_rate_result res;
         (void)tk_ratelimit_hit(key, b->limit, b->window, now, &res);
         if (!r->rated || !res.allowed || res.remaining < r->rate.remaining) {
@@ -955,7 +777,7 @@ static int precheck(tk_server *s, tk_req *r)
         return 1;
     }
     char allow[256];
-    int m = tk_router_match(r->gen->router, r->method, r->path, &r->match, allow, sizeof allow);
+    int m = tk_router_match(r->router, r->method, r->path, &r->match, allow, sizeof allow);
     if (m == TK_ENOTFOUND) {
         set_error(r, 404, "not_found", "no such resource");
         return 1;
@@ -972,9 +794,10 @@ static int precheck(tk_server *s, tk_req *r)
         set_error(r, 415, "unsupported_media_type", "request body must be application/json");
         return 1;
     }
-    int auth = r->match.flags;
+    const tk_lua_route *route = tk_lua_gen_route(r->gen, r->match.id);
     int has_header = kv_get(&r->headers, "Authorization") != NULL;
-    if (auth == TK_ROUTE_AUTH_REQUIRED || (auth == TK_ROUTE_AUTH_OPTIONAL && has_header)) {
+    if (route->auth == TK_LUA_AUTH_REQUIRED ||
+        (route->auth == TK_LUA_AUTH_OPTIONAL && has_header)) {
         const char *why = check_auth(r);
         if (why != NULL) {
             set_error(r, 401, "unauthorized", why);
@@ -983,14 +806,13 @@ static int precheck(tk_server *s, tk_req *r)
             return 1;
         }
     }
-    const tk_const_answer *c = &r->gen->constants[r->match.id];
-    if (c->body != NULL && !r->has_body) {
+    if (route->constant_body != NULL && !r->has_body) {
         /* A constant route (GET, no auth, no limits, no plugin hooks):
          * the generation's cached answer, here on the HTTP thread. The
          * access log and metrics come from on_completed as for any
          * request. */
-        r->resp = make_response(r, c->body, c->len);
-        r->status = c->status;
+        r->resp = make_response(r, route->constant_body, route->constant_len);
+        r->status = route->constant_status;
         if (r->resp && s->cfg->debug_queries) {
             MHD_add_response_header(r->resp, "X-Query-Count", "0");
             MHD_add_response_header(r->resp, "X-Lua-Allocs", "0");
@@ -1083,7 +905,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         r->srv = s;
         r->conn = conn;
-        r->gen = gen_acquire(s);
+        r->gen = tk_lua_host_acquire(s->host);
+        r->router = tk_lua_gen_data(r->gen, s->consumer);
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         TK_STAGE_MARK(&r->stages, TK_ST_START);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -1219,8 +1042,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop -------------------------------------------------------- */
 
-int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, char *err,
-                    size_t errlen)
+int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_lua_host *host, int consumer,
+                    tk_server **out, char *err, size_t errlen)
 {
     int rc = TK_ENOMEM;
     tk_server *s = calloc(1, sizeof *s);
@@ -1228,10 +1051,10 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
         return TK_ENOMEM;
     s->cfg = cfg;
     s->pool = pool;
+    s->host = host;
+    s->consumer = consumer;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    pthread_mutex_init(&s->gen_mu, NULL);
-    pthread_mutex_init(&s->reload_mu, NULL);
     s->workers = calloc((size_t)cfg->workers, sizeof *s->workers);
     if (s->workers == NULL)
         goto fail;
@@ -1239,11 +1062,6 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, cha
         s->workers[i].srv = s;
         s->workers[i].id = i + 1;
     }
-    rc = gen_load(s, &s->current, err, errlen);
-    if (rc != TK_OK)
-        goto fail;
-    s->current->id = ++s->next_gen_id;
-    announce(s->current, "loaded:");
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             tk_errf(err, errlen, "cannot start worker threads");
@@ -1354,9 +1172,6 @@ void tk_server_stop(tk_server *s)
         MHD_stop_daemon(s->daemon);
     tk_http_guard_free(s->guard);
     free(s->workers);
-    gen_release(s->current);
-    pthread_mutex_destroy(&s->gen_mu);
-    pthread_mutex_destroy(&s->reload_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);

@@ -9,25 +9,23 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
-#include "lua/snapshot.h"
+#include "lua/gen.h"
 
 typedef struct tk_server tk_server;
 
-/* Loads the scripts (one VM per worker), builds the route table and starts
- * listening on cfg->port. Borrows cfg and pool until tk_server_stop. */
-int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_server **out, char *err,
-                    size_t errlen) TK_WUR;
+/* What HTTP needs of every script generation (register it with
+ * tk_lua_host_add before the first load): one VM per worker (WORKERS) and
+ * the generation's route table compiled into a router, which refuses a
+ * malformed pattern or a conflict (naming both definitions). */
+tk_lua_consumer tk_server_consumer(const tk_config *cfg);
 
-/* Loads the scripts anew (a snapshot checked in fresh VMs) and, if that
- * works, makes it the generation new requests run on; requests already
- * running finish on the old one. On any error nothing changes: the error is
- * logged with file:line and counted. Safe from any thread. */
-int tk_server_reload(tk_server *s);
-
-/* A reference to the snapshot the current generation loaded (drop it with
- * tk_snapshot_free) and, if gen_id is not NULL, that generation's number:
- * what the realtime join policy loads, so both run the same scripts. */
-tk_snapshot *tk_server_snapshot(tk_server *s, int *gen_id);
+/* Starts the workers and listens on cfg->port. Each request runs on the
+ * host's generation that was current when its headers arrived, on VM
+ * (worker - 1) of consumer `consumer` (the index tk_lua_host_add gave
+ * tk_server_consumer's registration); the host must have loaded one.
+ * Borrows cfg, pool and host until tk_server_stop. */
+int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_lua_host *host, int consumer,
+                    tk_server **out, char *err, size_t errlen) TK_WUR;
 
 /* Reload counters and the current generation number. */
 void tk_server_reload_stats(tk_server *s, long long *reloads, long long *failures, int *gen);

@@ -4,6 +4,10 @@
  *   runtime.list_dir(rel)  -> sorted *.lua names in directory rel of the scripts
  *   runtime.list_dirs(rel) -> sorted subdirectory names ("plugins" lists PLUGINS_DIR)
  *   runtime.worker()       -> worker number (0 in check mode)
+ *   runtime.generation()   -> {id = N, digest = "<sha256 hex>"}: the script
+ *                             generation this VM belongs to (lua/gen.h), the
+ *                             same for HTTP and realtime at any moment; nil
+ *                             outside one (tests) and while app.lua loads
  *   runtime.request_id()   -> id of the request being served, or nil
  *   runtime.uptime()       -> seconds since start
  *   runtime.now_ms()       -> wall clock in milliseconds
@@ -25,6 +29,7 @@
 
 #include "events/bus.h"
 #include "lua/bindings.h"
+#include "lua/gen.h"
 #include "lua/vm.h"
 #include "obs/log.h"
 #include "obs/status.h"
@@ -117,6 +122,17 @@ static int l_runtime_traceback(lua_State *L)
 static int l_runtime_worker(lua_State *L)
 {
     lua_pushinteger(L, tk_lua_ctx_get(L)->worker_id);
+    return 1;
+}
+
+static int l_runtime_generation(lua_State *L)
+{
+    const tk_lua_gen *g = tk_lua_ctx_get(L)->gen;
+    if (g == NULL || tk_lua_gen_id(g) == 0) /* 0: still loading, not yet current */
+        return 0;
+    lua_createtable(L, 0, 2);
+    set_int(L, "id", tk_lua_gen_id(g));
+    set_str(L, "digest", tk_lua_gen_digest(g));
     return 1;
 }
 
@@ -247,6 +263,7 @@ int tk_lua_open_runtime(lua_State *L)
                                    {"list_dir", l_runtime_list_dir},
                                    {"list_dirs", l_runtime_list_dirs},
                                    {"worker", l_runtime_worker},
+                                   {"generation", l_runtime_generation},
                                    {"request_id", l_runtime_request_id},
                                    {"uptime", l_runtime_uptime},
                                    {"shutting_down", l_runtime_shutting_down},

@@ -1,9 +1,10 @@
 /* An immutable in-memory copy of the script trees (SCRIPTS_DIR and
  * PLUGINS_DIR). A reload reads the files once into a snapshot and every VM of
- * that generation, the HTTP workers' and the realtime join policy's, loads
- * from the same snapshot, so a file edited after the load can never reach a
- * VM and HTTP and realtime never run different versions. Reference counted:
- * each VM holds a reference for as long as it may `require` from it. */
+ * that generation (lua/gen.h: the HTTP workers' and the realtime join
+ * policy's) loads from it, so a file edited after the load can never reach
+ * a VM and HTTP and realtime never run different versions. Reference
+ * counted: each VM holds a reference for as long as it may `require` from
+ * it. */
 #ifndef TK_LUA_SNAPSHOT_H
 #define TK_LUA_SNAPSHOT_H
 

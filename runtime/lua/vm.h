@@ -11,8 +11,6 @@
 #include "common.h"
 #include "config.h"
 #include "db/pool.h"
-#include "http/ratelimit.h"
-#include "http/router.h"
 #include "lua/snapshot.h"
 
 /* Per-VM context the bindings reach through the registry. Owned by the VM. */
@@ -35,12 +33,10 @@ typedef struct tk_lua_ctx {
     int ryw_checked;  /* the key's recent writes were looked up */
     int wrote;        /* the request wrote (marked for read-your-writes) */
     int reads_replica, reads_primary;
+    const struct tk_lua_gen *gen; /* the generation the VM belongs to (lua/gen.h), or NULL */
 } tk_lua_ctx;
 
 typedef struct tk_lua_vm tk_lua_vm;
-
-/* Route flags carried from the scripts into the C route table. */
-enum { TK_ROUTE_AUTH_NONE = 0, TK_ROUTE_AUTH_REQUIRED = 1, TK_ROUTE_AUTH_OPTIONAL = 2 };
 
 /* Creates a VM, opens the sandbox and the bindings, runs app.lua from a
  * fresh snapshot of SCRIPTS_DIR/PLUGINS_DIR (which the VM owns) and checks
@@ -80,25 +76,9 @@ tk_lua_ctx *tk_lua_vm_ctx(tk_lua_vm *vm);
 /* Number of routes the app declared. */
 int tk_lua_vm_route_count(tk_lua_vm *vm);
 
-/* Adds the app's routes to `r` (route i gets id i). Returns TK_EINVAL with
- * "file:line: reason" in err on a malformed or conflicting route. */
-int tk_lua_vm_build_router(tk_lua_vm *vm, tk_router *r, char *err, size_t errlen) TK_WUR;
-
-/* The rate-limit buckets the policy gave route `id` (out->n = 0: none). */
-void tk_lua_vm_route_limits(tk_lua_vm *vm, int id, tk_rate_limits *out);
-
-/* The answer lib.dispatch cached for a `constant = true` route `id`
- * (route.constant_status and constant_body): 1 with status and a malloc'd
- * copy of the body (the caller frees it), 0 when the route has none, -1
- * out of memory. */
-int tk_lua_vm_route_constant(tk_lua_vm *vm, int id, unsigned *status, char **body, size_t *len);
-
 /* Allocator calls of this VM that obtained memory, since it was created;
  * the difference over a request is that request's allocations. */
 unsigned long long tk_lua_vm_allocs(const tk_lua_vm *vm);
-
-/* Writes the route table (method, pattern, auth, file:line) to out. */
-void tk_lua_vm_print_routes(tk_lua_vm *vm, void *file);
 
 /* Pushes the app's dispatch function onto the stack. */
 void tk_lua_vm_push_dispatch(tk_lua_vm *vm);

@@ -1,5 +1,6 @@
-/* Join checks on their own threads (policy.h). Each thread owns one Lua VM
- * made like a worker's; a job is one protected call of
+/* Join checks on their own threads (policy.h). Thread i runs VM i of the
+ * realtime consumer of the current script generation (lua/gen.h), taken
+ * anew for each job; a job is one protected call of
  * app.realtime.can_join(user, room). A raised error with a string `code`
  * (lib.errors, e.g. "unavailable" when the database is down) becomes that
  * code; any other error is logged and answered "internal". */
@@ -11,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua/gen.h"
 #include "lua/vm.h"
 #include "obs/log.h"
 
 typedef struct {
     tk_ws_policy *p;
+    int index; /* the VM of each generation this thread runs */
     pthread_t thread;
     int started;
-    tk_lua_vm *vm;
-    tk_lua_vm *next_vm; /* from a reload, taken between jobs (under mu) */
 } policy_thread;
 
 struct tk_ws_policy {
@@ -30,9 +31,8 @@ struct tk_ws_policy {
     tk_ws_join *head, *tail;
     int stopping;
     int warned; /* the app has no realtime.can_join (logged once) */
-    const tk_config *cfg;
-    tk_db_pool *pool;
-    pthread_mutex_t reload_mu; /* one reload at a time */
+    tk_lua_host *host;
+    int consumer;
     policy_thread threads[TK_WS_POLICY_THREADS];
 };
 
@@ -123,58 +123,49 @@ static void *thread_main(void *arg)
         p->head = j->next;
         if (p->head == NULL)
             p->tail = NULL;
-        tk_lua_vm *old = NULL;
-        if (t->next_vm) { /* a reload: switch between jobs */
-            old = t->vm;
-            t->vm = t->next_vm;
-            t->next_vm = NULL;
-        }
         pthread_mutex_unlock(&p->mu);
-        tk_lua_vm_free(old);
         j->next = NULL;
-        run_job(p, t->vm, j);
+        /* The generation current now: a reload between two jobs moves
+         * this thread with HTTP, never apart from it. */
+        tk_lua_gen *g = tk_lua_host_acquire(p->host);
+        run_job(p, tk_lua_gen_vm(g, p->consumer, t->index), j);
+        tk_lua_gen_release(g);
         p->done(p->arg, j); /* takes j */
     }
     return NULL;
 }
 
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
-                       tk_ws_policy_done_fn done, void *arg, tk_ws_policy **out, char *err,
-                       size_t errlen)
+tk_lua_consumer tk_ws_policy_consumer(void)
+{
+    tk_lua_consumer c = {.name = "realtime", .nvms = TK_WS_POLICY_THREADS, .worker_id = -1};
+    return c;
+}
+
+int tk_ws_policy_start(tk_lua_host *host, int consumer, tk_ws_policy_done_fn done, void *arg,
+                       tk_ws_policy **out, char *err, size_t errlen)
 {
     tk_ws_policy *p = calloc(1, sizeof *p);
     if (p == NULL)
         return TK_ENOMEM;
     p->done = done;
     p->arg = arg;
-    p->cfg = cfg;
-    p->pool = pool;
+    p->host = host;
+    p->consumer = consumer;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_mutex_init(&p->reload_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    int rc;
     for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
         policy_thread *t = &p->threads[i];
         t->p = p;
-        /* Worker id -1: not one of the HTTP workers. */
-        rc = tk_lua_vm_new_from(cfg, pool, -1, snap, &t->vm, err, errlen);
-        if (rc != TK_OK)
-            goto fail;
-    }
-    for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
-        policy_thread *t = &p->threads[i];
+        t->index = i;
         if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
             tk_errf(err, errlen, "cannot start a realtime policy thread");
-            rc = TK_ENOMEM;
-            goto fail;
+            tk_ws_policy_stop(p);
+            return TK_ENOMEM;
         }
         t->started = 1;
     }
     *out = p;
     return TK_OK;
-fail:
-    tk_ws_policy_stop(p);
-    return rc;
 }
 
 void tk_ws_policy_submit(tk_ws_policy *p, tk_ws_join *job)
@@ -201,8 +192,6 @@ void tk_ws_policy_stop(tk_ws_policy *p)
     for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
         if (p->threads[i].started)
             pthread_join(p->threads[i].thread, NULL);
-        tk_lua_vm_free(p->threads[i].vm);
-        tk_lua_vm_free(p->threads[i].next_vm);
     }
     while (p->head) {
         tk_ws_join *j = p->head;
@@ -210,33 +199,6 @@ void tk_ws_policy_stop(tk_ws_policy *p)
         free(j);
     }
     pthread_mutex_destroy(&p->mu);
-    pthread_mutex_destroy(&p->reload_mu);
     pthread_cond_destroy(&p->cv);
     free(p);
-}
-
-int tk_ws_policy_reload(tk_ws_policy *p, tk_snapshot *snap, char *err, size_t errlen)
-{
-    tk_lua_vm *vms[TK_WS_POLICY_THREADS] = {NULL};
-    pthread_mutex_lock(&p->reload_mu);
-    int rc = TK_OK;
-    for (int i = 0; i < TK_WS_POLICY_THREADS && rc == TK_OK; i++)
-        rc = tk_lua_vm_new_from(p->cfg, p->pool, -1, snap, &vms[i], err, errlen);
-    if (rc != TK_OK) {
-        for (int i = 0; i < TK_WS_POLICY_THREADS; i++)
-            tk_lua_vm_free(vms[i]);
-        pthread_mutex_unlock(&p->reload_mu);
-        return rc;
-    }
-    tk_lua_vm *stale[TK_WS_POLICY_THREADS];
-    pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < TK_WS_POLICY_THREADS; i++) {
-        stale[i] = p->threads[i].next_vm; /* a reload the thread has not taken yet */
-        p->threads[i].next_vm = vms[i];
-    }
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < TK_WS_POLICY_THREADS; i++)
-        tk_lua_vm_free(stale[i]);
-    pthread_mutex_unlock(&p->reload_mu);
-    return TK_OK;
 }

@@ -1,18 +1,17 @@
 /* Who may join which realtime room, answered by the scripts: the same Lua
  * permission policy the REST routes use, through the function the app
  * exports as app.realtime.can_join(user, room) -> true | false, code.
- * It needs the database, so it runs on threads of its own, each with its
- * own Lua VM on the shared pool; the WebSocket service thread submits a
- * job and gets it back through a callback. */
+ * It needs the database, so it runs on threads of its own, each running
+ * its VM of the current script generation (lua/gen.h: the generation HTTP
+ * serves), on the shared pool; the WebSocket service thread submits a job
+ * and gets it back through a callback. */
 #ifndef TK_WS_POLICY_H
 #define TK_WS_POLICY_H
 
 #include <stdint.h>
 
 #include "common.h"
-#include "config.h"
-#include "db/pool.h"
-#include "lua/snapshot.h"
+#include "lua/gen.h"
 #include "ws/rooms.h"
 
 #define TK_WS_POLICY_THREADS 2
@@ -38,21 +37,19 @@ typedef struct tk_ws_policy tk_ws_policy;
  * (free with free()). */
 typedef void (*tk_ws_policy_done_fn)(void *arg, tk_ws_join *job);
 
-/* Loads the scripts of `snap` into TK_WS_POLICY_THREADS VMs (each takes a
- * reference) and starts the threads. Borrows cfg and pool until
- * tk_ws_policy_stop. Returns 0, TK_ELUA with "file:line: message" in err, or
- * TK_ENOMEM. */
-int tk_ws_policy_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
-                       tk_ws_policy_done_fn done, void *arg, tk_ws_policy **out, char *err,
-                       size_t errlen) TK_WUR;
+/* What the policy needs of every script generation (register it with
+ * tk_lua_host_add before the first load): TK_WS_POLICY_THREADS VMs. */
+tk_lua_consumer tk_ws_policy_consumer(void);
+
+/* Starts the threads; each job runs on the host's generation current when
+ * a thread takes it, on that thread's VM of consumer `consumer` (the index
+ * tk_lua_host_add gave tk_ws_policy_consumer's registration). Borrows host
+ * until tk_ws_policy_stop. Returns 0, or TK_ENOMEM with the reason in err. */
+int tk_ws_policy_start(tk_lua_host *host, int consumer, tk_ws_policy_done_fn done, void *arg,
+                       tk_ws_policy **out, char *err, size_t errlen) TK_WUR;
 
 /* Queues a job (takes ownership of the malloc'd job); `done` gets it back. */
 void tk_ws_policy_submit(tk_ws_policy *p, tk_ws_join *job);
-
-/* Loads the scripts of `snap` into fresh VMs; each thread switches to its
- * new VM before its next job. On failure (TK_ELUA with the reason in err, or
- * TK_ENOMEM) nothing changes. Safe from any thread. */
-int tk_ws_policy_reload(tk_ws_policy *p, tk_snapshot *snap, char *err, size_t errlen) TK_WUR;
 
 /* Stops the threads after the job each is running; frees queued jobs
  * without calling `done`. NULL is a no-op. */

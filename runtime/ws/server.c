@@ -1161,7 +1161,10 @@ static void policy_done(void *arg, tk_ws_join *j)
     tk_ws_server *s = arg;
     cmd *k = calloc(1, sizeof *k + 3);
     if (k == NULL) {
-        free(j); /* the connection stays busy; it is closed by its idle timeout */
+        /* Out of memory: the connection stays busy (lws' pings do not end
+         * it while the client answers them); its later messages wait until
+         * TK_WS_PENDING_MAX of them close it, or the client goes away. */
+        free(j);
         return;
     }
     k->kind = CMD_JOIN;
@@ -1393,8 +1396,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* ---- start / stop --------------------------------------------------------- */
 
-int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
-                       tk_ws_server **out, char *err, size_t errlen)
+int tk_ws_server_start(const tk_config *cfg, tk_lua_host *host, int consumer, tk_ws_server **out,
+                       char *err, size_t errlen)
 {
     static struct lws_protocols protocols[] = {
         {"taskapi-realtime", callback, sizeof(pss), 4096, 0, NULL, 0},
@@ -1415,7 +1418,7 @@ int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap
         rc = tk_ws_peers_new(&s->peers);
     if (rc != TK_OK)
         goto fail;
-    rc = tk_ws_policy_start(cfg, pool, snap, policy_done, s, &s->policy, err, errlen);
+    rc = tk_ws_policy_start(host, consumer, policy_done, s, &s->policy, err, errlen);
     if (rc != TK_OK)
         goto fail;
 
@@ -1497,21 +1500,6 @@ void tk_ws_server_stop(tk_ws_server *s)
     }
     pthread_mutex_destroy(&s->mu);
     free(s);
-}
-
-int tk_ws_server_reload(tk_ws_server *s, tk_snapshot *snap, int gen_id)
-{
-    if (s == NULL)
-        return TK_OK;
-    char err[2048];
-    int rc = tk_ws_policy_reload(s->policy, snap, err, sizeof err);
-    if (rc != TK_OK)
-        tk_log_error("realtime: the join policy could not load generation %d; joins keep the "
-                     "old scripts: %s",
-                     gen_id, err);
-    else
-        tk_log_info("realtime: the join policy runs generation %d", gen_id);
-    return rc;
 }
 
 void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out)

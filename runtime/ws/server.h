@@ -12,26 +12,21 @@
 #include "config.h"
 #include "db/pool.h"
 #include "events/bus.h"
-#include "lua/snapshot.h"
+#include "lua/gen.h"
 
 typedef struct tk_ws_server tk_ws_server;
 
-/* Loads the scripts of `snap` (the HTTP generation's; the policy VMs take
- * references of their own) into the policy VMs, binds cfg->ws_port and
- * starts the service thread. Borrows cfg and pool until tk_ws_server_stop.
- * Returns 0, TK_ELUA (scripts; reason in err), TK_EIO (cannot listen) or
+/* Starts the join policy on `host`'s generations (ws/policy.h: consumer is
+ * the index of tk_ws_policy_consumer's registration), binds cfg->ws_port
+ * and starts the service thread. Borrows cfg and host until
+ * tk_ws_server_stop. Returns 0, TK_EIO (cannot listen; reason in err) or
  * TK_ENOMEM. */
-int tk_ws_server_start(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
-                       tk_ws_server **out, char *err, size_t errlen) TK_WUR;
+int tk_ws_server_start(const tk_config *cfg, tk_lua_host *host, int consumer, tk_ws_server **out,
+                       char *err, size_t errlen) TK_WUR;
 
 /* Closes every connection with 1001 (going away), waits briefly for the
  * close handshakes, stops the threads and frees everything. NULL is a no-op. */
 void tk_ws_server_stop(tk_ws_server *s);
-
-/* Makes the join policy run the scripts of `snap`, the snapshot of HTTP
- * generation `gen_id` (after the HTTP server reloaded); on failure the old
- * ones stay and the error is logged. */
-int tk_ws_server_reload(tk_ws_server *s, tk_snapshot *snap, int gen_id);
 
 /* Queues m for the service thread (copies it) and wakes it. Thread-safe.
  * Returns 0 or TK_ENOMEM (the message is dropped). */

@@ -9,7 +9,7 @@ local cursor = require "lib.cursor"
 local notify = require "lib.notify"
 local uuid = require "lib.uuid"
 
-local ipairs, tonumber, type = ipairs, tonumber, type
+local ipairs = ipairs
 
 local r = route.group("/api/v1/notifications")
 
@@ -52,44 +52,13 @@ local S = {
 
 -- ---- helpers ---------------------------------------------------------------
 
-local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
--- True for a timestamp as the database hands them out, with a real calendar
--- date, so a forged cursor cannot reach a failing cast.
-local function valid_time(s)
-  if type(s) ~= "string" then
-    return false
-  end
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.%d%d%dZ$")
-  if not y then
-    return false
-  end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if y < 1 or mo < 1 or mo > 12 or d < 1 or d > DAYS[mo] then
-    return false
-  end
-  if mo == 2 and d == 29 and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
-    return false
-  end
-  return tonumber(h) <= 23 and tonumber(mi) <= 59 and tonumber(sec) <= 59
-end
-
-local function decode_cursor(s)
-  local v = cursor.decode(s, 2)
-  if not valid_time(v[1]) or not uuid.valid(v[2]) then
-    errors.raise(400, "invalid_parameter", "invalid cursor",
-      { { field = "cursor", message = "is not a valid cursor" } })
-  end
-  return v
-end
-
 -- ---- routes ----------------------------------------------------------------
 
 r:get("", { query = S.list, tags = { "notifications" },
   summary = "The caller's notifications, newest first" }, function(req)
   local q = req.query
-  local after = q.cursor and decode_cursor(q.cursor) or {}
-  local rows = db.query(q.unread and LIST_UNREAD or LIST_ALL, req.user.id, after[1], after[2], q.limit + 1)
+  local after_t, after_id = cursor.decode_time_id(q.cursor)
+  local rows = db.query(q.unread and LIST_UNREAD or LIST_ALL, req.user.id, after_t, after_id, q.limit + 1)
   local page, next_cursor = cursor.page(rows, q.limit, function(row)
     return { row.created_at, row.id }
   end)

@@ -11,13 +11,11 @@ local errors = require "lib.errors"
 local events = require "lib.events"
 local json = require "lib.json"
 local cursor = require "lib.cursor"
-local schema = require "lib.schema"
 local uuid = require "lib.uuid"
 local projects = require "lib.projects"
 local members = require "lib.members"
 local permissions = require "policies.permissions"
 
-local type = type
 
 local r = route.group("/api/v1")
 
@@ -102,29 +100,6 @@ local S = {
 
 -- ---- helpers -----------------------------------------------------------------
 
-local CURSOR_TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
-local DATE_TIME = { type = "string", format = "date-time" }
-
-local function bad_cursor()
-  errors.raise(400, "invalid_parameter", "invalid cursor",
-    { { field = "cursor", message = "is not a valid cursor" } })
-end
-
--- A (timestamp, uuid) keyset cursor: both values nil for the first page.
--- Anything the database could choke on is a 400, never a 500.
-local function decode_time_cursor(s)
-  if s == nil then
-    return nil, nil
-  end
-  local v = cursor.decode(s, 2)
-  local t, id = v[1], v[2]
-  if type(t) ~= "string" or not t:find(CURSOR_TIME) or not schema.validate(DATE_TIME, t)
-      or not uuid.valid(id) then
-    bad_cursor()
-  end
-  return t, id
-end
-
 local function list_answer(items, limit, next_cursor)
   return 200, { data = json.array(items), meta = { limit = limit, nextCursor = next_cursor } }
 end
@@ -195,7 +170,7 @@ end)
 r:get("/projects", { query = S.list, tags = { "projects" },
   summary = "The caller's projects, newest first" }, function(req)
   local q, limit = req.query, req.query.limit
-  local after_time, after_id = decode_time_cursor(q.cursor)
+  local after_time, after_id = cursor.decode_time_id(q.cursor)
   local pattern = nil
   if q.q ~= nil and q.q ~= "" then
     pattern = contains_pattern(q.q)
@@ -279,7 +254,7 @@ r:get("/projects/:id/members", { query = S.members, tags = { "members" },
   summary = "The project's members, in the order they joined" }, function(req)
   local p = projects.get(req.user, req.params.id, "member.list")
   local limit = req.query.limit
-  local after_time, after_user = decode_time_cursor(req.query.cursor)
+  local after_time, after_user = cursor.decode_time_id(req.query.cursor)
   local rows = members.page(p.id, after_time, after_user, limit + 1)
   local page, next_cursor = cursor.page(rows, limit, function(row)
     return { row.joined_at, row.user_id }

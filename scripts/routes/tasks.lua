@@ -11,7 +11,6 @@ local events = require "lib.events"
 local json = require "lib.json"
 local notify = require "lib.notify"
 local cursor = require "lib.cursor"
-local schema = require "lib.schema"
 local uuid = require "lib.uuid"
 local instant = require "lib.instant"
 local projects = require "lib.projects"
@@ -37,19 +36,11 @@ local PROJECT_FOR_SHARE = projects.SELECT .. [[
 local MEMBER_FOR_KEY_SHARE = [[
   SELECT 1 AS ok FROM project_members WHERE project_id = $1 AND user_id = $2 FOR KEY SHARE]]
 
--- Tags travel as JSON array text ($9) and become text[] here, in order:
--- tk.db currently garbles a Lua list bound as an array literal once the
--- literal passes 1 KiB (runtime/lua/l_db.c add_array_literal), and 20 tags
--- of 50 characters go well past that.
-local TAGS_FROM_JSON = [==[
-  ARRAY(SELECT x.tag FROM jsonb_array_elements_text($9::jsonb) WITH ORDINALITY AS x(tag, i)
-         ORDER BY x.i)::text[]]==]
-
 local INSERT_TASK = [[
   INSERT INTO tasks AS t (project_id, title, description, status, priority, assignee_id,
                           created_by, due_date, completed_at, tags)
   VALUES ($1, $2, $3, $4::text, $5, $6::uuid, $7, $8::timestamptz,
-          CASE WHEN $4::text = 'done' THEN now() END, ]] .. TAGS_FROM_JSON .. [[)
+          CASE WHEN $4::text = 'done' THEN now() END, $9::text[])
   RETURNING ]] .. tasks.COLUMNS
 
 -- True when the new values (n) differ from the stored ones (t).
@@ -73,7 +64,7 @@ local UPDATE_TASK = [[
     updated_at = CASE WHEN ]] .. CHANGED .. [[ THEN now() ELSE t.updated_at END
   FROM (SELECT $3::text AS title, $4::text AS description, $5::text AS status,
                $6::text AS priority, $7::uuid AS assignee_id, $8::timestamptz(3) AS due_date,
-               ]] .. TAGS_FROM_JSON .. [[ AS tags) AS n
+               $9::text[] AS tags) AS n
   WHERE t.id = $1 AND t.version = $2
   RETURNING ]] .. tasks.COLUMNS
 
@@ -163,29 +154,17 @@ local S = {
 local validate_change = schema.compile(S.update)
 
 local MAX_ATTEMPTS = 3
-local DATE_TIME = { type = "string", format = "date-time" }
-local CURSOR_TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
 local function etag(row)
   return '"' .. tostring(row.version) .. '"'
 end
 
-local function bad_cursor()
-  errors.raise(400, "invalid_parameter", "invalid cursor",
-    { { field = "cursor", message = "is not a valid cursor" } })
-end
-
-local function time_key(v)
-  if type(v) ~= "string" or not v:find(CURSOR_TIME) or not schema.validate(DATE_TIME, v) then
-    bad_cursor()
-  end
-  return v
-end
+local time_key = cursor.time
 
 local function rank_key(v)
   local n = type(v) == "number" and tointeger(v)
   if not n or n < 1 or n > 4 then
-    bad_cursor()
+    cursor.bad()
   end
   return n
 end
@@ -284,7 +263,7 @@ local function write(row, b)
   return db.one(UPDATE_TASK, row.id, row.version,
     merge(b, "title", row.title), merge(b, "description", row.description),
     merge(b, "status", row.status), merge(b, "priority", row.priority), assignee,
-    merge(b, "dueDate", row.due_date), json.encode(json.array(merge(b, "tags", row.tags))))
+    merge(b, "dueDate", row.due_date), merge(b, "tags", row.tags))
 end
 
 -- Runs the plugins' amend hooks of `name` on task row `t` just written in
@@ -331,7 +310,7 @@ local function create(req, project_id)
       check_assignee(project.id, b.assigneeId)
     end
     local t = db.one(INSERT_TASK, project.id, b.title, b.description, b.status, b.priority,
-      b.assigneeId, user.id, b.dueDate, json.encode(json.array(b.tags)))
+      b.assigneeId, user.id, b.dueDate, b.tags)
     t = amend("task.created", t) -- plugins' changes, each a new version
     local task = tasks.public(t)
     events.publish("project:" .. project.id, "task:created", { task = task })
@@ -362,7 +341,7 @@ local function list_values(q, user)
     local v = cursor.decode(q.cursor, 2)
     after_key = SORTS[q.sort].check(v[1])
     if not uuid.valid(v[2]) then
-      bad_cursor()
+      cursor.bad()
     end
     after_id = v[2]
   end

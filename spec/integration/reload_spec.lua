@@ -16,15 +16,26 @@
 --     request sent later gets an older one;
 --   * no broken version ever served a request, and the log has a
 --     "reload failed" line naming each;
---   * every trigger was heard once, every reload ended once, and the
---     realtime join policy switched to each HTTP generation;
+--   * every trigger was heard once and every reload ended once;
+--   * HTTP and realtime joins always run the same generation: the spec's
+--     own probes (an HTTP request, then a join of the room "probe:version",
+--     in turn, all through the run) each report the generation number and
+--     the script version the answering VM runs (the join through a patched
+--     lib/realtime.lua); every generation number means one version for
+--     both, and along the probe sequence the number never goes back, from
+--     HTTP to a join or from a join to HTTP (each probe starts after the
+--     previous one was answered, so it must see that generation or a newer
+--     one). Both hold without any timing;
 --   * the server then stops on SIGTERM with exit status 0 (and, for the
 --     ASan build, no sanitizer report).
 -- Set REL_VERBOSE=1 to print the numbers (switch latencies are measured and
 -- printed, never asserted: the machine may be loaded).
 local socket = require "socket"
 local cjson = require "cjson"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
 local server = require "spec.integration.support.rel_server"
+local ws = require "spec.integration.support.rawws"
 
 local LOAD_MAX_MS = 240000 -- the load stops when the spec says so, or after this
 local CONCURRENCY = 4     -- loops (connections)
@@ -54,16 +65,88 @@ local function version_file(v, broken)
   return ([[
 -- Written by spec/integration/reload_spec.lua: version %d%s.
 local route = require "lib.route"
+local runtime = require "tk.runtime"
 local r = route.group("/api/v1/__version")
+r.version = %d -- read by the probe in lib/realtime.lua
 r:get("", { auth = "none" }, function()
-  return 200, { version = %d }
+  local gen = runtime.generation()
+  return 200, { version = r.version, generation = gen and gen.id or 0 }
 end)
 %sreturn r
 ]]):format(v, broken and (" (broken: " .. broken .. ")") or "", v, extra)
 end
 
+-- Patched into the temp copy's lib/realtime.lua: a join of "probe:version"
+-- is refused with the code "g<generation>_v<version>" of the VM that ran it.
+local PROBE = [[
+function M.can_join(user, room)
+  if room == "probe:version" then
+    local gen = require("tk.runtime").generation()
+    return false, ("g%d_v%d"):format(gen and gen.id or 0, require("routes.zz_version").version)
+  end
+  return M.can_join_unprobed(user, room)
+end
+return M
+]]
+
 local function now()
   return socket.gettime()
+end
+
+local function post(url, body, token)
+  local payload = cjson.encode(body)
+  local chunks = {}
+  local headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#payload) }
+  if token then
+    headers.authorization = "Bearer " .. token
+  end
+  local _, status = http.request({ url = url, method = "POST", headers = headers,
+    source = ltn12.source.string(payload), sink = ltn12.sink.table(chunks) })
+  local ok, decoded = pcall(cjson.decode, table.concat(chunks))
+  return status, ok and decoded or nil
+end
+
+--- The next text frame on c; a ping on the way is answered (lws pings a
+--- socket it has not heard from lately, and a loaded machine makes that
+--- happen anywhere).
+local function read_text(c)
+  while true do
+    local op, payload = ws.read_frame(c, 60)
+    if op == 0x9 then
+      assert(c:send(ws.frame(0xA, payload or "")))
+    else
+      assert.are.equal(0x1, op, tostring(payload))
+      return payload
+    end
+  end
+end
+
+--- A native realtime socket on srv for a new user, after its "ready".
+local function probe_socket(srv)
+  local email = ("reload%d%d@example.com"):format(os.time(), math.random(1e9))
+  local password = "Pw-reload-" .. math.random(1e9)
+  assert.are.equal(201, (post(srv.url .. "/api/v1/auth/register",
+    { email = email, password = password, name = "Reload probe" })))
+  local st, body = post(srv.url .. "/api/v1/auth/login", { email = email, password = password })
+  assert.are.equal(200, st)
+  local c = assert(ws.connect(srv.ws_port))
+  assert.are.equal(101, (ws.handshake(c, "/ws?token=" .. body.data.accessToken)))
+  assert.are.equal("ready", cjson.decode(read_text(c)).type)
+  return c
+end
+
+--- Joins "probe:version" on c: generation, version of the VM that answered.
+local function probe_join(c)
+  assert(c:send(ws.frame(0x1, '{"type":"join","room":"probe:version"}')))
+  while true do
+    local payload = read_text(c)
+    local m = cjson.decode(payload)
+    if m.type == "error" and m.room == "probe:version" then
+      local g, v = tostring(m.code):match("^g(%d+)_v(%d+)$")
+      assert(g, "unexpected probe answer: " .. payload)
+      return tonumber(g), tonumber(v)
+    end
+  end
 end
 
 local function count(text, plain)
@@ -83,6 +166,7 @@ describe("hot reload under sustained load", function()
   local records = {}        -- every answer load.js saw
   local polls = {}          -- the spec's own requests while it waits for a reload
   local summary             -- load.js's own summary
+  local probes = {}         -- {kind = "http" | "join", generation =, version =}, in the order made
   local exit_status, log_text, sanitizer
   local load_dir
 
@@ -92,6 +176,13 @@ describe("hot reload under sustained load", function()
       before = function(scripts)
         server.write(scripts .. "/routes/zz_version.lua", version_file(0))
         app_original = server.read(scripts .. "/app.lua")
+        local rt_path = scripts .. "/lib/realtime.lua"
+        local rt = server.read(rt_path)
+        local patched = rt:gsub("\nfunction M%.can_join%(", "\nfunction M.can_join_unprobed(", 1)
+          :gsub("\nreturn M\n$", function() return "\n" .. PROBE end)
+        assert(patched:find("can_join_unprobed", 1, true) and patched:find("probe:version", 1, true),
+          "cannot patch lib/realtime.lua")
+        server.write(rt_path, patched)
       end,
     })
     local scripts = srv.scripts
@@ -125,6 +216,19 @@ describe("hot reload under sustained load", function()
       end
     end
     wait_load(0)
+    local probe_ws = probe_socket(srv)
+    -- One HTTP probe and one join probe, each after the previous answer.
+    local function probe()
+      local status, body = srv:get("/api/v1/__version")
+      polls[#polls + 1] = { status = status }
+      if status == 200 and body then
+        probes[#probes + 1] = { kind = "http", generation = body.generation, version = body.version }
+      end
+      local g, v = probe_join(probe_ws)
+      probes[#probes + 1] = { kind = "join", generation = g, version = v }
+      return status, body
+    end
+    probe()
     socket.sleep(FIRST_STEP)
 
     -- Waits until reload i has ended: version i answers (good), or the log
@@ -139,8 +243,7 @@ describe("hot reload under sustained load", function()
           end
         else
           local t_sent = now()
-          local status, body, raw = srv:get("/api/v1/__version")
-          polls[#polls + 1] = { status = status, raw = raw }
+          local status, body = probe()
           if status == 200 and body and body.version == i then
             step.t_seen, step.t_seen_sent = now(), t_sent
             return
@@ -182,9 +285,12 @@ describe("hot reload under sustained load", function()
         step.cli_ok, step.cli_out = ok_cli, out_cli
       end
       settle(i, step)
+      probe()
       wait_load(load_answered())
       socket.sleep(DWELL)
     end
+    probe()
+    probe_ws:close()
     server.write(stop_file, "stop\n")
 
     local deadline = now() + 60
@@ -239,7 +345,7 @@ describe("hot reload under sustained load", function()
     end
     for _, p in ipairs(polls) do
       if p.status ~= 200 then
-        bad[#bad + 1] = ("spec's own request: %s %s"):format(tostring(p.status), tostring(p.raw))
+        bad[#bad + 1] = ("spec's own request: %s"):format(tostring(p.status))
       end
     end
     assert.are.same({}, { table.unpack(bad, 1, 10) })
@@ -255,6 +361,14 @@ describe("hot reload under sustained load", function()
       if r.version and (first[r.version] == nil or r.answered < first[r.version]) then
         first[r.version] = r.answered
       end
+    end
+    -- The load's times and the spec's come from two clocks (node's
+    -- timeOrigin + performance.now(), luasocket's gettimeofday) that may be
+    -- a few ms apart: the order of the load's requests is judged on the
+    -- load's clock alone; the spec's own probes are checked in order below.
+    local first_load = {}
+    for v, t in pairs(first) do
+      first_load[v] = t
     end
     for i, step in ipairs(steps) do
       if step.t_seen_sent and (first[i] == nil or step.t_seen < first[i]) then
@@ -276,7 +390,7 @@ describe("hot reload under sustained load", function()
     -- Once a client has received version N, every request sent later gets N or newer.
     local older = {}
     for _, r in ipairs(records) do
-      for v, t in pairs(first) do
+      for v, t in pairs(first_load) do
         if r.sent > t and r.version < v then
           older[#older + 1] = ("sent %.3f got v%d, v%d served since %.3f"):format(r.sent, r.version, v, t)
           break
@@ -323,17 +437,48 @@ describe("hot reload under sustained load", function()
     local attempts = count(log_text, "SIGHUP: reloading scripts")
       + count(log_text, "scripts changed on disk; reloading")
     assert.are.equal(attempts, count(log_text, "reloaded: generation") + count(log_text, "reload failed;"))
-    -- realtime joins run the very generation HTTP runs: each HTTP generation is followed by the
-    -- join policy switching to the same number, loaded from the same snapshot (never from disk)
-    local http_gens, rt_gens = {}, {}
-    for g in log_text:gmatch("reloaded: generation (%d+)") do
-      http_gens[#http_gens + 1] = tonumber(g)
+  end)
+
+  it("runs HTTP and realtime joins on one generation at any moment", function()
+    local version_of, by_kind, last, back = {}, { http = 0, join = 0 }, nil, {}
+    for n, p in ipairs(probes) do
+      by_kind[p.kind] = by_kind[p.kind] + 1
+      assert.is_true(p.generation >= 1, ("probe %d (%s) ran outside a generation"):format(n, p.kind))
+      -- one generation number, one script version, whoever answered
+      local seen = version_of[p.generation]
+      if seen == nil then
+        version_of[p.generation] = { version = p.version, kind = p.kind }
+      elseif seen.version ~= p.version then
+        error(("generation %d ran version %d for %s but version %d for %s"):format(p.generation,
+          seen.version, seen.kind, p.version, p.kind))
+      end
+      -- each probe starts after the previous answer: never an older generation
+      if last and p.generation < last.generation then
+        back[#back + 1] = ("probe %d (%s) ran generation %d after %s had answered from %d"):format(n,
+          p.kind, p.generation, last.kind, last.generation)
+      end
+      last = p
     end
-    for g in log_text:gmatch("realtime: the join policy runs generation (%d+)") do
-      rt_gens[#rt_gens + 1] = tonumber(g)
+    assert.are.same({}, { table.unpack(back, 1, 5) })
+    assert.is_true(by_kind.join >= STEPS and by_kind.http >= STEPS, "too few probes")
+    -- every probe ran a generation the log announced
+    local announced = {}
+    for g in log_text:gmatch("loaded: generation (%d+)") do
+      announced[tonumber(g)] = true
     end
-    assert.are.same(http_gens, rt_gens)
-    assert.is_nil(log_text:find("join policy could not load", 1, true))
+    for g in pairs(version_of) do
+      assert.is_true(announced[g], ("generation %d was never announced"):format(g))
+    end
+    -- every good version was run by a join too
+    for i, step in ipairs(steps) do
+      if not step.broken then
+        local found = false
+        for _, p in ipairs(probes) do
+          found = found or (p.kind == "join" and p.version == i)
+        end
+        assert.is_true(found, ("no join ran version %d"):format(i))
+      end
+    end
   end)
 
   it("stops on SIGTERM with exit status 0 and no sanitizer report", function()
