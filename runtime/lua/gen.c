@@ -310,7 +310,7 @@ static int vm_new(const tk_config *cfg, tk_db_pool *pool, tk_lua_gen *g, int wid
 static int migrate_plugins(const tk_config *cfg, const char *plugins, char *err, size_t errlen)
 {
     enum { MAX_PLUGINS = 64 };
-    char list[sizeof ((tk_lua_gen *)0)->plugins], *save = NULL, *buf = NULL;
+    char list[sizeof(((tk_lua_gen *)0)->plugins)], *save = NULL, *buf = NULL;
     const char *names[MAX_PLUGINS];
     size_t n = 0, len = 0;
 

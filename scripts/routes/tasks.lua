@@ -17,6 +17,7 @@ local projects = require "lib.projects"
 local tasks = require "lib.tasks"
 local task_list = require "lib.task_list"
 local plugins = require "lib.plugins"
+local schema = require "lib.schema"
 
 local type, pairs, tostring = type, pairs, tostring
 local tointeger = math.tointeger
