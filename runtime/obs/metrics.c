@@ -4,9 +4,9 @@
 #include "obs/metrics.h"
 
 #include "obs/script_metrics.h"
+#include "obs/text.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,110 +105,65 @@ void tk_metrics_observe_request(const char *method, const char *pattern, unsigne
     pthread_mutex_unlock(&mu);
 }
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} out_buf;
-
-static void put(out_buf *o, const char *fmt, ...) TK_PRINTF(2, 3);
-static void put(out_buf *o, const char *fmt, ...)
-{
-    if (o->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            o->oom = 1;
-            return;
-        }
-        if (o->n + (size_t)w < o->cap) {
-            o->n += (size_t)w;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)w;
-        char *np = realloc(o->p, cap);
-        if (np == NULL) {
-            o->oom = 1;
-            return;
-        }
-        o->p = np;
-        o->cap = cap;
-    }
-}
-
-/* Route patterns are ASCII paths; escape what the format needs anyway. */
-static void put_label(out_buf *o, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\')
-            put(o, "\\%c", *v);
-        else if (*v == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *v);
-    }
-}
-
 char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
 {
-    out_buf o = {.p = malloc(16384), .cap = 16384};
-    if (o.p == NULL)
-        return NULL;
+    tk_text o;
+    tk_text_init(&o, 16384);
     o.p[0] = '\0';
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_http_requests_total HTTP requests answered, by method, route and status.\n"
         "# TYPE taskapi_http_requests_total counter\n");
     pthread_mutex_lock(&mu);
     for (int i = 0; i < nall; i++) {
         for (int k = 0; k < MAX_STATUS && all[i].statuses[k]; k++) {
-            put(&o, "taskapi_http_requests_total{method=\"%s\",route=\"", all[i].method);
-            put_label(&o, all[i].pattern);
-            put(&o, "\",status=\"%u\"} %lld\n", all[i].statuses[k], all[i].counts[k]);
+            tk_text_put(&o, "taskapi_http_requests_total{method=\"%s\",route=\"", all[i].method);
+            tk_text_escaped(&o, all[i].pattern, 1);
+            tk_text_put(&o, "\",status=\"%u\"} %lld\n", all[i].statuses[k], all[i].counts[k]);
         }
     }
-    put(&o, "# HELP taskapi_http_request_duration_seconds Time from first byte to the answer.\n"
-            "# TYPE taskapi_http_request_duration_seconds histogram\n");
+    tk_text_put(&o,
+                "# HELP taskapi_http_request_duration_seconds Time from first byte to the answer.\n"
+                "# TYPE taskapi_http_request_duration_seconds histogram\n");
     for (int i = 0; i < nall; i++) {
         long long cum = 0;
         for (size_t b = 0; b <= NBUCKETS; b++) {
-            put(&o, "taskapi_http_request_duration_seconds_bucket{method=\"%s\",route=\"",
-                all[i].method);
-            put_label(&o, all[i].pattern);
+            tk_text_put(&o, "taskapi_http_request_duration_seconds_bucket{method=\"%s\",route=\"",
+                        all[i].method);
+            tk_text_escaped(&o, all[i].pattern, 1);
             if (b < NBUCKETS) {
                 cum += all[i].buckets[b];
-                put(&o, "\",le=\"%g\"} %lld\n", BUCKETS[b], cum);
+                tk_text_put(&o, "\",le=\"%g\"} %lld\n", BUCKETS[b], cum);
             } else {
-                put(&o, "\",le=\"+Inf\"} %lld\n", all[i].total);
+                tk_text_put(&o, "\",le=\"+Inf\"} %lld\n", all[i].total);
             }
         }
-        put(&o, "taskapi_http_request_duration_seconds_sum{method=\"%s\",route=\"", all[i].method);
-        put_label(&o, all[i].pattern);
-        put(&o, "\"} %.6f\n", all[i].sum);
-        put(&o, "taskapi_http_request_duration_seconds_count{method=\"%s\",route=\"",
-            all[i].method);
-        put_label(&o, all[i].pattern);
-        put(&o, "\"} %lld\n", all[i].total);
+        tk_text_put(&o, "taskapi_http_request_duration_seconds_sum{method=\"%s\",route=\"",
+                    all[i].method);
+        tk_text_escaped(&o, all[i].pattern, 1);
+        tk_text_put(&o, "\"} %.6f\n", all[i].sum);
+        tk_text_put(&o, "taskapi_http_request_duration_seconds_count{method=\"%s\",route=\"",
+                    all[i].method);
+        tk_text_escaped(&o, all[i].pattern, 1);
+        tk_text_put(&o, "\"} %lld\n", all[i].total);
     }
     pthread_mutex_unlock(&mu);
 
-    put(&o,
-        "# HELP taskapi_db_pool_connections Database pool connections by state.\n"
-        "# TYPE taskapi_db_pool_connections gauge\n"
-        "taskapi_db_pool_connections{state=\"in_use\"} %d\n"
-        "taskapi_db_pool_connections{state=\"idle\"} %d\n"
-        "# HELP taskapi_db_pool_waiting Requests waiting for a database connection.\n"
-        "# TYPE taskapi_db_pool_waiting gauge\ntaskapi_db_pool_waiting %d\n"
-        "# HELP taskapi_db_pool_size Database pool size.\n"
-        "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
-        src->pool_in_use, src->pool_idle, src->pool_waiting, src->pool_size);
+    tk_text_put(&o,
+                "# HELP taskapi_db_pool_connections Database pool connections by state.\n"
+                "# TYPE taskapi_db_pool_connections gauge\n"
+                "taskapi_db_pool_connections{state=\"in_use\"} %d\n"
+                "taskapi_db_pool_connections{state=\"idle\"} %d\n"
+                "# HELP taskapi_db_pool_waiting Requests waiting for a database connection.\n"
+                "# TYPE taskapi_db_pool_waiting gauge\ntaskapi_db_pool_waiting %d\n"
+                "# HELP taskapi_db_pool_size Database pool size.\n"
+                "# TYPE taskapi_db_pool_size gauge\ntaskapi_db_pool_size %d\n",
+                src->pool_in_use, src->pool_idle, src->pool_waiting, src->pool_size);
     /* Always present (0 without a replica), so dashboards and alerts can
      * name them everywhere; the lag is 0 while it is unknown, with
      * taskapi_db_replica_up saying why. */
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_db_replica_configured 1 when DATABASE_READ_URL names a read replica.\n"
         "# TYPE taskapi_db_replica_configured gauge\ntaskapi_db_replica_configured %d\n"
         "# HELP taskapi_db_replica_up 1 when the read replica answered its last check.\n"
@@ -232,11 +187,13 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         src->replica_configured, src->replica_up, src->replica_lag > 0 ? src->replica_lag : 0.0,
         src->reads_replica, src->reads_primary, src->replica_fallbacks, src->replica_pool_in_use,
         src->replica_pool_size);
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_redis_up 1 when Redis answers, 0 when it does not, -1 when disabled.\n"
         "# TYPE taskapi_redis_up gauge\ntaskapi_redis_up %d\n",
         src->redis_state);
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_websocket_connections Open WebSocket and Socket.IO connections.\n"
         "# TYPE taskapi_websocket_connections gauge\ntaskapi_websocket_connections %lld\n"
         "# HELP taskapi_websocket_overflow_disconnects_total Clients closed for a full send "
@@ -244,7 +201,8 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "# TYPE taskapi_websocket_overflow_disconnects_total counter\n"
         "taskapi_websocket_overflow_disconnects_total %lld\n",
         src->ws_connections, src->ws_overflows);
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_events_published_total Events published after commit.\n"
         "# TYPE taskapi_events_published_total counter\ntaskapi_events_published_total %lld\n"
         "# HELP taskapi_events_delivered_total Event messages sent to realtime clients.\n"
@@ -254,25 +212,26 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "# HELP taskapi_events_dropped_total Events not sent to Redis (down or queue full).\n"
         "# TYPE taskapi_events_dropped_total counter\ntaskapi_events_dropped_total %lld\n",
         src->events_published, src->events_delivered, src->events_remote, src->events_dropped);
-    put(&o,
-        "# HELP taskapi_rate_limit_rejections_total Requests answered 429.\n"
-        "# TYPE taskapi_rate_limit_rejections_total counter\n"
-        "taskapi_rate_limit_rejections_total %lld\n",
-        src->ratelimit_rejections);
-    put(&o,
-        "# HELP taskapi_script_reloads_total Successful script reloads.\n"
-        "# TYPE taskapi_script_reloads_total counter\ntaskapi_script_reloads_total %lld\n"
-        "# HELP taskapi_script_reload_failures_total Reloads refused (the old scripts kept "
-        "serving).\n"
-        "# TYPE taskapi_script_reload_failures_total counter\n"
-        "taskapi_script_reload_failures_total %lld\n"
-        "# HELP taskapi_script_generation The generation of scripts now serving.\n"
-        "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
-        src->reloads, src->reload_failures, src->generation);
+    tk_text_put(&o,
+                "# HELP taskapi_rate_limit_rejections_total Requests answered 429.\n"
+                "# TYPE taskapi_rate_limit_rejections_total counter\n"
+                "taskapi_rate_limit_rejections_total %lld\n",
+                src->ratelimit_rejections);
+    tk_text_put(&o,
+                "# HELP taskapi_script_reloads_total Successful script reloads.\n"
+                "# TYPE taskapi_script_reloads_total counter\ntaskapi_script_reloads_total %lld\n"
+                "# HELP taskapi_script_reload_failures_total Reloads refused (the old scripts kept "
+                "serving).\n"
+                "# TYPE taskapi_script_reload_failures_total counter\n"
+                "taskapi_script_reload_failures_total %lld\n"
+                "# HELP taskapi_script_generation The generation of scripts now serving.\n"
+                "# TYPE taskapi_script_generation gauge\ntaskapi_script_generation %d\n",
+                src->reloads, src->reload_failures, src->generation);
     long long mc[TK_METRICS_MAIL_N];
     for (int i = 0; i < TK_METRICS_MAIL_N; i++)
         mc[i] = __atomic_load_n(&mail_counts[i], __ATOMIC_RELAXED);
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_mail_sent_total Mails accepted by the SMTP server or written to "
         "MAIL_DIR.\n"
         "# TYPE taskapi_mail_sent_total counter\n"
@@ -292,7 +251,8 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
     pthread_mutex_lock(&mu);
     double oldest = job_oldest_due;
     pthread_mutex_unlock(&mu);
-    put(&o,
+    tk_text_put(
+        &o,
         "# HELP taskapi_jobs_total Job attempts run by this instance, by outcome.\n"
         "# TYPE taskapi_jobs_total counter\n"
         "taskapi_jobs_total{outcome=\"done\"} %lld\n"
@@ -311,19 +271,8 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         jc[TK_METRICS_JOB_DONE], jc[TK_METRICS_JOB_RETRY], jc[TK_METRICS_JOB_FAILED],
         jc[TK_METRICS_JOB_CANCELLED], jc[TK_METRICS_JOB_UNKNOWN_KIND],
         __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
-    size_t slen = 0;
-    char *script = tk_smetrics_render(&slen); /* tk.metrics: the scripts' and plugins' own */
-    if (script == NULL)
-        o.oom = 1;
-    else
-        put(&o, "%s", script);
-    free(script);
-    if (o.oom) {
-        free(o.p);
-        return NULL;
-    }
-    *len = o.n;
-    return o.p;
+    tk_smetrics_render_into(&o); /* tk.metrics: the scripts' and plugins' own */
+    return tk_text_take(&o, len);
 }
 
 void tk_metrics_cleanup(void)

@@ -2,10 +2,10 @@
  * its label sets (series) in creation order, all under one mutex. Metrics
  * are few (dozens) and series capped per metric, so lookups are linear. */
 #include "obs/script_metrics.h"
+#include "obs/text.h"
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,56 +310,6 @@ void tk_smetric_each(tk_smetric *m, void (*fn)(const char *const *values, double
 
 /* ---- exposition ----------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} buf;
-
-static void put(buf *o, const char *fmt, ...) TK_PRINTF(2, 3);
-static void put(buf *o, const char *fmt, ...)
-{
-    if (o->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            o->oom = 1;
-            return;
-        }
-        if (o->n + (size_t)w < o->cap) {
-            o->n += (size_t)w;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)w;
-        char *np = realloc(o->p, cap);
-        if (np == NULL) {
-            o->oom = 1;
-            return;
-        }
-        o->p = np;
-        o->cap = cap;
-    }
-}
-
-/* Escapes \ and newline (HELP text), and " too (label values). */
-static void put_escaped(buf *o, const char *v, int quote)
-{
-    for (; *v; v++) {
-        if (*v == '\\')
-            put(o, "\\\\");
-        else if (*v == '\n')
-            put(o, "\\n");
-        else if (quote && *v == '"')
-            put(o, "\\\"");
-        else
-            put(o, "%c", *v);
-    }
-}
-
 /* The shortest of %.15g and %.17g that reads back as v: 0.1, not
  * 0.10000000000000001. */
 static void fmt_num(double v, char out[32])
@@ -370,37 +320,37 @@ static void fmt_num(double v, char out[32])
 }
 
 /* name{a="x",b="y"[,le="..."]} (no braces without labels) */
-static void put_series(buf *o, const tk_smetric *m, const char *suffix, const series *s,
+static void put_series(tk_text *o, const tk_smetric *m, const char *suffix, const series *s,
                        const char *le)
 {
-    put(o, "%s%s", m->name, suffix);
+    tk_text_put(o, "%s%s", m->name, suffix);
     if (m->nlabels == 0 && le == NULL)
         return;
-    put(o, "{");
+    tk_text_put(o, "{");
     for (int k = 0; k < m->nlabels; k++) {
-        put(o, "%s%s=\"", k ? "," : "", m->labels[k]);
-        put_escaped(o, s->values[k], 1);
-        put(o, "\"");
+        tk_text_put(o, "%s%s=\"", k ? "," : "", m->labels[k]);
+        tk_text_escaped(o, s->values[k], 1);
+        tk_text_put(o, "\"");
     }
     if (le != NULL)
-        put(o, "%sle=\"%s\"", m->nlabels ? "," : "", le);
-    put(o, "}");
+        tk_text_put(o, "%sle=\"%s\"", m->nlabels ? "," : "", le);
+    tk_text_put(o, "}");
 }
 
-static void render_one(buf *o, const tk_smetric *m)
+static void render_one(tk_text *o, const tk_smetric *m)
 {
-    put(o, "# HELP %s ", m->name);
-    put_escaped(o, m->help, 0);
-    put(o, "\n# TYPE %s %s\n", m->name, kind_name(m->kind));
+    tk_text_put(o, "# HELP %s ", m->name);
+    tk_text_escaped(o, m->help, 0);
+    tk_text_put(o, "\n# TYPE %s %s\n", m->name, kind_name(m->kind));
     if (m->nlabels == 0 && m->nseries == 0 && m->kind == TK_SMETRIC_COUNTER)
-        put(o, "%s 0\n", m->name); /* an unlabelled counter exists from its declaration */
+        tk_text_put(o, "%s 0\n", m->name); /* an unlabelled counter exists from its declaration */
     for (int i = 0; i < m->nseries; i++) {
         const series *s = &m->series[i];
         if (m->kind == TK_SMETRIC_COUNTER) {
             char v[32];
             fmt_num(s->value, v);
             put_series(o, m, "", s, NULL);
-            put(o, " %s\n", v);
+            tk_text_put(o, " %s\n", v);
             continue;
         }
         long long cum = 0;
@@ -409,35 +359,33 @@ static void render_one(buf *o, const tk_smetric *m)
             fmt_num(m->buckets[b], le);
             cum += s->buckets[b];
             put_series(o, m, "_bucket", s, le);
-            put(o, " %lld\n", cum);
+            tk_text_put(o, " %lld\n", cum);
         }
         put_series(o, m, "_bucket", s, "+Inf");
-        put(o, " %lld\n", s->count);
+        tk_text_put(o, " %lld\n", s->count);
         char sum[32];
         fmt_num(s->value, sum);
         put_series(o, m, "_sum", s, NULL);
-        put(o, " %s\n", sum);
+        tk_text_put(o, " %s\n", sum);
         put_series(o, m, "_count", s, NULL);
-        put(o, " %lld\n", s->count);
+        tk_text_put(o, " %lld\n", s->count);
     }
+}
+
+void tk_smetrics_render_into(tk_text *o)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nmetrics; i++)
+        render_one(o, metrics[i]);
+    pthread_mutex_unlock(&mu);
 }
 
 char *tk_smetrics_render(size_t *len)
 {
-    buf o = {.p = malloc(4096), .cap = 4096};
-    if (o.p == NULL)
-        return NULL;
-    o.p[0] = '\0';
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < nmetrics; i++)
-        render_one(&o, metrics[i]);
-    pthread_mutex_unlock(&mu);
-    if (o.oom) {
-        free(o.p);
-        return NULL;
-    }
-    *len = o.n;
-    return o.p;
+    tk_text o;
+    tk_text_init(&o, 4096);
+    tk_smetrics_render_into(&o);
+    return tk_text_take(&o, len);
 }
 
 void tk_smetrics_cleanup(void)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "common.h"
+#include "obs/text.h"
 
 typedef enum { TK_SMETRIC_COUNTER, TK_SMETRIC_HISTOGRAM } tk_smetric_kind;
 
@@ -55,6 +56,9 @@ void tk_smetric_each(tk_smetric *m, void (*fn)(const char *const *values, double
 /* Appends every declared metric in the text exposition format to a
  * malloc'd string the caller frees (*len its length); NULL out of memory. */
 char *tk_smetrics_render(size_t *len);
+
+/* The same, appended to `o` (what /metrics does). */
+void tk_smetrics_render_into(tk_text *o);
 
 /* Frees every metric (at shutdown, after every VM is gone). */
 void tk_smetrics_cleanup(void);
