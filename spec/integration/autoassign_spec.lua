@@ -140,14 +140,10 @@ describe("the autoassign plugin", function()
   -- waited for: the job runs after the commit, in the runner.
   local function logged(id)
     local q = "SELECT assignee_id || '|' || rule FROM autoassign_log WHERE task_id = '" .. id .. "'"
-    for _ = 1, 200 do
+    return E.wait_for(20, function()
       local row = sql(q)
-      if row ~= "" then
-        return row
-      end
-      require("socket").sleep(0.1)
-    end
-    return nil
+      return row ~= "" and row or nil
+    end)
   end
 
   it("keeps its own data: its migration is applied once and tracked as the plugin's, and the "
@@ -162,14 +158,10 @@ describe("the autoassign plugin", function()
     -- one job, settled as done (right after its write, so waited for too)
     local q = "SELECT string_agg(status || '/' || attempts, ',') FROM jobs "
       .. "WHERE kind = 'autoassign.record' AND payload ->> 'taskId' = '" .. task.id .. "'"
-    local state
-    for _ = 1, 200 do
-      state = sql(q)
-      if state ~= "pending/1" then
-        break
-      end
-      require("socket").sleep(0.1)
-    end
+    local state = E.wait_for(20, function()
+      local st = sql(q)
+      return st ~= "pending/1" and st or nil
+    end)
     assert.are.equal("done/1", state)
   end)
 

@@ -7,6 +7,7 @@
 -- and in /metrics, retried, never dropped. tk.http refuses to run in a
 -- request.
 local h = require "spec.integration.helper"
+local E = require "spec.integration.support.plugin_env"
 
 local function enqueue(kind, payload, max_attempts)
   return h.psql(("INSERT INTO jobs (kind, payload, max_attempts) VALUES (%s, %s::jsonb, %d) "
@@ -20,18 +21,6 @@ local function job(id)
   return { status = status, attempts = tonumber(attempts), last_error = err }
 end
 
-local function wait_for(seconds, fn)
-  local deadline = h.now() + seconds
-  repeat
-    local v = fn()
-    if v then
-      return v
-    end
-    h.sleep(0.05)
-  until h.now() > deadline
-  return nil
-end
-
 local function metric(name)
   local _, _, _, raw = h.request("GET", "/metrics")
   return tonumber(raw:match("\n" .. name:gsub("%p", "%%%0") .. " (%d+)"))
@@ -41,7 +30,7 @@ describe("jobs run by Lua handlers", function()
   it("a handler that returns nothing is done, with the payload decoded", function()
     local value = "echo-" .. h.random_word(8)
     local id = enqueue("test.echo", ('{"value": "%s"}'):format(value))
-    local j = wait_for(10, function()
+    local j = E.wait_for(10, function()
       local s = job(id)
       return s.status == "done" and s or nil
     end)
@@ -52,7 +41,7 @@ describe("jobs run by Lua handlers", function()
 
   it("a handler that raises is retried with backoff; last_error says file:line", function()
     local id = enqueue("test.fail", "{}", 2)
-    local j = wait_for(10, function()
+    local j = E.wait_for(10, function()
       local s = job(id)
       return s.status == "failed" and s or nil
     end)
@@ -63,7 +52,7 @@ describe("jobs run by Lua handlers", function()
 
   it("a handler that loops is stopped by the instruction budget and retried", function()
     local id = enqueue("test.spin", "{}", 1)
-    local j = wait_for(30, function()
+    local j = E.wait_for(30, function()
       local s = job(id)
       return s.status == "failed" and s or nil
     end)
@@ -73,7 +62,7 @@ describe("jobs run by Lua handlers", function()
 
   it("jobs.cancel fails the job without counting the attempt", function()
     local id = enqueue("test.cancel", "{}")
-    local j = wait_for(10, function()
+    local j = E.wait_for(10, function()
       local s = job(id)
       return s.status == "failed" and s or nil
     end)
@@ -85,7 +74,7 @@ describe("jobs run by Lua handlers", function()
   it("an unknown kind is an error in the log and /metrics, retried, not dropped", function()
     local before = metric("taskapi_jobs_unknown_kind_total") or 0
     local id = enqueue("test.nobody_handles", "{}", 3)
-    local j = wait_for(10, function()
+    local j = E.wait_for(10, function()
       local s = job(id)
       return s.attempts >= 1 and s.last_error ~= "" and s or nil
     end)
