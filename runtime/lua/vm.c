@@ -554,6 +554,11 @@ int tk_lua_vm_new_from(const tk_config *cfg, tk_db_pool *pool, int worker_id, tk
     vm->app_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -1 app */
     lua_settop(L, 0);
     tk_stages_instrument(L); /* TASKAPI_TRACE_STAGES: time JSON encoding */
+    /* Generational GC: a request's tables and strings die young, while
+     * the loaded scripts and caches live as long as the VM; minor
+     * collections skip the old objects an incremental cycle re-marks
+     * (issue #9, bench/README.md "Session 2026-12-06"). */
+    lua_gc(L, LUA_GCGEN, 0, 0);
     *out = vm;
     return TK_OK;
 fail:
