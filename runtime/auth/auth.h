@@ -39,6 +39,11 @@ int tk_auth_random_token(char *out, size_t outlen) TK_WUR;
 /* Writes a random (v4) UUID string into out (outlen > TK_AUTH_UUID_LEN). */
 int tk_auth_uuid_v4(char *out, size_t outlen) TK_WUR;
 
+/* The same for a request id, from random bytes pooled per thread (one
+ * getrandom(2) per 32 ids instead of one per request). A request id is
+ * public (X-Request-Id, the logs): never use this for tokens or jti. */
+int tk_auth_request_id(char *out, size_t outlen) TK_WUR;
+
 /* Parses a UUID in its canonical text form (8-4-4-4-12 hex digits, either
  * case, nothing else) into out. Returns 0 or TK_EINVAL (out then partly
  * written). */

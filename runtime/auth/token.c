@@ -73,17 +73,10 @@ fail:
     return rc;
 }
 
-int tk_auth_uuid_v4(char *out, size_t outlen)
+/* Formats 16 random bytes as a v4 UUID (sets the version and variant bits). */
+static void uuid_format(unsigned char b[16], char *out)
 {
-    unsigned char b[16];
     char *p = out;
-    int rc;
-
-    if (out == NULL || outlen <= TK_AUTH_UUID_LEN)
-        return TK_EINVAL;
-    rc = tk_auth_random_bytes(b, sizeof(b));
-    if (rc != 0)
-        return rc;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     for (int i = 0; i < 16; i++) {
@@ -93,6 +86,40 @@ int tk_auth_uuid_v4(char *out, size_t outlen)
         *p++ = hexdig[b[i] & 15];
     }
     *p = '\0';
+}
+
+int tk_auth_uuid_v4(char *out, size_t outlen)
+{
+    unsigned char b[16];
+    int rc;
+
+    if (out == NULL || outlen <= TK_AUTH_UUID_LEN)
+        return TK_EINVAL;
+    rc = tk_auth_random_bytes(b, sizeof(b));
+    if (rc != 0)
+        return rc;
+    uuid_format(b, out);
+    return 0;
+}
+
+#define RID_POOL 512 /* random bytes per getrandom(2): 32 request ids */
+
+int tk_auth_request_id(char *out, size_t outlen)
+{
+    static _Thread_local unsigned char pool[RID_POOL];
+    static _Thread_local size_t left;
+    int rc;
+
+    if (out == NULL || outlen <= TK_AUTH_UUID_LEN)
+        return TK_EINVAL;
+    if (left < 16) {
+        rc = tk_auth_random_bytes(pool, sizeof(pool));
+        if (rc != 0)
+            return rc;
+        left = sizeof(pool);
+    }
+    uuid_format(pool + sizeof(pool) - left, out);
+    left -= 16;
     return 0;
 }
 

@@ -918,7 +918,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rid = kv_get(&r->headers, "X-Request-Id");
         if (rid && rid_ok(rid)) {
             snprintf(r->rid, sizeof r->rid, "%s", rid);
-        } else if (tk_auth_uuid_v4(r->rid, sizeof r->rid) != TK_OK) {
+        } else if (tk_auth_request_id(r->rid, sizeof r->rid) != TK_OK) {
             snprintf(r->rid, sizeof r->rid, "unknown");
         }
         const union MHD_ConnectionInfo *ci =

@@ -84,6 +84,22 @@ TEST(uuid_shape)
     return 0;
 }
 
+TEST(request_id_shape)
+{
+    char ids[40][TK_AUTH_UUID_LEN + 1]; /* more than one pool of 32 */
+
+    for (int i = 0; i < 40; i++) {
+        ASSERT_EQ_INT(tk_auth_request_id(ids[i], sizeof(ids[i])), 0);
+        ASSERT_EQ_INT(strlen(ids[i]), 36);
+        ASSERT(ids[i][14] == '4');
+        ASSERT(strchr("89ab", ids[i][19]) != NULL);
+        for (int j = 0; j < i; j++)
+            ASSERT_STR_NE(ids[i], ids[j]);
+    }
+    ASSERT_EQ_INT(tk_auth_request_id(ids[0], TK_AUTH_UUID_LEN), TK_EINVAL);
+    return 0;
+}
+
 TEST(sha256_vectors)
 {
     char hex[65];
@@ -118,5 +134,5 @@ TEST(ct_equal)
 }
 
 TEST_MAIN(TEST_ENTRY(random_bytes), TEST_ENTRY(token_shape), TEST_ENTRY(token_small_buffer),
-          TEST_ENTRY(token_unique), TEST_ENTRY(uuid_shape), TEST_ENTRY(sha256_vectors),
-          TEST_ENTRY(ct_equal))
+          TEST_ENTRY(token_unique), TEST_ENTRY(uuid_shape), TEST_ENTRY(request_id_shape),
+          TEST_ENTRY(sha256_vectors), TEST_ENTRY(ct_equal))
