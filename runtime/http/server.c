@@ -515,8 +515,10 @@ static void enqueue(tk_server *s, tk_req *r)
     else
         s->head = r;
     s->tail = r;
-    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* After unlocking: a worker woken while we still held the mutex would
+     * only block on it again (a second futex round trip per request). */
+    pthread_cond_signal(&s->cv);
 }
 
 /* ---- the MHD side ------------------------------------------------------- */
