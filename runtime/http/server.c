@@ -204,8 +204,10 @@ static const char *const security_headers[][2] = {
     {"X-Permitted-Cross-Domain-Policies", "none"},
 };
 
-/* Adds the headers every answer carries. */
-static void add_common_headers(tk_req *r, struct MHD_Response *resp)
+/* Adds the headers every answer carries. `fresh`: resp was just made here
+ * and holds no header of the security set (a page's own CSP), so none needs
+ * looking up first. */
+static void add_common_headers(tk_req *r, struct MHD_Response *resp, int fresh)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     if (r->rated) {
@@ -220,7 +222,7 @@ static void add_common_headers(tk_req *r, struct MHD_Response *resp)
             MHD_add_response_header(resp, "Retry-After", v);
     }
     for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++) /* a page's own CSP stays */
-        if (MHD_get_response_header(resp, security_headers[i][0]) == NULL)
+        if (fresh || MHD_get_response_header(resp, security_headers[i][0]) == NULL)
             MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
     if (r->origin && tk_config_origin_allowed(r->srv->cfg, r->origin)) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
@@ -243,7 +245,7 @@ static struct MHD_Response *make_response(tk_req *r, const char *body, size_t le
     if (len > 0)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 "application/json; charset=utf-8");
-    add_common_headers(r, resp);
+    add_common_headers(r, resp, 1);
     return resp;
 }
 
@@ -709,7 +711,7 @@ static void serve_metrics(tk_server *s, tk_req *r)
     }
     MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8");
-    add_common_headers(r, r->resp);
+    add_common_headers(r, r->resp, 1);
     r->status = 200;
 }
 
@@ -754,7 +756,7 @@ static int precheck(tk_server *s, tk_req *r)
         tk_static_request q = {r->method, r->path, kv_get(&r->headers, "If-None-Match"),
                                kv_get(&r->headers, "Accept-Encoding"), kv_get(&r->headers, "Host")};
         if (tk_static_answer(s->cfg, &q, &r->resp, &r->status) == TK_OK)
-            add_common_headers(r, r->resp);
+            add_common_headers(r, r->resp, 0);
         return 1;
     }
     if (strcmp(r->method, "OPTIONS") == 0) {
@@ -762,7 +764,7 @@ static int precheck(tk_server *s, tk_req *r)
         r->status = 204;
         if (r->resp == NULL)
             return 1;
-        add_common_headers(r, r->resp);
+        add_common_headers(r, r->resp, 1);
         if (r->origin && tk_config_origin_allowed(s->cfg, r->origin)) {
             MHD_add_response_header(r->resp, "Access-Control-Allow-Methods",
                                     "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS");
