@@ -1015,12 +1015,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms =
-        (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    long long ns =
+        (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000000LL + (t1.tv_nsec - r->t0.tv_nsec);
     tk_metrics_observe_request(r->method, r->matched ? r->match.pattern : NULL, r->status,
-                               ms / 1000.0);
-    tk_log(TK_LOG_INFO, r->rid, "%s %s %u %.1fms%s", r->method, r->path, r->status, ms,
-           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+                               (double)ns / 1e9);
+    /* milliseconds with one decimal, in integers (cheaper than "%.1f") */
+    long long tenths = (ns + 50000) / 100000;
+    if (tk_log_enabled(TK_LOG_INFO))
+        tk_log(TK_LOG_INFO, r->rid, "%s %s %u %lld.%lldms%s", r->method, r->path, r->status,
+               tenths / 10, tenths % 10,
+               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     if (tk_stages_on && r->queued) {
         TK_STAGE_MARK(&r->stages, TK_ST_DONE);
         tk_stages_record(&r->stages, r->method, r->matched ? r->match.pattern : NULL, r->status);

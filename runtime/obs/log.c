@@ -112,27 +112,51 @@ static void append_json_escaped(char *buf, size_t cap, size_t *pos, const char *
     }
 }
 
+/* Writes "2026-12-06T01:02:03.456Z" for tv into out (room for 32) and
+ * returns its length. The part up to the seconds is formatted once per
+ * second per thread: gmtime_r and strftime were a good part of the cost of
+ * the access-log line every request writes. */
+static size_t format_ts(char *out, const struct timeval *tv)
+{
+    static _Thread_local time_t sec = (time_t)-1;
+    static _Thread_local char cache[24];
+    static _Thread_local size_t len;
+    if (tv->tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&tv->tv_sec, &tm);
+        len = strftime(cache, sizeof cache, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = tv->tv_sec;
+    }
+    memcpy(out, cache, len);
+    int ms = (int)(tv->tv_usec / 1000);
+    out[len] = '.';
+    out[len + 1] = (char)('0' + ms / 100);
+    out[len + 2] = (char)('0' + ms / 10 % 10);
+    out[len + 3] = (char)('0' + ms % 10);
+    out[len + 4] = 'Z';
+    out[len + 5] = '\0';
+    return len + 5;
+}
+
+#define MSG_MAX 2048 /* a message longer than MSG_MAX - 1 bytes is cut there */
+
 void tk_log(tk_log_level lvl, const char *rid, const char *fmt, ...)
 {
     if (lvl < min_level)
         return;
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    char ts[32];
+    size_t tslen = format_ts(ts, &tv);
 
     char line[4096];
     size_t pos = 0;
+    va_list ap;
     if (json_format) {
+        char msg[MSG_MAX];
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
         pos = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",", ts,
                                level_names[lvl]);
         if (rid) {
@@ -143,18 +167,40 @@ void tk_log(tk_log_level lvl, const char *rid, const char *fmt, ...)
         pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"msg\":\"");
         append_json_escaped(line, sizeof line, &pos, msg);
         pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"}\n");
+        if (pos >= sizeof line) {
+            pos = sizeof line - 1;
+            line[pos - 1] = '\n';
+        }
     } else {
-        pos = (size_t)snprintf(line, sizeof line, "%s %-5s %s%s%s\n", ts, level_names[lvl],
-                               rid ? "[" : "", rid ? rid : "", rid ? "] " : "");
-        if (pos > sizeof line)
-            pos = sizeof line;
-        /* Put the message before the newline written above. */
-        pos--;
-        pos += (size_t)snprintf(line + pos, sizeof line - pos, "%s\n", msg);
-    }
-    if (pos >= sizeof line) {
-        pos = sizeof line - 1;
-        line[pos - 1] = '\n';
+        /* "<ts> <level padded to 5> [<rid>] <message>\n", formatted in
+         * place: the message straight into the line, no copy of it */
+        const char *lv = level_names[lvl];
+        size_t lvlen = strlen(lv);
+        memcpy(line, ts, tslen);
+        pos = tslen;
+        line[pos++] = ' ';
+        memcpy(line + pos, lv, lvlen);
+        pos += lvlen;
+        while (lvlen++ < 5)
+            line[pos++] = ' ';
+        line[pos++] = ' ';
+        if (rid) {
+            size_t n = strnlen(rid, 256);
+            line[pos++] = '[';
+            memcpy(line + pos, rid, n);
+            pos += n;
+            line[pos++] = ']';
+            line[pos++] = ' ';
+        }
+        size_t room = sizeof line - pos - 1; /* the newline */
+        if (room > MSG_MAX)
+            room = MSG_MAX;
+        va_start(ap, fmt);
+        int m = vsnprintf(line + pos, room, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            pos += (size_t)m < room ? (size_t)m : room - 1;
+        line[pos++] = '\n';
     }
     ssize_t w = write(log_fd, line, pos);
     (void)w;
