@@ -24,6 +24,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,16 @@ tk_jbuf *tk_json_push_buffer(lua_State *L)
     return b;
 }
 
+/* Nonzero when one of the 8 bytes of v is below 0x20, '"' or '\\' (the
+ * bytes JSON escapes): the "has a byte less than n" and "has a zero byte"
+ * word tests, exact as yes/no answers, bytes >= 0x80 included. */
+static inline uint64_t needs_escape8(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    return ((v - ones * 0x20) & ~v & high) | ((q - ones) & ~q & high) | ((bs - ones) & ~bs & high);
+}
+
 void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
 {
     /* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
@@ -63,11 +74,22 @@ void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
     static const char SHORT[128] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
                                     ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t run = 0, i = 0;
+    while (i < n) {
+        /* 8 bytes at a time while none needs escaping (most text) */
+        if (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!needs_escape8(v)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)s[i];
-        if (ESC[c] == 0)
+        if (ESC[c] == 0) {
+            i++;
             continue;
+        }
         tk_json_put(b, s + run, i - run);
         run = i + 1;
         if (ESC[c] == 2) {
@@ -77,6 +99,7 @@ void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             tk_json_put(b, e, 6);
         }
+        i++;
     }
     tk_json_put(b, s + run, n - run);
 }
