@@ -525,6 +525,15 @@ static void enqueue(tk_server *s, tk_req *r)
 
 /* ---- the MHD side ------------------------------------------------------- */
 
+/* libmicrohttpd's memory per connection (its default is 32 KiB). It holds
+ * the request's header section (a larger one gets 431 from MHD: ~15 KiB of
+ * headers fit, about what Node's 16 KiB default allows) and the answer's
+ * header lines; bodies stream through it. MHD zeroes all of it before each
+ * request of a keep-alive connection, so its size is paid on every
+ * request: a quarter of the instructions of a GET /tasks/:id at 32 KiB
+ * (bench/README.md, "Session 2026-12-06"). */
+#define HTTP_CONN_MEMORY (16 * 1024)
+
 #define XFF_MAX 4096 /* X-Forwarded-For lines joined; a longer chain is cut on the left */
 
 /* Behind a proxy in TRUST_PROXY (addresses or CIDR blocks), the client is
@@ -1110,11 +1119,12 @@ int tk_server_start(const tk_config *cfg, tk_db_pool *pool, tk_lua_host *host, i
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, tk_http_guard_notify, s->guard,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&bind_addr, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_conn_per_ip,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, tk_static_unescape,
-        NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&bind_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->http_conn_per_ip, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, tk_static_unescape, NULL, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     if (s->daemon == NULL) {
         tk_errf(err, errlen, "cannot listen on %s port %d (in use?)",
                 cfg->host ? cfg->host : "all addresses,", cfg->port);

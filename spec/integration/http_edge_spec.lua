@@ -169,6 +169,16 @@ describe("HTTP/1.1 edge", function()
     assert.truthy(text:find("payload_too_large", 1, true))
   end)
 
+  it("serves a 12 KiB header section and answers a 20 KiB one with 431 and a close", function()
+    local text = exchange(srv.port, request({ "GET /health/live HTTP/1.1", "Host: a",
+      "X-Pad: " .. ("p"):rep(12 * 1024), "Connection: close" }))
+    assert.are.same({ 200 }, statuses(text))
+    local closed
+    text, closed = exchange(srv.port, request({ "GET /health/live HTTP/1.1", "Host: a",
+      "X-Pad: " .. ("p"):rep(20 * 1024) }))
+    expect_one(text, closed, 431)
+  end)
+
   it("answers a 1 MiB POST to an unknown path with 404 without reading the body", function()
     local text, closed = exchange(srv.port, request({ "POST /api/v1/no-such-thing HTTP/1.1",
       "Host: a", "Content-Type: application/json", "Content-Length: 1048576" }))
