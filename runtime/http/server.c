@@ -204,6 +204,22 @@ static const char *const security_headers[][2] = {
     {"X-Permitted-Cross-Domain-Policies", "none"},
 };
 
+/* The decimal text of v in buf (what snprintf's "%d" writes, without its
+ * format machinery: three of these on every rate-limited answer). */
+static const char *int_text(int v, char buf[16])
+{
+    char *p = buf + 15;
+    *p = '\0';
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 /* Adds the headers every answer carries. `fresh`: resp was just made here
  * and holds no header of the security set (a page's own CSP), so none needs
  * looking up first. */
@@ -211,15 +227,13 @@ static void add_common_headers(tk_req *r, struct MHD_Response *resp, int fresh)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     if (r->rated) {
-        char v[24];
-        snprintf(v, sizeof v, "%d", r->rate.limit);
-        MHD_add_response_header(resp, "RateLimit-Limit", v);
-        snprintf(v, sizeof v, "%d", r->rate.remaining);
-        MHD_add_response_header(resp, "RateLimit-Remaining", v);
-        snprintf(v, sizeof v, "%d", r->rate.reset);
-        MHD_add_response_header(resp, "RateLimit-Reset", v);
+        char v[16];
+        MHD_add_response_header(resp, "RateLimit-Limit", int_text(r->rate.limit, v));
+        MHD_add_response_header(resp, "RateLimit-Remaining", int_text(r->rate.remaining, v));
+        const char *reset = int_text(r->rate.reset, v);
+        MHD_add_response_header(resp, "RateLimit-Reset", reset);
         if (!r->rate.allowed)
-            MHD_add_response_header(resp, "Retry-After", v);
+            MHD_add_response_header(resp, "Retry-After", reset);
     }
     for (size_t i = 0; i < TK_ARRAY_LEN(security_headers); i++) /* a page's own CSP stays */
         if (fresh || MHD_get_response_header(resp, security_headers[i][0]) == NULL)
