@@ -178,13 +178,13 @@ for ref in $REFS; do
     rm -f "$OUT/$label".callgrind.out*
     start_server "$ref" "$OUT/logs/server-$label.log" valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$OUT/$label.callgrind.out"
-    callgrind_control -i on "$SERVER_PID" >/dev/null
+    callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
     for sc in $SCENARIOS; do drive "$sc" "$WARMUP"; done
     dumps=0
     for sc in $SCENARIOS idle; do
-        callgrind_control -z "$SERVER_PID" >/dev/null
+        callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
         if [[ $sc == idle ]]; then sleep "$IDLE"; else drive "$sc" "$N"; fi
-        callgrind_control -d "$sc" "$SERVER_PID" >/dev/null
+        callgrind_control -d "$sc" "$SERVER_PID" >/dev/null 2>&1
         dumps=$((dumps + 1))
         f=$OUT/$label.callgrind.out.$dumps
         for ((i = 0; i < 100; i++)); do
