@@ -159,19 +159,8 @@ info "$("$BIN" version)"
 
 if [[ " $TARGETS " == *" base "* ]]; then
     section "Build (Release) of base = $BASE_REF -> var/bench/base"
-    base_sha=$(git -C "$TK_ROOT" rev-parse --verify "$BASE_REF^{commit}") || die "BASE_REF $BASE_REF is not a commit"
-    if [[ $(cat "$BASE_DIR/.rev" 2>/dev/null) != "$base_sha" || ! -x $BASE_DIR/build/taskapi ]]; then
-        rm -rf "$BASE_DIR"
-        mkdir -p "$BASE_DIR"
-        git -C "$TK_ROOT" archive "$base_sha" | tar -x -C "$BASE_DIR"
-        { cmake -S "$BASE_DIR" -B "$BASE_DIR/build" -DCMAKE_BUILD_TYPE=Release &&
-            cmake --build "$BASE_DIR/build" --target taskapi -j"$(nproc)"; } >"$LOGS/build-base.log" 2>&1 ||
-            {
-                tail -n 30 "$LOGS/build-base.log" >&2
-                die "the build of $BASE_REF failed (all of it in $LOGS/build-base.log)"
-            }
-        echo "$base_sha" >"$BASE_DIR/.rev"
-    fi
+    build_release_at "$BASE_REF" "$BASE_DIR" "$LOGS/build-base.log" || die "no base build"
+    base_sha=$TK_BUILT_SHA
     info "base: git ${base_sha:0:7} ($BASE_REF), $("$BASE_DIR/build/taskapi" version)"
 fi
 
