@@ -717,8 +717,26 @@ typedef struct {
     int type, nullable;
 } proj_col;
 
+/* The column layout of the last result a projection wrote: the result's
+ * field names (NUL-separated) and type OIDs, and where each projected
+ * column is in it. A route runs the same statement again and again, so the
+ * next result usually has the very same fields; it then reuses idx[]
+ * instead of searching every column by name (PQfnumber) and checking its
+ * type again. Exact: only a result with the same names and types, in the
+ * same order, matches. */
+#define LAYOUT_COLS 64
+#define LAYOUT_NAMES 2048
+
+typedef struct {
+    int ncols; /* 0: nothing cached */
+    int idx[MAX_PROJECTED];
+    Oid oids[LAYOUT_COLS];
+    char names[LAYOUT_NAMES];
+} layout;
+
 typedef struct {
     int n;
+    layout last;
     proj_col cols[];
 } projection;
 
@@ -763,6 +781,7 @@ static int l_db_projection(lua_State *L)
     projection *p = lua_newuserdatauv(L, sizeof *p + (size_t)n * sizeof(proj_col) + bytes, 0);
     luaL_setmetatable(L, "tk.db.projection");
     p->n = n;
+    p->last.ncols = 0;
     char *w = (char *)(p->cols + n);
     for (int i = 0; i < n; i++) {
         proj_col *c = &p->cols[i];
@@ -811,18 +830,65 @@ static int type_fits(int type, Oid oid)
     }
 }
 
-/* Finds each projected column in r (into idx[]); raises for a missing one
- * or a type that does not fit (bugs in the route, never in the input). */
-static void resolve_columns(lua_State *L, const projection *p, PGresult *r, int *idx)
+/* Whether r's fields are the ones of the cached layout (names and types,
+ * in order). */
+static int layout_matches(const layout *l, PGresult *r)
 {
-    for (int i = 0; i < p->n; i++) {
-        idx[i] = PQfnumber(r, p->cols[i].column);
-        if (idx[i] < 0)
-            luaL_error(L, "db: projected column %s is not in the result", p->cols[i].column);
-        if (!type_fits(p->cols[i].type, PQftype(r, idx[i])))
-            luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
-                       (int)PQftype(r, idx[i]), P_TYPES[p->cols[i].type]);
+    int ncols = PQnfields(r);
+    if (l->ncols == 0 || l->ncols != ncols)
+        return 0;
+    const char *name = l->names;
+    for (int c = 0; c < ncols; c++) {
+        if (PQftype(r, c) != l->oids[c])
+            return 0;
+        const char *f = PQfname(r, c);
+        size_t len = strlen(f);
+        if (memcmp(name, f, len + 1) != 0)
+            return 0;
+        name += len + 1;
     }
+    return 1;
+}
+
+/* Remembers r's fields as the layout of idx[] (nothing when they do not fit). */
+static void layout_store(layout *l, PGresult *r)
+{
+    int ncols = PQnfields(r);
+    l->ncols = 0;
+    if (ncols < 1 || ncols > LAYOUT_COLS)
+        return;
+    size_t used = 0;
+    for (int c = 0; c < ncols; c++) {
+        const char *f = PQfname(r, c);
+        size_t len = strlen(f);
+        if (used + len + 1 > sizeof l->names)
+            return;
+        memcpy(l->names + used, f, len + 1);
+        used += len + 1;
+        l->oids[c] = PQftype(r, c);
+    }
+    l->ncols = ncols;
+}
+
+/* Finds each projected column in r; raises for a missing one or a type
+ * that does not fit (bugs in the route, never in the input). Returns the
+ * result's column of each projected one, in projection order. */
+static const int *resolve_columns(lua_State *L, projection *p, PGresult *r)
+{
+    layout *l = &p->last;
+    if (layout_matches(l, r))
+        return l->idx;
+    l->ncols = 0;
+    for (int i = 0; i < p->n; i++) {
+        l->idx[i] = PQfnumber(r, p->cols[i].column);
+        if (l->idx[i] < 0)
+            luaL_error(L, "db: projected column %s is not in the result", p->cols[i].column);
+        if (!type_fits(p->cols[i].type, PQftype(r, l->idx[i])))
+            luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
+                       (int)PQftype(r, l->idx[i]), P_TYPES[p->cols[i].type]);
+    }
+    layout_store(l, r);
+    return l->idx;
 }
 
 /* Writes the array literal {a,"b c",NULL} as a JSON array of strings.
@@ -945,7 +1011,7 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
 static int l_db_query_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
-    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    projection *p = luaL_checkudata(L, 2, "tk.db.projection");
     lua_Integer limit = luaL_optinteger(L, 3, LUA_MAXINTEGER);
     luaL_argcheck(L, limit >= 0, 3, "must be >= 0");
     PGresult *r = NULL;
@@ -953,8 +1019,7 @@ static int l_db_query_json(lua_State *L)
     if (nret > 0)
         return nret;
     int holder = lua_gettop(L);
-    int idx[MAX_PROJECTED];
-    resolve_columns(L, p, r, idx);
+    const int *idx = resolve_columns(L, p, r);
     int nrows = PQntuples(r);
     int upto = (lua_Integer)nrows < limit ? nrows : (int)limit;
     /* Written in place in the fragment, with room for the page at once. */
@@ -989,7 +1054,7 @@ static int l_db_query_json(lua_State *L)
 static int l_db_one_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
-    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    projection *p = luaL_checkudata(L, 2, "tk.db.projection");
     PGresult *r = NULL;
     int nret = run_query(L, sql, 3, &r);
     if (nret > 0)
@@ -1000,8 +1065,7 @@ static int l_db_one_json(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    int idx[MAX_PROJECTED];
-    resolve_columns(L, p, r, idx);
+    const int *idx = resolve_columns(L, p, r);
     tk_jbuf *b = tk_json_push_fragment_buffer(L, row_estimate(r, 1)); /* +1 */
     add_row_json(L, b, p, idx, r, 0);
     if (!tk_jbuf_ok(b))

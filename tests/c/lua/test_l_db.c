@@ -791,6 +791,34 @@ TEST(query_json)
     return 0;
 }
 
+/* One projection over statements whose columns are elsewhere, renamed or
+ * of another type: the layout it remembers from the last result must never
+ * be used for a result with other fields. */
+TEST(query_json_layouts)
+{
+    LUA_RUN("local P = db.projection({ {'a', 'a', 'integer'}, {'b', 'b', 'string'} })\n"
+            "local function one(sql) return tostring((db.one_json(sql, P))) end\n"
+            "for _ = 1, 2 do\n"
+            "  assert(one([[SELECT 1 AS a, 'x' AS b]]) == '{\"a\":1,\"b\":\"x\"}')\n"
+            "  assert(one([[SELECT 'y' AS b, 2 AS a]]) == '{\"a\":2,\"b\":\"y\"}')\n"
+            "  assert(one([[SELECT 0 AS z, 'w' AS b, 3 AS a]]) == '{\"a\":3,\"b\":\"w\"}')\n"
+            "  assert(one([[SELECT 0 AS c, 'w' AS b, 4 AS a]]) == '{\"a\":4,\"b\":\"w\"}')\n"
+            "end\n"
+            "-- same names, a type that does not fit: refused, also after a good one\n"
+            "assert(one([[SELECT 1 AS a, 'x' AS b]]))\n"
+            "assert(not pcall(db.one_json, [[SELECT 'x' AS a, 'x' AS b]], P))\n"
+            "assert(one([[SELECT 5 AS a, 'v' AS b]]) == '{\"a\":5,\"b\":\"v\"}')\n"
+            "-- a duplicated name: the first column of that name, as PQfnumber finds it\n"
+            "assert(one([[SELECT 6 AS a, 'u' AS b, 7 AS a]]) == '{\"a\":6,\"b\":\"u\"}')\n"
+            "assert(one([[SELECT 8 AS a, 't' AS b, 9 AS a]]) == '{\"a\":8,\"b\":\"t\"}')\n"
+            "-- a missing column raises, then the next good result is written\n"
+            "assert(not pcall(db.one_json, [[SELECT 1 AS a]], P))\n"
+            "assert(one([[SELECT 10 AS a, 's' AS b]]) == '{\"a\":10,\"b\":\"s\"}')\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 int main(void)
 {
     static const tk_test_entry tests[] = {
@@ -815,6 +843,7 @@ int main(void)
         TEST_ENTRY(tx_misuse),
         TEST_ENTRY(query_count),
         TEST_ENTRY(query_json),
+        TEST_ENTRY(query_json_layouts),
         /* last: while binding 64 parameters overruns the Lua stack (see the
          * test above) it corrupts the heap, which could take later tests down */
         TEST_ENTRY(parameter_count_limit),
