@@ -11,8 +11,9 @@
  *   db.use_primary()     -> the rest of this request reads from the primary
  *   db.replica()         -> nil without DATABASE_READ_URL, else
  *                           {state = "ok"|"lagging"|"unavailable", lag_seconds}
- *   db.projection(spec)  -> a compiled projection (column -> field, type, nullable)
- *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row
+ *   db.projection(spec [, row]) -> a compiled projection (column -> field,
+ *                           type, nullable; row: the columns rows come back with)
+ *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row, first row
  *   db.one_json(sql, projection, ...)          -> fragment, row | false
  *                           rows written as JSON straight from the result, in
  *                           the projection's key order (see tk.json fragments)
@@ -730,12 +731,15 @@ typedef struct {
 typedef struct {
     int ncols; /* 0: nothing cached */
     int idx[MAX_PROJECTED];
+    int row_idx[MAX_PROJECTED]; /* of each row column; -1: not in the result */
     Oid oids[LAYOUT_COLS];
     char names[LAYOUT_NAMES];
 } layout;
 
 typedef struct {
     int n;
+    int nrow;         /* row columns; 0: rows as db.query gives them */
+    const char **row; /* their names (in the userdata, after cols) */
     layout last;
     proj_col cols[];
 } projection;
@@ -751,16 +755,36 @@ static int name_ok(const char *s, size_t len)
     return 1;
 }
 
-/* db.projection({ {column, field, type [, nullable = true]}, ... }).
+/* db.projection({ {column, field, type [, nullable = true]}, ... } [, row]).
  * Types: string, integer, boolean, timestamp (as tk.db formats them),
- * strings (a text[]/uuid[] column: NULL is [] unless nullable), json. */
+ * strings (a text[]/uuid[] column: NULL is [] unless nullable), json.
+ * row: a list of column names; query_json / one_json then give the rows
+ * they return to Lua with these columns only (any column of the result,
+ * projected or not; one the result lacks is absent like a NULL), instead
+ * of every column: what the caller reads of a row it answers as JSON. */
 static int l_db_projection(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)lua_rawlen(L, 1);
     if (n < 1 || n > MAX_PROJECTED)
         return luaL_error(L, "db.projection: 1..%d columns", MAX_PROJECTED);
+    int nrow = 0;
     size_t bytes = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        nrow = (int)lua_rawlen(L, 2);
+        if (nrow < 1 || nrow > MAX_PROJECTED)
+            return luaL_error(L, "db.projection: 1..%d row columns", MAX_PROJECTED);
+        for (int i = 1; i <= nrow; i++) {
+            lua_rawgeti(L, 2, i);
+            size_t len;
+            const char *s = lua_tolstring(L, -1, &len);
+            if (s == NULL || !name_ok(s, len))
+                return luaL_error(L, "db.projection: row column %d: bad name", i);
+            bytes += len + 1;
+            lua_pop(L, 1);
+        }
+    }
     for (int i = 1; i <= n; i++) {
         if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
             return luaL_error(L, "db.projection: entry %d is not a table", i);
@@ -778,11 +802,23 @@ static int l_db_projection(lua_State *L)
         luaL_checkoption(L, -1, NULL, P_TYPES);
         lua_pop(L, 2);
     }
-    projection *p = lua_newuserdatauv(L, sizeof *p + (size_t)n * sizeof(proj_col) + bytes, 0);
+    projection *p = lua_newuserdatauv(
+        L, sizeof *p + (size_t)n * sizeof(proj_col) + (size_t)nrow * sizeof(char *) + bytes, 0);
     luaL_setmetatable(L, "tk.db.projection");
     p->n = n;
+    p->nrow = nrow;
+    p->row = (const char **)(p->cols + n);
     p->last.ncols = 0;
-    char *w = (char *)(p->cols + n);
+    char *w = (char *)(p->row + nrow);
+    for (int i = 0; i < nrow; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        memcpy(w, s, len + 1);
+        p->row[i] = w;
+        w += len + 1;
+        lua_pop(L, 1);
+    }
     for (int i = 0; i < n; i++) {
         proj_col *c = &p->cols[i];
         lua_rawgeti(L, 1, i + 1); /* +1 entry */
@@ -887,6 +923,8 @@ static const int *resolve_columns(lua_State *L, projection *p, PGresult *r)
             luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
                        (int)PQftype(r, l->idx[i]), P_TYPES[p->cols[i].type]);
     }
+    for (int i = 0; i < p->nrow; i++)
+        l->row_idx[i] = PQfnumber(r, p->row[i]);
     layout_store(l, r);
     return l->idx;
 }
@@ -1003,11 +1041,32 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         luaL_error(L, "db: out of memory writing JSON");
 }
 
-/* db.query_json(sql, projection, limit, ...) -> fragment, nrows, row
+/* Pushes row i of r for the caller of query_json / one_json: the
+ * projection's row columns (resolve_columns found them), or all. */
+static void push_projected_row(lua_State *L, const projection *p, PGresult *r, int i)
+{
+    if (p->nrow == 0) {
+        push_row(L, r, i);
+        return;
+    }
+    lua_createtable(L, 0, p->nrow); /* +1 row */
+    for (int k = 0; k < p->nrow; k++) {
+        int c = p->last.row_idx[k];
+        if (c < 0 || PQgetisnull(r, i, c))
+            continue;
+        tk_lua_db_push_text(L, PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                            PQftype(r, c)); /* +1 value */
+        lua_setfield(L, -2, p->row[k]);     /* -1 */
+    }
+}
+
+/* db.query_json(sql, projection, limit, ...) -> fragment, nrows, last, first
  *   fragment: a JSON array of the first `limit` rows (all when limit is
  *   nil), written in the projection's key order; nrows: rows the statement
- *   returned; row: the last row written, as db.query gives it (nil for none),
- *   for the page's cursor. Failures as db.query. */
+ *   returned; last: the last row written, for the page's cursor, and first:
+ *   the first row, for an access check, as db.query gives them (nil for
+ *   none; only the projection's row columns when it names them). Failures
+ *   as db.query. */
 static int l_db_query_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
@@ -1036,11 +1095,11 @@ static int l_db_query_json(lua_State *L)
         return luaL_error(L, "db: out of memory writing JSON");
     lua_pushinteger(L, nrows); /* +1 */
     if (upto > 0)
-        push_row(L, r, upto - 1); /* +1 */
+        push_projected_row(L, p, r, upto - 1); /* +1 */
     else
         lua_pushnil(L);
     if (nrows > 0)
-        push_row(L, r, 0); /* +1: the first row, for an access check */
+        push_projected_row(L, p, r, 0); /* +1: the first row, for an access check */
     else
         lua_pushnil(L);
     clear_result(L, holder);
@@ -1050,7 +1109,8 @@ static int l_db_query_json(lua_State *L)
 
 /* db.one_json(sql, projection, ...) -> fragment, row | false when the
  * statement returned no row. The fragment is the first row as a JSON
- * object; row is that row as db.query gives it (for checks, ETags). */
+ * object; row is that row as db.query gives it (for checks, ETags; only
+ * the projection's row columns when it names them). */
 static int l_db_one_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
@@ -1070,7 +1130,7 @@ static int l_db_one_json(lua_State *L)
     add_row_json(L, b, p, idx, r, 0);
     if (!tk_jbuf_ok(b))
         return luaL_error(L, "db: out of memory writing JSON");
-    push_row(L, r, 0); /* +1 */
+    push_projected_row(L, p, r, 0); /* +1 */
     clear_result(L, holder);
     stage_done();
     return 2;

@@ -819,6 +819,40 @@ TEST(query_json_layouts)
     return 0;
 }
 
+/* A projection's row columns: the rows query_json / one_json give back hold
+ * those (projected or not, converted as db.query converts them), none of
+ * the others; one a result lacks is absent. */
+TEST(query_json_row_columns)
+{
+    LUA_RUN(
+        "local json = require 'tk.json'\n"
+        "local P = db.projection({ {'a', 'a', 'integer'}, {'b', 'b', 'string'} },\n"
+        "  { 'b', 'ts', 'tags', 'gone', 'n' })\n"
+        "local SQL = [[SELECT g AS a, 'x' || g AS b, '2026-01-15 10:00:00+00'::timestamptz AS ts,\n"
+        "  ARRAY['t'] AS tags, NULL::int AS n, 'secret' AS other\n"
+        "  FROM generate_series(1, 3) g ORDER BY g]]\n"
+        "for _ = 1, 2 do -- the second time from the remembered layout\n"
+        "  local frag, n, last, first = db.query_json(SQL, P, 2)\n"
+        "  assert(n == 3 and tostring(frag) == '[{\"a\":1,\"b\":\"x1\"},{\"a\":2,\"b\":\"x2\"}]')\n"
+        "  assert(last.b == 'x2' and first.b == 'x1' and last.a == nil and last.other == nil)\n"
+        "  assert(last.ts == '2026-01-15T10:00:00.000Z' and last.tags[1] == 't' and #last.tags == "
+        "1)\n"
+        "  assert(getmetatable(last.tags) == json.array_mt and last.n == nil and last.gone == "
+        "nil)\n"
+        "  local one, row = db.one_json(SQL, P)\n"
+        "  assert(tostring(one) == '{\"a\":1,\"b\":\"x1\"}' and row.b == 'x1' and row.a == nil)\n"
+        "  local count = 0\n"
+        "  for _ in pairs(row) do count = count + 1 end\n"
+        "  assert(count == 3, count) -- b, ts, tags\n"
+        "end\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, { 'a b' }))\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, {}))\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, 'a'))\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 int main(void)
 {
     static const tk_test_entry tests[] = {
@@ -844,6 +878,7 @@ int main(void)
         TEST_ENTRY(query_count),
         TEST_ENTRY(query_json),
         TEST_ENTRY(query_json_layouts),
+        TEST_ENTRY(query_json_row_columns),
         /* last: while binding 64 parameters overruns the Lua stack (see the
          * test above) it corrupts the heap, which could take later tests down */
         TEST_ENTRY(parameter_count_limit),
