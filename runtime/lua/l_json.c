@@ -24,6 +24,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +55,52 @@ tk_jbuf *tk_json_push_buffer(lua_State *L)
     return b;
 }
 
+/* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
+static const unsigned char ESC[256] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1,
+                                       2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                       1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, ['\\'] = 2};
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+#define SWAR 1
+/* The bytes of the 8 at s that JSON escapes (< 0x20, '"', '\\'), as the top
+ * bit of each such byte: a byte v < n makes (v - n) borrow into its top
+ * bit, which ~v then keeps only for bytes < 0x80; '"' and '\\' are first
+ * turned into 0 by XOR. A borrow can also mark a byte above (at a higher
+ * address than) one truly marked, never below it: the lowest mark is
+ * always a byte to escape, which is all the scan uses. */
+static inline uint64_t escape_marks(const char *s)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t v;
+    memcpy(&v, s, sizeof v);
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    return ((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & high;
+}
+#endif
+
+/* The position of the first byte from i on that JSON escapes, or n. */
+static inline size_t next_escape(const char *s, size_t i, size_t n)
+{
+#ifdef SWAR
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = escape_marks(s + i);
+        if (m != 0)
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+    }
+#endif
+    while (i < n && ESC[(unsigned char)s[i]] == 0)
+        i++;
+    return i;
+}
+
 void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
 {
-    /* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
-    static const unsigned char ESC[256] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1,
-                                           2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, ['\\'] = 2};
     static const char SHORT[128] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
                                     ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = next_escape(s, 0, n); i < n; i = next_escape(s, i + 1, n)) {
         unsigned char c = (unsigned char)s[i];
-        if (ESC[c] == 0)
-            continue;
         tk_json_put(b, s + run, i - run);
         run = i + 1;
         if (ESC[c] == 2) {
