@@ -65,6 +65,7 @@ enum {
     OID_TIMESTAMP = 1114,
     OID_TIMESTAMPTZ = 1184,
     OID_NUMERIC = 1700,
+    OID_UUID = 2950,
     OID_UUID_ARR = 2951,
     OID_JSONB = 3802
 };
@@ -731,7 +732,8 @@ typedef struct {
 typedef struct {
     int ncols; /* 0: nothing cached */
     int idx[MAX_PROJECTED];
-    int row_idx[MAX_PROJECTED]; /* of each row column; -1: not in the result */
+    int row_idx[MAX_PROJECTED];         /* of each row column; -1: not in the result */
+    unsigned char plain[MAX_PROJECTED]; /* 1: a string column JSON never escapes (uuid) */
     Oid oids[LAYOUT_COLS];
     char names[LAYOUT_NAMES];
 } layout;
@@ -852,7 +854,7 @@ static int type_fits(int type, Oid oid)
 {
     switch (type) {
     case P_STRING:
-        return oid == 25 || oid == 1043 || oid == 2950 || oid == 1042 || oid == 19;
+        return oid == 25 || oid == 1043 || oid == OID_UUID || oid == 1042 || oid == 19;
     case P_INTEGER:
         return oid == OID_INT2 || oid == OID_INT4 || oid == OID_INT8;
     case P_BOOLEAN:
@@ -922,6 +924,7 @@ static const int *resolve_columns(lua_State *L, projection *p, PGresult *r)
         if (!type_fits(p->cols[i].type, PQftype(r, l->idx[i])))
             luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
                        (int)PQftype(r, l->idx[i]), P_TYPES[p->cols[i].type]);
+        l->plain[i] = p->cols[i].type == P_STRING && PQftype(r, l->idx[i]) == OID_UUID;
     }
     for (int i = 0; i < p->nrow; i++)
         l->row_idx[i] = PQfnumber(r, p->row[i]);
@@ -988,6 +991,17 @@ static size_t row_estimate(PGresult *r, int rows)
     return k ? n / (size_t)k + 64 : 64;
 }
 
+/* Writes s (n < 62 bytes) as a JSON string without looking for bytes to
+ * escape: for text that cannot hold any (a uuid, a formatted timestamp). */
+static void put_plain_string(tk_jbuf *b, const char *s, size_t n)
+{
+    char q[64];
+    q[0] = '"';
+    memcpy(q + 1, s, n);
+    q[n + 1] = '"';
+    tk_json_put(b, q, n + 2);
+}
+
 /* Writes row i of r as a JSON object in the projection's key order. */
 static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const int *idx, PGresult *r,
                          int i)
@@ -1011,7 +1025,10 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         size_t len = (size_t)PQgetlength(r, i, idx[k]);
         switch (c->type) {
         case P_STRING:
-            tk_json_put_string(b, v, len);
+            if (p->last.plain[k] && len < 62)
+                put_plain_string(b, v, len); /* a uuid: hex digits and '-' */
+            else
+                tk_json_put_string(b, v, len);
             break;
         case P_INTEGER:
         case P_JSON: /* PostgreSQL's own text of an integer or a json value is JSON */
@@ -1026,8 +1043,8 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         case P_TIMESTAMP: {
             char out[32];
             size_t n = format_timestamp(v, len, out);
-            if (n)
-                tk_json_put_string(b, out, n);
+            if (n) /* digits, '-', ':', 'T', '.', 'Z' or PostgreSQL's text of them */
+                put_plain_string(b, out, n);
             else
                 tk_json_put_string(b, v, len);
             break;

@@ -813,7 +813,12 @@ TEST(query_json_layouts)
             "assert(one([[SELECT 8 AS a, 't' AS b, 9 AS a]]) == '{\"a\":8,\"b\":\"t\"}')\n"
             "-- a missing column raises, then the next good result is written\n"
             "assert(not pcall(db.one_json, [[SELECT 1 AS a]], P))\n"
-            "assert(one([[SELECT 10 AS a, 's' AS b]]) == '{\"a\":10,\"b\":\"s\"}')\n");
+            "assert(one([[SELECT 10 AS a, 's' AS b]]) == '{\"a\":10,\"b\":\"s\"}')\n"
+            "-- a uuid is written without an escape scan; text in its place is escaped again\n"
+            "assert(one([[SELECT 11 AS a, '6F9619FF-8B86-D011-B42D-00C04FC964FF'::uuid AS b]])\n"
+            "  == '{\"a\":11,\"b\":\"6f9619ff-8b86-d011-b42d-00c04fc964ff\"}')\n"
+            "assert(one([[SELECT 12 AS a, E'q\"\\\\\\n' AS b]]) == "
+            "[=[{\"a\":12,\"b\":\"q\\\"\\\\\\n\"}]=])\n");
     ASSERT_EQ_INT(lua_gettop(L), 0);
     ASSERT_POOL_IDLE();
     return 0;
