@@ -8,6 +8,8 @@
  *   json.null           -> the null sentinel (a NULL light userdata: cjson's)
  *   json.array_mt       -> the metatable that marks a table as an array
  *   json.is_fragment(v) -> true for pre-encoded JSON (from tk.db.*_json)
+ *   json.b64url_encode(s) / json.b64url_decode(s) -> base64url without
+ *                          padding, for cursors (decode: nil if malformed)
  * Output is deterministic: arrays (tables marked with a metatable named
  * "json.array", or plain sequences) in index order, shaped objects in their
  * declared order, other objects "id" first and then bytewise-sorted keys;
@@ -456,6 +458,80 @@ static int l_shape(lua_State *L)
     return 1;
 }
 
+/* ---- base64url (the cursors of lib.cursor) ----------------------------------- */
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* json.b64url_encode(s) -> s in base64url without padding */
+static int l_b64url_encode(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, (n + 2) / 3 * 4);
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        out[o++] = B64URL[v >> 18];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i > 0) {
+        unsigned v = (unsigned)s[i] << 16 | (n - i > 1 ? (unsigned)s[i + 1] << 8 : 0);
+        out[o++] = B64URL[v >> 18];
+        out[o++] = B64URL[v >> 12 & 63];
+        if (n - i > 1)
+            out[o++] = B64URL[v >> 6 & 63];
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* json.b64url_decode(s) -> bytes | nil for a length that cannot be base64
+ * (4k + 1) or a byte outside the alphabet (no padding). The bits after the
+ * last whole byte are ignored, as lib.cursor's decoder in Lua did. */
+static int l_b64url_decode(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    if (n % 4 == 1) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, n / 4 * 3 + 2);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0) {
+            lua_pushnil(L);
+            return 1;
+        }
+        acc = (acc << 6 | (unsigned)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)(acc >> bits & 255);
+        }
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
 static int l_is_fragment(lua_State *L)
 {
     lua_pushboolean(L, luaL_testudata(L, 1, TK_JSON_FRAGMENT_MT) != NULL);
@@ -464,8 +540,12 @@ static int l_is_fragment(lua_State *L)
 
 int tk_lua_open_json(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"encode", l_encode}, {"shape", l_shape}, {"is_fragment", l_is_fragment}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"encode", l_encode},
+                                   {"shape", l_shape},
+                                   {"is_fragment", l_is_fragment},
+                                   {"b64url_encode", l_b64url_encode},
+                                   {"b64url_decode", l_b64url_decode},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
