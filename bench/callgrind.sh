@@ -7,7 +7,7 @@
 #
 # 1. installs missing packages (bin/lib/deps.txt: valgrind, curl, node),
 #    builds build-callgrind/taskapi (Release, as bench/run.sh measures), and
-#    each other ref of REFS with common.sh's build_ref (var/callgrind/ref-*);
+#    each other ref of REFS with common.sh's build_release_at (var/callgrind/ref-*);
 # 2. starts a private PostgreSQL (var/pg-callgrind, fsync off), migrates
 #    bench_callgrind with this checkout's binary and seeds TASKS tasks
 #    through the API (bench/seed.js), then VACUUM ANALYZE;
@@ -80,10 +80,7 @@ for ref in $REFS; do
         continue
     fi
     dir=$OUT/ref-${ref//[^A-Za-z0-9._-]/_}
-    build_ref "$ref" "$dir" >"$OUT/logs/build-ref.log" 2>&1 || {
-        tail -n 30 "$OUT/logs/build-ref.log" >&2
-        die "the build of $ref failed (all of it in $OUT/logs/build-ref.log)"
-    }
+    build_release_at "$ref" "$dir" "$OUT/logs/build-ref.log" || die "no build of $ref"
     RBIN[$ref]=$dir/build/taskapi RSCRIPTS[$ref]=$dir/scripts
     info "$ref: git $(cut -c1-7 "$dir/.rev")"
 done

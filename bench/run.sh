@@ -159,12 +159,8 @@ info "$("$BIN" version)"
 
 if [[ " $TARGETS " == *" base "* ]]; then
     section "Build (Release) of base = $BASE_REF -> var/bench/base"
-    base_sha=$(git -C "$TK_ROOT" rev-parse --verify "$BASE_REF^{commit}") || die "BASE_REF $BASE_REF is not a commit"
-    build_ref "$base_sha" "$BASE_DIR" >"$LOGS/build-base.log" 2>&1 ||
-        {
-            tail -n 30 "$LOGS/build-base.log" >&2
-            die "the build of $BASE_REF failed (all of it in $LOGS/build-base.log)"
-        }
+    build_release_at "$BASE_REF" "$BASE_DIR" "$LOGS/build-base.log" || die "no base build"
+    base_sha=$TK_BUILT_SHA
     info "base: git ${base_sha:0:7} ($BASE_REF), $("$BASE_DIR/build/taskapi" version)"
 fi
 

@@ -6,7 +6,7 @@
 #
 # Public functions: section info warn die redact_url, install_traps on_exit,
 # as_root, pid_alive stop_child, lock_checkout, port_busy free_port,
-# ensure_deps, build_taskapi build_ref, setup_database start_pg stop_pg stop_pg_cluster
+# ensure_deps, build_taskapi, build_release_at, setup_database start_pg stop_pg stop_pg_cluster
 # start_pg_replica stop_pg_replica pg_ctl_command create_db migrate_db, start_redis stop_redis.
 
 TK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -195,22 +195,30 @@ build_taskapi() {
     cmake --build "$dir" --target "$target" -j"$(nproc)"
 }
 
-# build_ref REF DIR: taskapi at git commit REF, built Release from `git
-# archive` into DIR (binary DIR/build/taskapi; DIR also holds that commit's
-# scripts/ and migrations/). Rebuilt only when REF names another commit
-# than the last build (DIR/.rev). For before/after measurements in one run
-# (bench/run.sh's `base`, bench/callgrind.sh's REFS).
-build_ref() {
-    local ref=$1 dir=$2 sha
-    sha=$(git -C "$TK_ROOT" rev-parse --verify "$ref^{commit}") || return
-    if [[ $(cat "$dir/.rev" 2>/dev/null) == "$sha" && -x $dir/build/taskapi ]]; then
-        return 0
-    fi
+# build_release_at REF DIR LOG: taskapi at git commit REF, built Release out
+# of `git archive` into DIR (sources in DIR, binary DIR/build/taskapi, its
+# scripts/ and migrations/ beside), rebuilt only when REF names another
+# commit than the last build there (DIR/.rev). Build output goes to LOG; on
+# failure its tail is shown and the function fails. Sets TK_BUILT_SHA.
+TK_BUILT_SHA=''
+build_release_at() {
+    local ref=$1 dir=$2 log=$3 sha
+    sha=$(git -C "$TK_ROOT" rev-parse --verify "$ref^{commit}") || {
+        warn "$ref is not a commit"
+        return 1
+    }
+    # shellcheck disable=SC2034 # for the callers
+    TK_BUILT_SHA=$sha
+    [[ $(cat "$dir/.rev" 2>/dev/null) != "$sha" || ! -x $dir/build/taskapi ]] || return 0
     rm -rf "$dir"
     mkdir -p "$dir"
     git -C "$TK_ROOT" archive "$sha" | tar -x -C "$dir" || return
-    cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release || return
-    cmake --build "$dir/build" --target taskapi -j"$(nproc)" || return
+    if ! { cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release &&
+        cmake --build "$dir/build" --target taskapi -j"$(nproc)"; } >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        warn "the build of $ref failed (all of it in $log)"
+        return 1
+    fi
     echo "$sha" >"$dir/.rev"
 }
 

@@ -11,8 +11,9 @@
  *   db.use_primary()     -> the rest of this request reads from the primary
  *   db.replica()         -> nil without DATABASE_READ_URL, else
  *                           {state = "ok"|"lagging"|"unavailable", lag_seconds}
- *   db.projection(spec)  -> a compiled projection (column -> field, type, nullable)
- *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row
+ *   db.projection(spec [, row]) -> a compiled projection (column -> field,
+ *                           type, nullable; row: the columns rows come back with)
+ *   db.query_json(sql, projection, limit, ...) -> fragment, nrows, last row, first row
  *   db.one_json(sql, projection, ...)          -> fragment, row | false
  *                           rows written as JSON straight from the result, in
  *                           the projection's key order (see tk.json fragments)
@@ -64,6 +65,7 @@ enum {
     OID_TIMESTAMP = 1114,
     OID_TIMESTAMPTZ = 1184,
     OID_NUMERIC = 1700,
+    OID_UUID = 2950,
     OID_UUID_ARR = 2951,
     OID_JSONB = 3802
 };
@@ -717,8 +719,30 @@ typedef struct {
     int type, nullable;
 } proj_col;
 
+/* The column layout of the last result a projection wrote: the result's
+ * field names (NUL-separated) and type OIDs, and where each projected
+ * column is in it. A route runs the same statement again and again, so the
+ * next result usually has the very same fields; it then reuses idx[]
+ * instead of searching every column by name (PQfnumber) and checking its
+ * type again. Exact: only a result with the same names and types, in the
+ * same order, matches. */
+#define LAYOUT_COLS 64
+#define LAYOUT_NAMES 2048
+
+typedef struct {
+    int ncols; /* 0: nothing cached */
+    int idx[MAX_PROJECTED];
+    int row_idx[MAX_PROJECTED];         /* of each row column; -1: not in the result */
+    unsigned char plain[MAX_PROJECTED]; /* 1: a string column JSON never escapes (uuid) */
+    Oid oids[LAYOUT_COLS];
+    char names[LAYOUT_NAMES];
+} layout;
+
 typedef struct {
     int n;
+    int nrow;         /* row columns; 0: rows as db.query gives them */
+    const char **row; /* their names (in the userdata, after cols) */
+    layout last;
     proj_col cols[];
 } projection;
 
@@ -733,16 +757,36 @@ static int name_ok(const char *s, size_t len)
     return 1;
 }
 
-/* db.projection({ {column, field, type [, nullable = true]}, ... }).
+/* db.projection({ {column, field, type [, nullable = true]}, ... } [, row]).
  * Types: string, integer, boolean, timestamp (as tk.db formats them),
- * strings (a text[]/uuid[] column: NULL is [] unless nullable), json. */
+ * strings (a text[]/uuid[] column: NULL is [] unless nullable), json.
+ * row: a list of column names; query_json / one_json then give the rows
+ * they return to Lua with these columns only (any column of the result,
+ * projected or not; one the result lacks is absent like a NULL), instead
+ * of every column: what the caller reads of a row it answers as JSON. */
 static int l_db_projection(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)lua_rawlen(L, 1);
     if (n < 1 || n > MAX_PROJECTED)
         return luaL_error(L, "db.projection: 1..%d columns", MAX_PROJECTED);
+    int nrow = 0;
     size_t bytes = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        nrow = (int)lua_rawlen(L, 2);
+        if (nrow < 1 || nrow > MAX_PROJECTED)
+            return luaL_error(L, "db.projection: 1..%d row columns", MAX_PROJECTED);
+        for (int i = 1; i <= nrow; i++) {
+            lua_rawgeti(L, 2, i);
+            size_t len;
+            const char *s = lua_tolstring(L, -1, &len);
+            if (s == NULL || !name_ok(s, len))
+                return luaL_error(L, "db.projection: row column %d: bad name", i);
+            bytes += len + 1;
+            lua_pop(L, 1);
+        }
+    }
     for (int i = 1; i <= n; i++) {
         if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
             return luaL_error(L, "db.projection: entry %d is not a table", i);
@@ -760,10 +804,23 @@ static int l_db_projection(lua_State *L)
         luaL_checkoption(L, -1, NULL, P_TYPES);
         lua_pop(L, 2);
     }
-    projection *p = lua_newuserdatauv(L, sizeof *p + (size_t)n * sizeof(proj_col) + bytes, 0);
+    projection *p = lua_newuserdatauv(
+        L, sizeof *p + (size_t)n * sizeof(proj_col) + (size_t)nrow * sizeof(char *) + bytes, 0);
     luaL_setmetatable(L, "tk.db.projection");
     p->n = n;
-    char *w = (char *)(p->cols + n);
+    p->nrow = nrow;
+    p->row = (const char **)(p->cols + n);
+    p->last.ncols = 0;
+    char *w = (char *)(p->row + nrow);
+    for (int i = 0; i < nrow; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        memcpy(w, s, len + 1);
+        p->row[i] = w;
+        w += len + 1;
+        lua_pop(L, 1);
+    }
     for (int i = 0; i < n; i++) {
         proj_col *c = &p->cols[i];
         lua_rawgeti(L, 1, i + 1); /* +1 entry */
@@ -797,7 +854,7 @@ static int type_fits(int type, Oid oid)
 {
     switch (type) {
     case P_STRING:
-        return oid == 25 || oid == 1043 || oid == 2950 || oid == 1042 || oid == 19;
+        return oid == 25 || oid == 1043 || oid == OID_UUID || oid == 1042 || oid == 19;
     case P_INTEGER:
         return oid == OID_INT2 || oid == OID_INT4 || oid == OID_INT8;
     case P_BOOLEAN:
@@ -811,39 +868,68 @@ static int type_fits(int type, Oid oid)
     }
 }
 
-/* Finds each projected column in r (into idx[]); raises for a missing one
- * or a type that does not fit (bugs in the route, never in the input). */
-/* PQfnumber for the names projections use (lower-case identifiers): the
- * first result column of exactly that name, which is what PQfnumber finds
- * for such a name, without the copy it makes and folds to lower case on
- * every call (it was ~7k instructions per query of 20 columns). Any other
- * name (upper case, quotes) goes to PQfnumber itself. */
-static int column_number(const PGresult *r, const char *name)
+/* Whether r's fields are the ones of the cached layout (names and types,
+ * in order). */
+static int layout_matches(const layout *l, PGresult *r)
 {
-    if (name[0] == '\0')
-        return PQfnumber(r, name);
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-            return PQfnumber(r, name);
-    int n = PQnfields(r);
-    for (int j = 0; j < n; j++) {
-        const char *f = PQfname(r, j);
-        if (f[0] == name[0] && strcmp(f, name) == 0)
-            return j;
+    int ncols = PQnfields(r);
+    if (l->ncols == 0 || l->ncols != ncols)
+        return 0;
+    const char *name = l->names;
+    for (int c = 0; c < ncols; c++) {
+        if (PQftype(r, c) != l->oids[c])
+            return 0;
+        const char *f = PQfname(r, c);
+        size_t len = strlen(f);
+        if (memcmp(name, f, len + 1) != 0)
+            return 0;
+        name += len + 1;
     }
-    return -1;
+    return 1;
 }
 
-static void resolve_columns(lua_State *L, const projection *p, PGresult *r, int *idx)
+/* Remembers r's fields as the layout of idx[] (nothing when they do not fit). */
+static void layout_store(layout *l, PGresult *r)
 {
-    for (int i = 0; i < p->n; i++) {
-        idx[i] = column_number(r, p->cols[i].column);
-        if (idx[i] < 0)
-            luaL_error(L, "db: projected column %s is not in the result", p->cols[i].column);
-        if (!type_fits(p->cols[i].type, PQftype(r, idx[i])))
-            luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
-                       (int)PQftype(r, idx[i]), P_TYPES[p->cols[i].type]);
+    int ncols = PQnfields(r);
+    l->ncols = 0;
+    if (ncols < 1 || ncols > LAYOUT_COLS)
+        return;
+    size_t used = 0;
+    for (int c = 0; c < ncols; c++) {
+        const char *f = PQfname(r, c);
+        size_t len = strlen(f);
+        if (used + len + 1 > sizeof l->names)
+            return;
+        memcpy(l->names + used, f, len + 1);
+        used += len + 1;
+        l->oids[c] = PQftype(r, c);
     }
+    l->ncols = ncols;
+}
+
+/* Finds each projected column in r; raises for a missing one or a type
+ * that does not fit (bugs in the route, never in the input). Returns the
+ * result's column of each projected one, in projection order. */
+static const int *resolve_columns(lua_State *L, projection *p, PGresult *r)
+{
+    layout *l = &p->last;
+    if (layout_matches(l, r))
+        return l->idx;
+    l->ncols = 0;
+    for (int i = 0; i < p->n; i++) {
+        l->idx[i] = PQfnumber(r, p->cols[i].column);
+        if (l->idx[i] < 0)
+            luaL_error(L, "db: projected column %s is not in the result", p->cols[i].column);
+        if (!type_fits(p->cols[i].type, PQftype(r, l->idx[i])))
+            luaL_error(L, "db: column %s (type oid %d) is not a %s", p->cols[i].column,
+                       (int)PQftype(r, l->idx[i]), P_TYPES[p->cols[i].type]);
+        l->plain[i] = p->cols[i].type == P_STRING && PQftype(r, l->idx[i]) == OID_UUID;
+    }
+    for (int i = 0; i < p->nrow; i++)
+        l->row_idx[i] = PQfnumber(r, p->row[i]);
+    layout_store(l, r);
+    return l->idx;
 }
 
 /* Writes the array literal {a,"b c",NULL} as a JSON array of strings.
@@ -905,6 +991,17 @@ static size_t row_estimate(PGresult *r, int rows)
     return k ? n / (size_t)k + 64 : 64;
 }
 
+/* Writes s (n < 62 bytes) as a JSON string without looking for bytes to
+ * escape: for text that cannot hold any (a uuid, a formatted timestamp). */
+static void put_plain_string(tk_jbuf *b, const char *s, size_t n)
+{
+    char q[64];
+    q[0] = '"';
+    memcpy(q + 1, s, n);
+    q[n + 1] = '"';
+    tk_json_put(b, q, n + 2);
+}
+
 /* Writes row i of r as a JSON object in the projection's key order. */
 static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const int *idx, PGresult *r,
                          int i)
@@ -928,7 +1025,10 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         size_t len = (size_t)PQgetlength(r, i, idx[k]);
         switch (c->type) {
         case P_STRING:
-            tk_json_put_string(b, v, len);
+            if (p->last.plain[k] && len < 62)
+                put_plain_string(b, v, len); /* a uuid: hex digits and '-' */
+            else
+                tk_json_put_string(b, v, len);
             break;
         case P_INTEGER:
         case P_JSON: /* PostgreSQL's own text of an integer or a json value is JSON */
@@ -943,8 +1043,8 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         case P_TIMESTAMP: {
             char out[32];
             size_t n = format_timestamp(v, len, out);
-            if (n)
-                tk_json_put_string(b, out, n);
+            if (n) /* digits, '-', ':', 'T', '.', 'Z' or PostgreSQL's text of them */
+                put_plain_string(b, out, n);
             else
                 tk_json_put_string(b, v, len);
             break;
@@ -958,15 +1058,36 @@ static void add_row_json(lua_State *L, tk_jbuf *b, const projection *p, const in
         luaL_error(L, "db: out of memory writing JSON");
 }
 
-/* db.query_json(sql, projection, limit, ...) -> fragment, nrows, row
+/* Pushes row i of r for the caller of query_json / one_json: the
+ * projection's row columns (resolve_columns found them), or all. */
+static void push_projected_row(lua_State *L, const projection *p, PGresult *r, int i)
+{
+    if (p->nrow == 0) {
+        push_row(L, r, i);
+        return;
+    }
+    lua_createtable(L, 0, p->nrow); /* +1 row */
+    for (int k = 0; k < p->nrow; k++) {
+        int c = p->last.row_idx[k];
+        if (c < 0 || PQgetisnull(r, i, c))
+            continue;
+        tk_lua_db_push_text(L, PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                            PQftype(r, c)); /* +1 value */
+        lua_setfield(L, -2, p->row[k]);     /* -1 */
+    }
+}
+
+/* db.query_json(sql, projection, limit, ...) -> fragment, nrows, last, first
  *   fragment: a JSON array of the first `limit` rows (all when limit is
  *   nil), written in the projection's key order; nrows: rows the statement
- *   returned; row: the last row written, as db.query gives it (nil for none),
- *   for the page's cursor. Failures as db.query. */
+ *   returned; last: the last row written, for the page's cursor, and first:
+ *   the first row, for an access check, as db.query gives them (nil for
+ *   none; only the projection's row columns when it names them). Failures
+ *   as db.query. */
 static int l_db_query_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
-    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    projection *p = luaL_checkudata(L, 2, "tk.db.projection");
     lua_Integer limit = luaL_optinteger(L, 3, LUA_MAXINTEGER);
     luaL_argcheck(L, limit >= 0, 3, "must be >= 0");
     PGresult *r = NULL;
@@ -974,8 +1095,7 @@ static int l_db_query_json(lua_State *L)
     if (nret > 0)
         return nret;
     int holder = lua_gettop(L);
-    int idx[MAX_PROJECTED];
-    resolve_columns(L, p, r, idx);
+    const int *idx = resolve_columns(L, p, r);
     int nrows = PQntuples(r);
     int upto = (lua_Integer)nrows < limit ? nrows : (int)limit;
     /* Written in place in the fragment, with room for the page at once. */
@@ -992,11 +1112,11 @@ static int l_db_query_json(lua_State *L)
         return luaL_error(L, "db: out of memory writing JSON");
     lua_pushinteger(L, nrows); /* +1 */
     if (upto > 0)
-        push_row(L, r, upto - 1); /* +1 */
+        push_projected_row(L, p, r, upto - 1); /* +1 */
     else
         lua_pushnil(L);
     if (nrows > 0)
-        push_row(L, r, 0); /* +1: the first row, for an access check */
+        push_projected_row(L, p, r, 0); /* +1: the first row, for an access check */
     else
         lua_pushnil(L);
     clear_result(L, holder);
@@ -1006,11 +1126,12 @@ static int l_db_query_json(lua_State *L)
 
 /* db.one_json(sql, projection, ...) -> fragment, row | false when the
  * statement returned no row. The fragment is the first row as a JSON
- * object; row is that row as db.query gives it (for checks, ETags). */
+ * object; row is that row as db.query gives it (for checks, ETags; only
+ * the projection's row columns when it names them). */
 static int l_db_one_json(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
-    const projection *p = luaL_checkudata(L, 2, "tk.db.projection");
+    projection *p = luaL_checkudata(L, 2, "tk.db.projection");
     PGresult *r = NULL;
     int nret = run_query(L, sql, 3, &r);
     if (nret > 0)
@@ -1021,13 +1142,12 @@ static int l_db_one_json(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    int idx[MAX_PROJECTED];
-    resolve_columns(L, p, r, idx);
+    const int *idx = resolve_columns(L, p, r);
     tk_jbuf *b = tk_json_push_fragment_buffer(L, row_estimate(r, 1)); /* +1 */
     add_row_json(L, b, p, idx, r, 0);
     if (!tk_jbuf_ok(b))
         return luaL_error(L, "db: out of memory writing JSON");
-    push_row(L, r, 0); /* +1 */
+    push_projected_row(L, p, r, 0); /* +1 */
     clear_result(L, holder);
     stage_done();
     return 2;

@@ -8,6 +8,8 @@
  *   json.null           -> the null sentinel (a NULL light userdata: cjson's)
  *   json.array_mt       -> the metatable that marks a table as an array
  *   json.is_fragment(v) -> true for pre-encoded JSON (from tk.db.*_json)
+ *   json.b64url_encode(s) / json.b64url_decode(s) -> base64url without
+ *                          padding, for cursors (decode: nil if malformed)
  * Output is deterministic: arrays (tables marked with a metatable named
  * "json.array", or plain sequences) in index order, shaped objects in their
  * declared order, other objects "id" first and then bytewise-sorted keys;
@@ -55,41 +57,52 @@ tk_jbuf *tk_json_push_buffer(lua_State *L)
     return b;
 }
 
-/* Nonzero when one of the 8 bytes of v is below 0x20, '"' or '\\' (the
- * bytes JSON escapes): the "has a byte less than n" and "has a zero byte"
- * word tests, exact as yes/no answers, bytes >= 0x80 included. */
-static inline uint64_t needs_escape8(uint64_t v)
+/* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
+static const unsigned char ESC[256] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1,
+                                       2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                       1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, ['\\'] = 2};
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+#define SWAR 1
+/* The bytes of the 8 at s that JSON escapes (< 0x20, '"', '\\'), as the top
+ * bit of each such byte: a byte v < n makes (v - n) borrow into its top
+ * bit, which ~v then keeps only for bytes < 0x80; '"' and '\\' are first
+ * turned into 0 by XOR. A borrow can also mark a byte above (at a higher
+ * address than) one truly marked, never below it: the lowest mark is
+ * always a byte to escape, which is all the scan uses. */
+static inline uint64_t escape_marks(const char *s)
 {
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t v;
+    memcpy(&v, s, sizeof v);
     uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-    return ((v - ones * 0x20) & ~v & high) | ((q - ones) & ~q & high) | ((bs - ones) & ~bs & high);
+    return ((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & high;
+}
+#endif
+
+/* The position of the first byte from i on that JSON escapes, or n. */
+static inline size_t next_escape(const char *s, size_t i, size_t n)
+{
+#ifdef SWAR
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = escape_marks(s + i);
+        if (m != 0)
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+    }
+#endif
+    while (i < n && ESC[(unsigned char)s[i]] == 0)
+        i++;
+    return i;
 }
 
 void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
 {
-    /* 1: escaped as \u00XX, 2: as \ + the letter in SHORT */
-    static const unsigned char ESC[256] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1,
-                                           2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, ['\\'] = 2};
     static const char SHORT[128] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
                                     ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0, i = 0;
-    while (i < n) {
-        /* 8 bytes at a time while none needs escaping (most text) */
-        if (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (!needs_escape8(v)) {
-                i += 8;
-                continue;
-            }
-        }
+    size_t run = 0;
+    for (size_t i = next_escape(s, 0, n); i < n; i = next_escape(s, i + 1, n)) {
         unsigned char c = (unsigned char)s[i];
-        if (ESC[c] == 0) {
-            i++;
-            continue;
-        }
         tk_json_put(b, s + run, i - run);
         run = i + 1;
         if (ESC[c] == 2) {
@@ -99,7 +112,6 @@ void tk_json_put_escaped(tk_jbuf *b, const char *s, size_t n)
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             tk_json_put(b, e, 6);
         }
-        i++;
     }
     tk_json_put(b, s + run, n - run);
 }
@@ -446,6 +458,80 @@ static int l_shape(lua_State *L)
     return 1;
 }
 
+/* ---- base64url (the cursors of lib.cursor) ----------------------------------- */
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* json.b64url_encode(s) -> s in base64url without padding */
+static int l_b64url_encode(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, (n + 2) / 3 * 4);
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        out[o++] = B64URL[v >> 18];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i > 0) {
+        unsigned v = (unsigned)s[i] << 16 | (n - i > 1 ? (unsigned)s[i + 1] << 8 : 0);
+        out[o++] = B64URL[v >> 18];
+        out[o++] = B64URL[v >> 12 & 63];
+        if (n - i > 1)
+            out[o++] = B64URL[v >> 6 & 63];
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* json.b64url_decode(s) -> bytes | nil for a length that cannot be base64
+ * (4k + 1) or a byte outside the alphabet (no padding). The bits after the
+ * last whole byte are ignored, as lib.cursor's decoder in Lua did. */
+static int l_b64url_decode(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    if (n % 4 == 1) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, n / 4 * 3 + 2);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0) {
+            lua_pushnil(L);
+            return 1;
+        }
+        acc = (acc << 6 | (unsigned)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)(acc >> bits & 255);
+        }
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
 static int l_is_fragment(lua_State *L)
 {
     lua_pushboolean(L, luaL_testudata(L, 1, TK_JSON_FRAGMENT_MT) != NULL);
@@ -454,8 +540,12 @@ static int l_is_fragment(lua_State *L)
 
 int tk_lua_open_json(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"encode", l_encode}, {"shape", l_shape}, {"is_fragment", l_is_fragment}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"encode", l_encode},
+                                   {"shape", l_shape},
+                                   {"is_fragment", l_is_fragment},
+                                   {"b64url_encode", l_b64url_encode},
+                                   {"b64url_decode", l_b64url_decode},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

@@ -5,6 +5,7 @@ local json = require "lib.json"
 local errors = require "lib.errors"
 local schema = require "lib.schema"
 local uuid = require "lib.uuid"
+local tkjson = require "tk.json"
 
 local M = {}
 
@@ -13,51 +14,10 @@ local M = {}
 local TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 local DATE_TIME = { type = "string", format = "date-time" }
 
-local ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-local DECODE = {}
-for i = 1, #ALPHA do
-  DECODE[ALPHA:byte(i)] = i - 1
-end
-
-local function b64url_encode(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    out[#out + 1] = ALPHA:sub((n >> 18) + 1, (n >> 18) + 1)
-    out[#out + 1] = ALPHA:sub(((n >> 12) & 63) + 1, ((n >> 12) & 63) + 1)
-    if b then
-      out[#out + 1] = ALPHA:sub(((n >> 6) & 63) + 1, ((n >> 6) & 63) + 1)
-    end
-    if c then
-      out[#out + 1] = ALPHA:sub((n & 63) + 1, (n & 63) + 1)
-    end
-  end
-  return table.concat(out)
-end
-
-local function b64url_decode(s)
-  if #s % 4 == 1 or s:find("[^%w%-_]") then
-    return nil
-  end
-  local out = {}
-  for i = 1, #s, 4 do
-    local n, k = 0, 0
-    for j = i, math.min(i + 3, #s) do
-      n = (n << 6) | DECODE[s:byte(j)]
-      k = k + 1
-    end
-    n = n << (6 * (4 - k))
-    out[#out + 1] = string.char((n >> 16) & 255)
-    if k > 2 then
-      out[#out + 1] = string.char((n >> 8) & 255)
-    end
-    if k > 3 then
-      out[#out + 1] = string.char(n & 255)
-    end
-  end
-  return table.concat(out)
-end
+-- base64url without padding, in C (tk.json): the Lua version cost more
+-- than the rest of a page's cursor handling (bench/README.md, Session
+-- 2026-12-06). Decoding ignores the bits after the last whole byte.
+local b64url_encode, b64url_decode = tkjson.b64url_encode, tkjson.b64url_decode
 
 --- Encodes the position after `values` (a list: sort key(s) then id).
 function M.encode(values)

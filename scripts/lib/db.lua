@@ -62,24 +62,29 @@ end
 --- A compiled projection for query_json / one_json: a list of
 --- { column, field, type [, nullable = true] } in the object's key order;
 --- types string, integer, boolean, timestamp, strings (text[]), json.
+--- `row` (optional): the columns the caller reads of the rows it gets back
+--- (a list of column names; any column of the result): those rows then hold
+--- only these, which spares converting the others to Lua.
 --- Compiled by tk.db on first use, so a module declaring one loads anywhere.
-function M.projection(fields)
-  return { fields = fields }
+function M.projection(fields, row)
+  return { fields = fields, row = row }
 end
 
 local function compiled(projection)
   local c = projection.compiled
   if c == nil then
-    c = tkdb.projection(projection.fields)
+    c = tkdb.projection(projection.fields, projection.row)
     projection.compiled = c
   end
   return c
 end
 
---- fragment, nrows, last: the first `limit` rows (all for nil) as a JSON
---- array written by C in the projection's order (a fragment json.encode
---- splices in), the count of rows the statement returned, and the last row
---- written as db.query gives it (nil for none). Raises on failure.
+--- fragment, nrows, last, first: the first `limit` rows (all for nil) as a
+--- JSON array written by C in the projection's order (a fragment
+--- json.encode splices in), the count of rows the statement returned, and
+--- the last row written and the first row as db.query gives them (nil for
+--- none; the projection's row columns only when it names them). Raises on
+--- failure.
 function M.query_json(sql, projection, limit, ...)
   local fragment, n, last, first = tkdb.query_json(sql, compiled(projection), limit, ...)
   if fragment == nil then
@@ -89,7 +94,8 @@ function M.query_json(sql, projection, limit, ...)
 end
 
 --- fragment, row: the first row as a JSON object (projection order) and as
---- db.query gives it; nil when there is none. Raises on failure.
+--- db.query gives it (the projection's row columns only when it names
+--- them); nil when there is none. Raises on failure.
 function M.one_json(sql, projection, ...)
   local fragment, row, state = tkdb.one_json(sql, compiled(projection), ...)
   if fragment == false then

@@ -70,10 +70,24 @@ end
 --- The key order of the Task object (json.shape).
 M.SHAPE = json.shape(KEYS)
 
+-- The columns of a row from M.load that M.authorize reads: the project's
+-- access (M.project_of) and what policies.permissions asks of a task
+-- (task.delete: created_by).
+local ACCESS = { "project_id", "my_role", "project_visibility", "project_status",
+  "project_owner_id", "created_by" }
+
 --- The Task object written by C straight from a row with M.COLUMNS
 --- (db.query_json / db.one_json): byte for byte what json.encode makes of
---- M.public(row).
-M.PROJECTION = db.projection(FIELDS)
+--- M.public(row). The rows it gives back to Lua hold what a page of tasks
+--- needs of them (lib.task_list, routes/tasks.lua): the access columns
+--- (on the first row) and every sort key and the id (on the last, for the
+--- cursor); the rest of the row stays in C.
+M.PROJECTION = db.projection(FIELDS, { "id", "created_at", "updated_at", "priority_rank",
+  "due_date", table.unpack(ACCESS) })
+
+-- The same object for M.get_json: its row holds the access columns and the
+-- version (the ETag).
+local PROJECTION_ONE = db.projection(FIELDS, { "id", "version", table.unpack(ACCESS) })
 
 --- The Task object of API.md §4 for a row with M.COLUMNS.
 function M.public(row)
@@ -188,11 +202,12 @@ function M.get(user, id, action, lock, target)
 end
 
 --- M.get without a lock, for answering with the task as it is: the Task
---- object already written as JSON (M.PROJECTION) and the row.
+--- object already written as JSON (M.PROJECTION's) and the row's id,
+--- version and access columns (the rest of the row is not converted).
 function M.get_json(user, id, action)
   local task, row
   if uuid.valid(id) then
-    task, row = db.one_json(M.SELECT, M.PROJECTION, id, user.id)
+    task, row = db.one_json(M.SELECT, PROJECTION_ONE, id, user.id)
   end
   M.authorize(user, action, row)
   return task, row

@@ -791,6 +791,73 @@ TEST(query_json)
     return 0;
 }
 
+/* One projection over statements whose columns are elsewhere, renamed or
+ * of another type: the layout it remembers from the last result must never
+ * be used for a result with other fields. */
+TEST(query_json_layouts)
+{
+    LUA_RUN("local P = db.projection({ {'a', 'a', 'integer'}, {'b', 'b', 'string'} })\n"
+            "local function one(sql) return tostring((db.one_json(sql, P))) end\n"
+            "for _ = 1, 2 do\n"
+            "  assert(one([[SELECT 1 AS a, 'x' AS b]]) == '{\"a\":1,\"b\":\"x\"}')\n"
+            "  assert(one([[SELECT 'y' AS b, 2 AS a]]) == '{\"a\":2,\"b\":\"y\"}')\n"
+            "  assert(one([[SELECT 0 AS z, 'w' AS b, 3 AS a]]) == '{\"a\":3,\"b\":\"w\"}')\n"
+            "  assert(one([[SELECT 0 AS c, 'w' AS b, 4 AS a]]) == '{\"a\":4,\"b\":\"w\"}')\n"
+            "end\n"
+            "-- same names, a type that does not fit: refused, also after a good one\n"
+            "assert(one([[SELECT 1 AS a, 'x' AS b]]))\n"
+            "assert(not pcall(db.one_json, [[SELECT 'x' AS a, 'x' AS b]], P))\n"
+            "assert(one([[SELECT 5 AS a, 'v' AS b]]) == '{\"a\":5,\"b\":\"v\"}')\n"
+            "-- a duplicated name: the first column of that name, as PQfnumber finds it\n"
+            "assert(one([[SELECT 6 AS a, 'u' AS b, 7 AS a]]) == '{\"a\":6,\"b\":\"u\"}')\n"
+            "assert(one([[SELECT 8 AS a, 't' AS b, 9 AS a]]) == '{\"a\":8,\"b\":\"t\"}')\n"
+            "-- a missing column raises, then the next good result is written\n"
+            "assert(not pcall(db.one_json, [[SELECT 1 AS a]], P))\n"
+            "assert(one([[SELECT 10 AS a, 's' AS b]]) == '{\"a\":10,\"b\":\"s\"}')\n"
+            "-- a uuid is written without an escape scan; text in its place is escaped again\n"
+            "assert(one([[SELECT 11 AS a, '6F9619FF-8B86-D011-B42D-00C04FC964FF'::uuid AS b]])\n"
+            "  == '{\"a\":11,\"b\":\"6f9619ff-8b86-d011-b42d-00c04fc964ff\"}')\n"
+            "assert(one([[SELECT 12 AS a, E'q\"\\\\\\n' AS b]]) == "
+            "[=[{\"a\":12,\"b\":\"q\\\"\\\\\\n\"}]=])\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
+/* A projection's row columns: the rows query_json / one_json give back hold
+ * those (projected or not, converted as db.query converts them), none of
+ * the others; one a result lacks is absent. */
+TEST(query_json_row_columns)
+{
+    LUA_RUN(
+        "local json = require 'tk.json'\n"
+        "local P = db.projection({ {'a', 'a', 'integer'}, {'b', 'b', 'string'} },\n"
+        "  { 'b', 'ts', 'tags', 'gone', 'n' })\n"
+        "local SQL = [[SELECT g AS a, 'x' || g AS b, '2026-01-15 10:00:00+00'::timestamptz AS ts,\n"
+        "  ARRAY['t'] AS tags, NULL::int AS n, 'secret' AS other\n"
+        "  FROM generate_series(1, 3) g ORDER BY g]]\n"
+        "for _ = 1, 2 do -- the second time from the remembered layout\n"
+        "  local frag, n, last, first = db.query_json(SQL, P, 2)\n"
+        "  assert(n == 3 and tostring(frag) == '[{\"a\":1,\"b\":\"x1\"},{\"a\":2,\"b\":\"x2\"}]')\n"
+        "  assert(last.b == 'x2' and first.b == 'x1' and last.a == nil and last.other == nil)\n"
+        "  assert(last.ts == '2026-01-15T10:00:00.000Z' and last.tags[1] == 't' and #last.tags == "
+        "1)\n"
+        "  assert(getmetatable(last.tags) == json.array_mt and last.n == nil and last.gone == "
+        "nil)\n"
+        "  local one, row = db.one_json(SQL, P)\n"
+        "  assert(tostring(one) == '{\"a\":1,\"b\":\"x1\"}' and row.b == 'x1' and row.a == nil)\n"
+        "  local count = 0\n"
+        "  for _ in pairs(row) do count = count + 1 end\n"
+        "  assert(count == 3, count) -- b, ts, tags\n"
+        "end\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, { 'a b' }))\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, {}))\n"
+        "assert(not pcall(db.projection, { {'a', 'a', 'integer'} }, 'a'))\n");
+    ASSERT_EQ_INT(lua_gettop(L), 0);
+    ASSERT_POOL_IDLE();
+    return 0;
+}
+
 int main(void)
 {
     static const tk_test_entry tests[] = {
@@ -815,6 +882,8 @@ int main(void)
         TEST_ENTRY(tx_misuse),
         TEST_ENTRY(query_count),
         TEST_ENTRY(query_json),
+        TEST_ENTRY(query_json_layouts),
+        TEST_ENTRY(query_json_row_columns),
         /* last: while binding 64 parameters overruns the Lua stack (see the
          * test above) it corrupts the heap, which could take later tests down */
         TEST_ENTRY(parameter_count_limit),
