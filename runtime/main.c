@@ -527,10 +527,11 @@ static int cmd_scripts(int print_routes)
     }
     /* Load as the server would even after syntax errors: that reports what
      * only loading finds (a missing plugin, a bad schema, a route conflict
-     * in HTTP's router), once. No VM beyond the one that reads the app. */
+     * in HTTP's router), once. No VM beyond the one that reads the app;
+     * from the snapshot just checked: the files are read once. */
     tk_lua_consumer http_c = tk_server_consumer(&cfg);
     http_c.nvms = 0;
-    if (tk_lua_gen_new(&cfg, NULL, &http_c, 1, &gen, err, sizeof err) != TK_OK) {
+    if (tk_lua_gen_new_from(&cfg, NULL, snap, &http_c, 1, &gen, err, sizeof err) != TK_OK) {
         if (first[0] == '\0' || strstr(err, first) == NULL)
             fprintf(stderr, "taskapi: %s\n", err);
         goto out;
