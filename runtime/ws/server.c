@@ -109,7 +109,16 @@ struct tk_ws_server {
     fanout_trace tr;
 
     atomic_llong connections, delivered, overflows;
+    /* kicks, room closings and re-checks posted but not handled yet (in the
+     * inbox, or in the batch being drained): while there are any, a join
+     * to a room the connection is already in asks the policy too */
+    atomic_long controls_pending;
 };
+
+static int is_control(int kind)
+{
+    return kind == TK_EVENT_KICK || kind == TK_EVENT_CLOSE_ROOM || kind == TK_EVENT_RECHECK;
+}
 
 typedef struct {
     tk_ws_conn *c;
@@ -417,7 +426,10 @@ void tk_ws_conn_join(tk_ws_conn *c, const char *room, long ack_id)
     snprintf(j->user_id, sizeof j->user_id, "%s", c->user_id);
     snprintf(j->role, sizeof j->role, "%s", c->role);
     snprintf(j->room, sizeof j->room, "%s", room);
-    if (tk_ws_room_set_has(&c->rooms, room)) {
+    /* Already in the room: joined, without asking the policy, unless a
+     * kick or a room closing is on its way (it may be this connection's:
+     * answering "joined" now would be undone by it silently). */
+    if (tk_ws_room_set_has(&c->rooms, room) && atomic_load(&c->srv->controls_pending) == 0) {
         j->ok = 1;
         join_done(c, j);
         free(j);
@@ -1035,6 +1047,10 @@ static void handle_join(tk_ws_server *s, tk_ws_join *j)
             j->ok = 0;
             snprintf(j->code, sizeof j->code, rc == TK_ENOMEM ? "internal" : "validation_failed");
         }
+    } else {
+        /* refused a room it is in (a kick on its way): out now, not after
+         * the answer */
+        (void)tk_ws_conn_leave(c, j->room);
     }
     c->busy = 0;
     join_done(c, j);
@@ -1064,14 +1080,17 @@ static void handle(tk_ws_server *s, cmd *k)
     case TK_EVENT_KICK:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, user_match, k->arg, set_of);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_CLOSE_ROOM:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, any_match, NULL, set_of);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_RECHECK:
         s->control_seq++; /* joins being checked now are checked again */
         recheck_room(s, k->room);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_REVOKE:
     case TK_EVENT_USER:
@@ -1151,6 +1170,8 @@ int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
         memcpy(k->data, m->data, m->data_len);
     k->data[m->data_len] = '\0';
     k->data_len = m->data_len;
+    if (is_control(k->kind))
+        atomic_fetch_add(&s->controls_pending, 1); /* before a join can see the command */
     inbox_push(s, k);
     return TK_OK;
 }
