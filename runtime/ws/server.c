@@ -758,27 +758,35 @@ static int on_receive(tk_ws_conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* lws_write of one frame, counted (delivered; TASKAPI_WS_TRACE when it is
+ * the followed event's frame). Returns lws_write's result. */
+static int write_frame(tk_ws_conn *c, tk_ws_msg *m)
+{
+    fanout_trace *tr = &c->srv->tr;
+    int traced = tr->f && tr->start && (m == tr->frames[0] || m == tr->frames[1]);
+    int64_t t0 = traced ? now_ns() : 0;
+    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (traced) {
+        int64_t t1 = now_ns();
+        tr->write_ns += t1 - t0;
+        if (tr->writes++ == 0)
+            tr->first = t0;
+        tr->last = t1;
+        tr->done = tr->queued && tr->writes >= tr->targets;
+    }
+    atomic_fetch_add(&c->srv->delivered, 1);
+    return n;
+}
+
 static int on_writeable(tk_ws_conn *c)
 {
     struct lws *wsi = c->wsi;
     if (c->qlen > 0 && (!c->closing || c->close_flush)) {
         tk_ws_msg *m = c->q[c->qhead];
-        fanout_trace *tr = &c->srv->tr;
-        int traced = tr->f && tr->start && (m == tr->frames[0] || m == tr->frames[1]);
-        int64_t t0 = traced ? now_ns() : 0;
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (traced) {
-            int64_t t1 = now_ns();
-            tr->write_ns += t1 - t0;
-            if (tr->writes++ == 0)
-                tr->first = t0;
-            tr->last = t1;
-            tr->done = tr->writes >= tr->targets;
-        }
+        int n = write_frame(c, m);
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
         c->qbytes -= m->len;
-        atomic_fetch_add(&c->srv->delivered, 1);
         tk_ws_msg_unref(m);
         if (n < 0)
             return -1;
@@ -870,19 +878,21 @@ static void trace_begin(tk_ws_server *s, const cmd *k)
     tr->cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
-static void trace_queued(tk_ws_server *s, tk_ws_msg *native, tk_ws_msg *sio, int targets,
-                         int encodes)
+/* The followed event's frame for one protocol (0 native, 1 Socket.IO),
+ * just built: writes of it are counted from now on. */
+static void trace_frame(tk_ws_server *s, int i, tk_ws_msg *m)
+{
+    s->tr.frames[i] = m;
+    m->refs++;
+}
+
+static void trace_queued(tk_ws_server *s, int targets, int encodes)
 {
     fanout_trace *tr = &s->tr;
     tr->queued = now_ns();
     tr->targets = targets;
     tr->encodes = encodes;
-    tr->frames[0] = native;
-    tr->frames[1] = sio;
-    for (int i = 0; i < 2; i++)
-        if (tr->frames[i])
-            tr->frames[i]->refs++;
-    if (tr->targets == 0)
+    if (tr->writes >= tr->targets) /* none, or every one written at once */
         trace_end(s);
 }
 
@@ -895,7 +905,8 @@ static void trace_queued(tk_ws_server *s, tk_ws_msg *native, tk_ws_msg *sio, int
  * work); cpu = the thread's CPU time; the rest of `last` the thread was off
  * CPU (waiting in poll() or for a core). services = lws_service() calls
  * from the one that took the event from the inbox to the one that made the
- * last write (2: every write in the first poll() round after queuing). */
+ * last write (1: every frame written at once, on queuing; 2: some waited
+ * for the first poll() round after). */
 static void trace_end(tk_ws_server *s)
 {
     fanout_trace *tr = &s->tr;
@@ -922,8 +933,24 @@ static void trace_end(tk_ws_server *s)
 
 /* ---- events ----------------------------------------------------------------- */
 
+/* Sends m to c at once when nothing is queued before it (and lws holds no
+ * unsent rest of an earlier write): the frame leaves in this service round
+ * instead of the next poll() announcing c writable. Returns 1 when sent
+ * (or c failed and is closing), 0 when the caller must queue it. */
+static int send_now(tk_ws_conn *c, tk_ws_msg *m)
+{
+    if (c->qlen > 0 || lws_partial_buffered(c->wsi))
+        return 0;
+    if (write_frame(c, m) < 0) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_GOING_AWAY, "write failed", 0);
+        c->close_fail = 1;
+    }
+    return 1; /* a rest lws could not send it keeps and sends itself */
+}
+
 /* The event's frame is built once per protocol (at most two frames, however
- * many members the room has) and shared by reference: each connection's
+ * many members the room has) and shared by reference: it is written at once
+ * to every connection with nothing queued, and each other connection's
  * queue holds a pointer and a count, never a copy. */
 static void deliver_event(tk_ws_server *s, const cmd *k)
 {
@@ -950,12 +977,14 @@ static void deliver_event(tk_ws_server *s, const cmd *k)
             if (*m == NULL)
                 continue;
             encodes++;
+            if (follow)
+                trace_frame(s, c->proto == TK_WS_NATIVE ? 0 : 1, *m);
         }
-        if (enqueue(c, *m) == 0)
+        if (send_now(c, *m) || enqueue(c, *m) == 0)
             targets++;
     }
     if (follow)
-        trace_queued(s, native, sio, targets, encodes);
+        trace_queued(s, targets, encodes);
     tk_ws_msg_unref(native);
     tk_ws_msg_unref(sio);
 }
