@@ -1167,25 +1167,13 @@ static void inbox_push(tk_ws_server *s, cmd *k)
     lws_cancel_service(s->ctx);
 }
 
-int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
+/* One inbox command holding a copy of m. */
+static cmd *cmd_of(const tk_event *m)
 {
     size_t rl = strlen(m->room), al = strlen(m->arg);
-    pthread_mutex_lock(&s->mu);
-    int full = s->ninbox >= INBOX_MAX;
-    int warn = full && !s->inbox_warned;
-    if (full)
-        s->inbox_warned = 1;
-    pthread_mutex_unlock(&s->mu);
-    if (full) {
-        if (warn)
-            tk_log_error("realtime: the service thread is behind (%d messages waiting); "
-                         "dropping messages",
-                         INBOX_MAX);
-        return TK_ENOMEM;
-    }
     cmd *k = malloc(sizeof *k + rl + al + m->data_len + 3);
     if (k == NULL)
-        return TK_ENOMEM;
+        return NULL;
     k->next = NULL;
     k->kind = m->kind;
     k->posted_ns = now_ns();
@@ -1199,10 +1187,64 @@ int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
         memcpy(k->data, m->data, m->data_len);
     k->data[m->data_len] = '\0';
     k->data_len = m->data_len;
-    if (is_control(k->kind))
-        atomic_fetch_add(&s->controls_pending, 1); /* before a join can see the command */
-    inbox_push(s, k);
+    return k;
+}
+
+int tk_ws_server_post_many(tk_ws_server *s, const tk_event *ms, int n)
+{
+    pthread_mutex_lock(&s->mu);
+    int full = s->ninbox + n > INBOX_MAX;
+    int warn = full && !s->inbox_warned;
+    if (full)
+        s->inbox_warned = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        if (warn)
+            tk_log_error("realtime: the service thread is behind (%d messages waiting); "
+                         "dropping messages",
+                         INBOX_MAX);
+        return TK_ENOMEM;
+    }
+    cmd *head = NULL, *tail = NULL;
+    int controls = 0;
+    for (int i = 0; i < n; i++) {
+        cmd *k = cmd_of(&ms[i]);
+        if (k == NULL) { /* all or nothing: an event without its kick is worse */
+            while (head) {
+                cmd *next = head->next;
+                free(head);
+                head = next;
+            }
+            return TK_ENOMEM;
+        }
+        controls += is_control(k->kind);
+        if (tail)
+            tail->next = k;
+        else
+            head = k;
+        tail = k;
+    }
+    if (head == NULL)
+        return TK_OK;
+    if (controls)
+        atomic_fetch_add(&s->controls_pending, controls); /* before a join can see them */
+    /* One push: the service thread takes them in one drain, handled back to
+     * back, no client message between them. */
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = head;
+    else
+        s->head = head;
+    s->tail = tail;
+    s->ninbox += n;
+    pthread_mutex_unlock(&s->mu);
+    lws_cancel_service(s->ctx);
     return TK_OK;
+}
+
+int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
+{
+    return tk_ws_server_post_many(s, m, 1);
 }
 
 /* The policy's callback (on a policy thread): the answer goes to the inbox. */
@@ -1559,9 +1601,9 @@ void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out)
     out->overflows = atomic_load(&s->overflows);
 }
 
-static int bus_post(void *arg, const tk_event *m)
+static int bus_post(void *arg, const tk_event *ms, int n)
 {
-    return tk_ws_server_post(arg, m);
+    return tk_ws_server_post_many(arg, ms, n);
 }
 
 static void bus_stats(void *arg, tk_bus_stats *out)

@@ -91,7 +91,7 @@ describe('realtime access control', { skip, timeout: 60000 }, () => {
     const m = await rt.newUser('acl-rejoin');
     const other = await rt.createProject(owner); // private: m may not join it
     const room = `project:${project.id}`;
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < 40; round++) {
       await rt.addMember(owner, project.id, m, 'member');
       const n = track(await rt.Native.ready(m));
       assert.equal((await n.join(room)).type, 'joined');
