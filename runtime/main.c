@@ -35,6 +35,7 @@
 #include "obs/metrics.h"
 #include "obs/stages.h"
 #include "redis/bridge.h"
+#include "redis/conn.h"
 #include "ws/policy.h"
 #include "ws/server.h"
 
@@ -266,6 +267,7 @@ static int cmd_serve(void)
     tk_watch *watch = NULL;
     tk_ws_server *ws = NULL;
     tk_redis_bridge *bridge = NULL;
+    tk_redis_pool *rpool = NULL;
     tk_tls *tls = NULL;
     tk_lua_host *host = NULL;
     int rc;
@@ -303,19 +305,25 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (cfg.redis_url && tk_ratelimit_use_redis(cfg.redis_url, err, sizeof err) != TK_OK) {
-        fprintf(stderr, "taskapi: REDIS_URL: %s\n", err);
-        goto out;
+    /* One pool of Redis connections for the request paths: rate limits and
+     * read-your-writes borrow it. */
+    if (cfg.redis_url != NULL) {
+        rc = tk_redis_pool_new(cfg.redis_url, TK_REDIS_POOL_TIMEOUT_MS, TK_REDIS_POOL_BACKOFF_MS,
+                               "rate limits count in process and reads after a write go to the "
+                               "primary",
+                               &rpool, err, sizeof err);
+        if (rc != TK_OK) {
+            fprintf(stderr, "taskapi: REDIS_URL: %s\n", err);
+            goto out;
+        }
+        tk_ratelimit_use_redis(rpool);
     }
     if (tk_db_pool_new(cfg.database_url, cfg.db_pool_size, &pool) != TK_OK) {
         fprintf(stderr, "taskapi: out of memory\n");
         goto out;
     }
     if (cfg.database_read_url != NULL) {
-        if (tk_db_ryw_init(cfg.redis_url, cfg.read_your_writes_ms, err, sizeof err) != TK_OK) {
-            fprintf(stderr, "taskapi: REDIS_URL: %s\n", err);
-            goto out;
-        }
+        tk_db_ryw_init(rpool, cfg.read_your_writes_ms);
         if (tk_db_replica_start(pool, cfg.database_url, cfg.database_read_url,
                                 cfg.db_read_pool_size, cfg.replica_max_lag_ms, cfg.replica_check_ms,
                                 &replica) != TK_OK) {
@@ -441,6 +449,7 @@ out:
     tk_auth_keys_cleanup();
     tk_auth_deny_cleanup();
     tk_ratelimit_cleanup();
+    tk_redis_pool_free(rpool); /* after its borrowers: ryw and the rate limits */
     tk_metrics_cleanup();
     tk_tls_free(tls);
     tk_config_cleanup(&cfg);
@@ -518,10 +527,11 @@ static int cmd_scripts(int print_routes)
     }
     /* Load as the server would even after syntax errors: that reports what
      * only loading finds (a missing plugin, a bad schema, a route conflict
-     * in HTTP's router), once. No VM beyond the one that reads the app. */
+     * in HTTP's router), once. No VM beyond the one that reads the app;
+     * from the snapshot just checked: the files are read once. */
     tk_lua_consumer http_c = tk_server_consumer(&cfg);
     http_c.nvms = 0;
-    if (tk_lua_gen_new(&cfg, NULL, &http_c, 1, &gen, err, sizeof err) != TK_OK) {
+    if (tk_lua_gen_new_from(&cfg, NULL, snap, &http_c, 1, &gen, err, sizeof err) != TK_OK) {
         if (first[0] == '\0' || strstr(err, first) == NULL)
             fprintf(stderr, "taskapi: %s\n", err);
         goto out;

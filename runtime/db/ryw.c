@@ -2,8 +2,8 @@
  * by a hash of the key, where a mark only ever extends a slot's expiry, so
  * two keys sharing a slot can make a read go to the primary needlessly but
  * never make a writer's read stale. In Redis: one key per writer with the
- * window as its expiry, on a few pooled connections (100 ms timeouts; after
- * a failure Redis is left alone for a second). */
+ * window as its expiry, on connections from the shared pool (redis/conn.h:
+ * 100 ms timeouts; after a failure Redis is left alone for a second). */
 #include "db/ryw.h"
 
 #include <pthread.h>
@@ -13,23 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "obs/log.h"
 #include "redis/conn.h"
 
 #define SLOTS 8192 /* power of two */
-#define REDIS_IDLE 16
-#define REDIS_TIMEOUT_MS 100
-#define REDIS_RETRY_MS 1000
 
 static int window_ms;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t slots[SLOTS]; /* monotonic ms until which the slot's writers count */
-static int use_redis;
-static tk_redis_url rurl;
-static redisContext *idle[REDIS_IDLE];
-static int nidle;
-static int64_t down_until;
-static int warned;
+static tk_redis_pool *rpool; /* borrowed; NULL: in process only */
 
 static int64_t mono_ms(void)
 {
@@ -46,62 +37,10 @@ static unsigned slot_of(const char *key)
     return h & (SLOTS - 1);
 }
 
-int tk_db_ryw_init(const char *redis_url, int window, char *err, size_t errlen)
+void tk_db_ryw_init(tk_redis_pool *pool, int window)
 {
     window_ms = window;
-    if (redis_url == NULL || window == 0)
-        return TK_OK;
-    if (tk_redis_url_parse(redis_url, &rurl, err, errlen) != TK_OK)
-        return TK_ECONFIG;
-    use_redis = 1;
-    return TK_OK;
-}
-
-static redisContext *redis_take(void)
-{
-    int64_t now = mono_ms();
-    pthread_mutex_lock(&mu);
-    if (now < down_until) {
-        pthread_mutex_unlock(&mu);
-        return NULL;
-    }
-    redisContext *c = nidle > 0 ? idle[--nidle] : NULL;
-    pthread_mutex_unlock(&mu);
-    if (c != NULL)
-        return c;
-    char err[256];
-    if (tk_redis_conn_open(&rurl, REDIS_TIMEOUT_MS, &c, err, sizeof err) != TK_OK) {
-        pthread_mutex_lock(&mu);
-        down_until = now + REDIS_RETRY_MS;
-        int first = !warned;
-        warned = 1;
-        pthread_mutex_unlock(&mu);
-        if (first)
-            tk_log_warn("read-your-writes: Redis unavailable (%s); reads go to the primary "
-                        "until it is back",
-                        err);
-        return NULL;
-    }
-    return c;
-}
-
-static void redis_give(redisContext *c, int broken)
-{
-    if (!broken) {
-        pthread_mutex_lock(&mu);
-        warned = 0;
-        if (nidle < REDIS_IDLE) {
-            idle[nidle++] = c;
-            c = NULL;
-        }
-        pthread_mutex_unlock(&mu);
-    } else {
-        pthread_mutex_lock(&mu);
-        down_until = mono_ms() + REDIS_RETRY_MS;
-        pthread_mutex_unlock(&mu);
-    }
-    if (c != NULL)
-        redisFree(c);
+    rpool = window > 0 ? pool : NULL;
 }
 
 void tk_db_ryw_note(const char *key)
@@ -114,9 +53,9 @@ void tk_db_ryw_note(const char *key)
     if (slots[s] < until)
         slots[s] = until;
     pthread_mutex_unlock(&mu);
-    if (!use_redis)
+    if (rpool == NULL)
         return;
-    redisContext *c = redis_take();
+    redisContext *c = tk_redis_pool_acquire(rpool);
     if (c == NULL)
         return;
     struct timespec wall;
@@ -127,7 +66,7 @@ void tk_db_ryw_note(const char *key)
     redisReply *r = redisCommand(c, "SET %s %s PX %d", rkey, val, window_ms);
     int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
-    redis_give(c, !ok || c->err != 0);
+    tk_redis_pool_release(rpool, c, !ok);
 }
 
 int tk_db_ryw_recent(const char *key)
@@ -138,9 +77,9 @@ int tk_db_ryw_recent(const char *key)
     pthread_mutex_lock(&mu);
     int local = slots[s] > mono_ms();
     pthread_mutex_unlock(&mu);
-    if (local || !use_redis)
+    if (local || rpool == NULL)
         return local;
-    redisContext *c = redis_take();
+    redisContext *c = tk_redis_pool_acquire(rpool);
     if (c == NULL)
         return 1;
     char rkey[256];
@@ -149,16 +88,14 @@ int tk_db_ryw_recent(const char *key)
     int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     int recent = !ok || r->integer > 0;
     freeReplyObject(r);
-    redis_give(c, !ok || c->err != 0);
+    tk_redis_pool_release(rpool, c, !ok);
     return recent;
 }
 
 void tk_db_ryw_cleanup(void)
 {
     pthread_mutex_lock(&mu);
-    while (nidle > 0)
-        redisFree(idle[--nidle]);
-    use_redis = 0;
+    rpool = NULL;
     memset(slots, 0, sizeof slots);
     pthread_mutex_unlock(&mu);
 }

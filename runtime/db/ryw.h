@@ -9,10 +9,11 @@
 #define TK_DB_RYW_H
 
 #include "common.h"
+#include "redis/conn.h"
 
-/* Sets the window (0: off) and the Redis URL (may be NULL; copied).
- * Returns 0 or TK_ECONFIG for a bad URL. Call once at start-up. */
-int tk_db_ryw_init(const char *redis_url, int window_ms, char *err, size_t errlen) TK_WUR;
+/* Sets the window (0: off) and the Redis pool (NULL: in process only;
+ * borrowed until tk_db_ryw_cleanup). Call once at start-up. */
+void tk_db_ryw_init(tk_redis_pool *pool, int window_ms);
 
 /* Marks `key` as having just written. */
 void tk_db_ryw_note(const char *key);
@@ -20,7 +21,8 @@ void tk_db_ryw_note(const char *key);
 /* 1 when `key` wrote within the window (or Redis cannot say), else 0. */
 int tk_db_ryw_recent(const char *key);
 
-/* Closes the Redis connections (at shutdown). */
+/* Forgets the marks and stops using the pool (at shutdown, before the
+ * pool is freed). */
 void tk_db_ryw_cleanup(void);
 
 #endif

@@ -13,7 +13,8 @@
  * or not any socket is open. Every message is posted under one lock, so
  * every instance sees one instance's messages in the order they were
  * published; publishing returns once the relay has written the message
- * (bounded wait, see redis/bridge.h). Across instances the order is not
+ * (bounded wait, see redis/bridge.h); in a group (tk_bus_group_begin), the
+ * group's end does. Across instances the order is not
  * total: a message published here goes to this instance's clients at once,
  * and can overtake one another instance wrote to Redis just before that this
  * instance has not read yet. Thread-safe; callable from any thread. */
@@ -59,6 +60,20 @@ int tk_event_name_ok(const char *s, int allow_empty);
  * attached server the message is only counted (check mode, tests). */
 int tk_bus_publish(const tk_event *m) TK_WUR;
 
+/* Between these two, this thread's tk_bus_publish collects its messages
+ * (copies, returning 0) and tk_bus_group_end publishes them as one: to the
+ * sink in one post (the WebSocket server handles them back to back, no
+ * client message between them), with no other thread's message between
+ * them, then waits for the relay once. For an event and the subscription
+ * change it implies (member:removed and its kick): published apart, a
+ * client's re-join could be answered between the two and be undone by the
+ * kick without a word. A failure to deliver is logged by the end. Nest
+ * freely (the outermost end publishes); every begin needs its end. At most
+ * TK_BUS_GROUP_MAX messages go as one; more are published in parts. */
+#define TK_BUS_GROUP_MAX 16
+void tk_bus_group_begin(void);
+void tk_bus_group_end(void);
+
 /* The relay's callback for a message from another instance: local delivery
  * only (a revoked jti is also added to this instance's denylist, a changed
  * user dropped from its user cache). */
@@ -79,11 +94,12 @@ typedef struct {
 void tk_bus_get_stats(tk_bus_stats *out);
 
 /* The local sink: delivers to this instance's realtime connections. post
- * copies what it needs and returns 0 or TK_ENOMEM; stats fills
- * connections, delivered and overflows. */
+ * copies the n messages ms and queues them as one (handled back to back),
+ * returning 0, or TK_ENOMEM with none queued; stats fills connections,
+ * delivered and overflows. */
 typedef struct {
     void *arg;
-    int (*post)(void *arg, const tk_event *m);
+    int (*post)(void *arg, const tk_event *ms, int n);
     void (*stats)(void *arg, tk_bus_stats *out);
 } tk_bus_sink;
 

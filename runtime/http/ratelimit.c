@@ -1,7 +1,7 @@
 /* Fixed-window counters. In process: an open-addressing hash table of
  * (key, window start, count) under one mutex. With Redis: one key per
  * (key, window) incremented and given an expiry in one pipelined round
- * trip, on connections from a small pool. */
+ * trip, on connections from the shared pool (redis/conn.h). */
 #include "http/ratelimit.h"
 
 #include <pthread.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "obs/log.h"
 #include "redis/conn.h"
 
 typedef struct {
@@ -88,67 +87,11 @@ static void fill(tk_rate_result *out, const slot *s, int limit, int window, int6
 
 /* ---- Redis ----------------------------------------------------------------- */
 
-#define REDIS_POOL 32
-#define REDIS_TIMEOUT_MS 100
-#define REDIS_RETRY_S 1
+static tk_redis_pool *rpool; /* borrowed; NULL: in process only */
 
-static pthread_mutex_t rmu = PTHREAD_MUTEX_INITIALIZER;
-static int use_redis;
-static tk_redis_url rurl;
-static redisContext *idle[REDIS_POOL];
-static int nidle;
-static int64_t down_until; /* after a failure, count locally until then */
-static int warned;
-
-int tk_ratelimit_use_redis(const char *url, char *err, size_t errlen)
+void tk_ratelimit_use_redis(tk_redis_pool *pool)
 {
-    if (tk_redis_url_parse(url, &rurl, err, errlen) != TK_OK)
-        return TK_ECONFIG;
-    use_redis = 1;
-    return TK_OK;
-}
-
-static redisContext *redis_take(int64_t now)
-{
-    pthread_mutex_lock(&rmu);
-    if (now < down_until) {
-        pthread_mutex_unlock(&rmu);
-        return NULL;
-    }
-    redisContext *c = nidle > 0 ? idle[--nidle] : NULL;
-    pthread_mutex_unlock(&rmu);
-    if (c != NULL)
-        return c;
-    char err[256];
-    if (tk_redis_conn_open(&rurl, REDIS_TIMEOUT_MS, &c, err, sizeof err) != TK_OK) {
-        pthread_mutex_lock(&rmu);
-        down_until = now + REDIS_RETRY_S;
-        int first = !warned;
-        warned = 1;
-        pthread_mutex_unlock(&rmu);
-        if (first)
-            tk_log_warn("rate limits: Redis unavailable (%s); counting in process until it is back",
-                        err);
-        return NULL;
-    }
-    return c;
-}
-
-static void redis_give(redisContext *c, int broken)
-{
-    if (broken) {
-        redisFree(c);
-        return;
-    }
-    pthread_mutex_lock(&rmu);
-    if (nidle < REDIS_POOL) {
-        idle[nidle++] = c;
-        c = NULL;
-    }
-    warned = 0;
-    pthread_mutex_unlock(&rmu);
-    if (c != NULL)
-        redisFree(c);
+    rpool = pool;
 }
 
 /* INCR + EXPIRE in one round trip. Returns the count, or -1 on failure. */
@@ -173,18 +116,14 @@ static long long redis_incr(redisContext *c, const char *key, int window, int64_
 /* Counts a hit in Redis; returns 0 with out filled, or -1 to fall back. */
 static int redis_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
-    redisContext *c = redis_take(now);
+    redisContext *c = tk_redis_pool_acquire(rpool);
     if (c == NULL)
         return -1;
     int64_t start = now - (now % window);
     long long n = redis_incr(c, key, window, start);
-    redis_give(c, n < 0 || c->err != 0);
-    if (n < 0) {
-        pthread_mutex_lock(&rmu);
-        down_until = now + REDIS_RETRY_S;
-        pthread_mutex_unlock(&rmu);
+    tk_redis_pool_release(rpool, c, n < 0);
+    if (n < 0)
         return -1;
-    }
     out->allowed = n <= limit;
     out->limit = limit;
     out->remaining = n >= limit ? 0 : (int)(limit - n);
@@ -201,9 +140,9 @@ static int redis_hit(const char *key, int limit, int window, int64_t now, tk_rat
 static const char undo_script[] = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') "
                                   "if n > 0 then return redis.call('DECR', KEYS[1]) end return 0";
 
-static int redis_undo(const char *key, int64_t start, int64_t now)
+static int redis_undo(const char *key, int64_t start)
 {
-    redisContext *c = redis_take(now);
+    redisContext *c = tk_redis_pool_acquire(rpool);
     if (c == NULL)
         return -1;
     char rkey[320];
@@ -212,13 +151,13 @@ static int redis_undo(const char *key, int64_t start, int64_t now)
     int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     if (r)
         freeReplyObject(r);
-    redis_give(c, !ok || c->err != 0);
+    tk_redis_pool_release(rpool, c, !ok);
     return ok ? 0 : -1;
 }
 
 static int redis_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
-    redisContext *c = redis_take(now);
+    redisContext *c = tk_redis_pool_acquire(rpool);
     if (c == NULL)
         return -1;
     int64_t start = now - (now % window);
@@ -232,7 +171,7 @@ static int redis_peek(const char *key, int limit, int window, int64_t now, tk_ra
         n = strtoll(r->str, NULL, 10);
     if (r)
         freeReplyObject(r);
-    redis_give(c, n < 0 || c->err != 0);
+    tk_redis_pool_release(rpool, c, n < 0);
     if (n < 0)
         return -1;
     out->allowed = n < limit;
@@ -250,7 +189,7 @@ static int local_hit(const char *key, int limit, int window, int64_t now, tk_rat
 
 int tk_ratelimit_hit(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
-    if (use_redis && redis_hit(key, limit, window, now, out) == 0)
+    if (rpool && redis_hit(key, limit, window, now, out) == 0)
         return TK_OK;
     return local_hit(key, limit, window, now, out);
 }
@@ -293,7 +232,8 @@ static int local_hit(const char *key, int limit, int window, int64_t now, tk_rat
 void tk_ratelimit_undo(const char *key, int window, int64_t start, int64_t now)
 {
     (void)window;
-    if (use_redis && redis_undo(key, start, now) == 0)
+    (void)now; /* the Redis pool keeps its own clock for its back-off */
+    if (rpool && redis_undo(key, start) == 0)
         return;
     pthread_mutex_lock(&mu);
     slot *s = cap ? find(slots, cap, key) : NULL;
@@ -304,7 +244,7 @@ void tk_ratelimit_undo(const char *key, int window, int64_t start, int64_t now)
 
 void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_rate_result *out)
 {
-    if (use_redis && redis_peek(key, limit, window, now, out) == 0)
+    if (rpool && redis_peek(key, limit, window, now, out) == 0)
         return;
     pthread_mutex_lock(&mu);
     slot *s = cap ? find(slots, cap, key) : NULL;
@@ -328,9 +268,5 @@ void tk_ratelimit_cleanup(void)
     slots = NULL;
     cap = used = 0;
     pthread_mutex_unlock(&mu);
-    pthread_mutex_lock(&rmu);
-    while (nidle > 0)
-        redisFree(idle[--nidle]);
-    use_redis = 0;
-    pthread_mutex_unlock(&rmu);
+    rpool = NULL;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "redis/conn.h"
 
 typedef struct {
     int allowed;   /* 1 when this hit is within the limit */
@@ -35,11 +36,12 @@ typedef struct {
     tk_rate_bucket b[TK_RATE_MAX_BUCKETS];
 } tk_rate_limits;
 
-/* Shares the counters through Redis at `url` (copied) from now on: every
- * instance of a deployment then counts against the same budget. While
- * Redis cannot be reached, hits are counted in process (and a warning is
- * logged once). Call once at start-up. Returns 0 or TK_ECONFIG. */
-int tk_ratelimit_use_redis(const char *url, char *err, size_t errlen) TK_WUR;
+/* Shares the counters through Redis, on connections from `pool` (borrowed
+ * until tk_ratelimit_cleanup), from now on: every instance of a deployment
+ * then counts against the same budget. While the pool has no connection
+ * (Redis down: the pool logs it), hits are counted in process. Call once
+ * at start-up. */
+void tk_ratelimit_use_redis(tk_redis_pool *pool);
 
 /* Counts one hit on `key` (copied) at `now` and says whether it is allowed.
  * A hit over the limit is not counted further. Returns 0 or TK_ENOMEM (then
@@ -58,7 +60,8 @@ void tk_ratelimit_peek(const char *key, int limit, int window, int64_t now, tk_r
 /* Hits refused because a bucket was over its limit (for /metrics). */
 long long tk_ratelimit_rejections(void);
 
-/* Frees every counter (at shutdown). */
+/* Frees every counter and stops using the Redis pool (at shutdown, before
+ * the pool is freed). */
 void tk_ratelimit_cleanup(void);
 
 #endif

@@ -351,6 +351,21 @@ int tk_lua_gen_new(const tk_config *cfg, tk_db_pool *pool, const tk_lua_consumer
 {
     if (n < 0 || n > TK_LUA_MAX_CONSUMERS)
         return TK_EINVAL;
+    tk_snapshot *snap = NULL;
+    int rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &snap, err, errlen);
+    if (rc != TK_OK)
+        return rc;
+    rc = tk_lua_gen_new_from(cfg, pool, snap, consumers, n, out, err, errlen);
+    tk_snapshot_free(snap); /* the generation holds its own reference */
+    return rc;
+}
+
+int tk_lua_gen_new_from(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
+                        const tk_lua_consumer *consumers, int n, tk_lua_gen **out, char *err,
+                        size_t errlen)
+{
+    if (n < 0 || n > TK_LUA_MAX_CONSUMERS)
+        return TK_EINVAL;
     tk_lua_gen *g = calloc(1, sizeof *g);
     if (g == NULL)
         return TK_ENOMEM;
@@ -363,9 +378,7 @@ int tk_lua_gen_new(const tk_config *cfg, tk_db_pool *pool, const tk_lua_consumer
             (g->vms[c] = calloc((size_t)consumers[c].nvms, sizeof *g->vms[c])) == NULL)
             goto fail;
     }
-    rc = tk_snapshot_load(cfg->scripts_dir, cfg->plugins_dir, &g->snap, err, errlen);
-    if (rc != TK_OK)
-        goto fail;
+    g->snap = tk_snapshot_ref(snap);
     tk_snapshot_digest(g->snap, g->digest);
 
     /* VM 0: the first consumer's first VM, or a loader of its own. */

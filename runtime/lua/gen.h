@@ -87,6 +87,12 @@ typedef struct {
 int tk_lua_gen_new(const tk_config *cfg, tk_db_pool *pool, const tk_lua_consumer *consumers, int n,
                    tk_lua_gen **out, char *err, size_t errlen) TK_WUR;
 
+/* The same from a snapshot already read (`taskapi check` compiles every
+ * file of it first): the generation takes its own reference to snap. */
+int tk_lua_gen_new_from(const tk_config *cfg, tk_db_pool *pool, tk_snapshot *snap,
+                        const tk_lua_consumer *consumers, int n, tk_lua_gen **out, char *err,
+                        size_t errlen) TK_WUR;
+
 /* Takes another reference (returns g). Safe from any thread. */
 tk_lua_gen *tk_lua_gen_ref(tk_lua_gen *g);
 

@@ -37,6 +37,7 @@
 #include "db/pool.h"
 #include "db/replica.h"
 #include "db/ryw.h"
+#include "events/bus.h"
 #include "lua/bindings.h"
 #include "lua/l_json.h"
 #include "lua/vm.h"
@@ -1170,9 +1171,16 @@ static void run_after_commit(lua_State *L, int list_ref)
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i); /* +1 fn */
-        if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        /* What one callback publishes goes out as one group (bus.h): an
+         * event and the kick it implies, with no client message handled
+         * between them. Nothing between begin and end can raise. */
+        tk_bus_group_begin();
+        int st = lua_pcall(L, 0, 0, 0);
+        tk_bus_group_end();
+        if (st != LUA_OK) {
             tk_log(TK_LOG_ERROR, ctx->request_id, "after_commit callback failed: %s",
-                   lua_tostring(L, -1));
+                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                  : "(error object is not a string)");
             lua_pop(L, 1);
         }
     }

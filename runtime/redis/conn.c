@@ -1,10 +1,15 @@
-/* REDIS_URL parsing and connecting (conn.h). */
+/* REDIS_URL parsing, connecting, and the shared connection pool (conn.h). */
 #include "redis/conn.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
+
+#include "obs/log.h"
 
 static int hexval(int c)
 {
@@ -200,4 +205,154 @@ int tk_redis_conn_open(const tk_redis_url *u, int timeout_ms, redisContext **out
 fail:
     redisFree(c);
     return rc;
+}
+
+/* ---- the pool ---------------------------------------------------------- */
+
+struct tk_redis_pool {
+    pthread_mutex_t mu;
+    tk_redis_url url;
+    int timeout_ms, backoff_ms;
+    const char *consequence;
+    redisContext *idle[TK_REDIS_POOL_IDLE];
+    int nidle;
+    int down;         /* in an outage (logged once, until a connect succeeds) */
+    int probing;      /* during an outage, a caller is trying to connect */
+    int64_t retry_at; /* monotonic ms: no connect before then */
+    long long connects, failures;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int tk_redis_pool_new(const char *url, int timeout_ms, int backoff_ms, const char *consequence,
+                      tk_redis_pool **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    tk_redis_pool *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        tk_errf(err, errlen, "out of memory");
+        return TK_ENOMEM;
+    }
+    if (tk_redis_url_parse(url, &p->url, err, errlen) != TK_OK) {
+        free(p);
+        return TK_ECONFIG;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    p->timeout_ms = timeout_ms;
+    p->backoff_ms = backoff_ms;
+    p->consequence = consequence;
+    *out = p;
+    return TK_OK;
+}
+
+void tk_redis_pool_free(tk_redis_pool *p)
+{
+    if (p == NULL)
+        return;
+    while (p->nidle > 0)
+        redisFree(p->idle[--p->nidle]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* Under p->mu: enters (or prolongs) an outage. Returns 1 when it began now
+ * (the caller logs it, outside the lock). Moves the idle connections to
+ * `drop` (the caller frees them, outside the lock). */
+static int fail_locked(tk_redis_pool *p, redisContext **drop, int *ndrop)
+{
+    p->failures++;
+    p->retry_at = mono_ms() + p->backoff_ms;
+    *ndrop = p->nidle;
+    memcpy(drop, p->idle, (size_t)p->nidle * sizeof *drop);
+    p->nidle = 0;
+    int began = !p->down;
+    p->down = 1;
+    return began;
+}
+
+static void log_outage(const tk_redis_pool *p, const char *why)
+{
+    tk_log_warn("Redis unavailable (%s); %s until it is back (retrying every %d ms)", why,
+                p->consequence, p->backoff_ms);
+}
+
+redisContext *tk_redis_pool_acquire(tk_redis_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->down && (p->probing || mono_ms() < p->retry_at)) {
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    if (p->nidle > 0) {
+        redisContext *c = p->idle[--p->nidle];
+        pthread_mutex_unlock(&p->mu);
+        return c;
+    }
+    int probe = p->down; /* the one caller that tries during an outage */
+    p->probing = probe;
+    p->connects++;
+    pthread_mutex_unlock(&p->mu);
+
+    redisContext *c = NULL;
+    char why[256];
+    int rc = tk_redis_conn_open(&p->url, p->timeout_ms, &c, why, sizeof why);
+    redisContext *drop[TK_REDIS_POOL_IDLE];
+    int ndrop = 0, began = 0, recovered = 0;
+    pthread_mutex_lock(&p->mu);
+    if (probe)
+        p->probing = 0;
+    if (rc != TK_OK)
+        began = fail_locked(p, drop, &ndrop);
+    else if (p->down) {
+        p->down = 0;
+        recovered = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (ndrop > 0)
+        redisFree(drop[--ndrop]);
+    if (began)
+        log_outage(p, why);
+    if (recovered)
+        tk_log_info("Redis is back");
+    return c;
+}
+
+void tk_redis_pool_release(tk_redis_pool *p, redisContext *c, int broken)
+{
+    if (c == NULL)
+        return;
+    broken = broken || c->err != 0;
+    char why[256];
+    snprintf(why, sizeof why, "%s", c->err ? c->errstr : "unexpected reply");
+    redisContext *drop[TK_REDIS_POOL_IDLE];
+    int ndrop = 0, began = 0;
+    pthread_mutex_lock(&p->mu);
+    if (broken)
+        began = fail_locked(p, drop, &ndrop);
+    else if (!p->down && p->nidle < TK_REDIS_POOL_IDLE) {
+        p->idle[p->nidle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (c != NULL)
+        redisFree(c);
+    while (ndrop > 0)
+        redisFree(drop[--ndrop]);
+    if (began)
+        log_outage(p, why);
+}
+
+void tk_redis_pool_get_stats(tk_redis_pool *p, tk_redis_pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->connects = p->connects;
+    out->failures = p->failures;
+    out->up = !p->down;
+    out->idle = p->nidle;
+    pthread_mutex_unlock(&p->mu);
 }

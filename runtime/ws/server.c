@@ -109,7 +109,16 @@ struct tk_ws_server {
     fanout_trace tr;
 
     atomic_llong connections, delivered, overflows;
+    /* kicks, room closings and re-checks posted but not handled yet (in the
+     * inbox, or in the batch being drained): while there are any, a join
+     * to a room the connection is already in asks the policy too */
+    atomic_long controls_pending;
 };
+
+static int is_control(int kind)
+{
+    return kind == TK_EVENT_KICK || kind == TK_EVENT_CLOSE_ROOM || kind == TK_EVENT_RECHECK;
+}
 
 typedef struct {
     tk_ws_conn *c;
@@ -417,7 +426,10 @@ void tk_ws_conn_join(tk_ws_conn *c, const char *room, long ack_id)
     snprintf(j->user_id, sizeof j->user_id, "%s", c->user_id);
     snprintf(j->role, sizeof j->role, "%s", c->role);
     snprintf(j->room, sizeof j->room, "%s", room);
-    if (tk_ws_room_set_has(&c->rooms, room)) {
+    /* Already in the room: joined, without asking the policy, unless a
+     * kick or a room closing is on its way (it may be this connection's:
+     * answering "joined" now would be undone by it silently). */
+    if (tk_ws_room_set_has(&c->rooms, room) && atomic_load(&c->srv->controls_pending) == 0) {
         j->ok = 1;
         join_done(c, j);
         free(j);
@@ -746,27 +758,35 @@ static int on_receive(tk_ws_conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* lws_write of one frame, counted (delivered; TASKAPI_WS_TRACE when it is
+ * the followed event's frame). Returns lws_write's result. */
+static int write_frame(tk_ws_conn *c, tk_ws_msg *m)
+{
+    fanout_trace *tr = &c->srv->tr;
+    int traced = tr->f && tr->start && (m == tr->frames[0] || m == tr->frames[1]);
+    int64_t t0 = traced ? now_ns() : 0;
+    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (traced) {
+        int64_t t1 = now_ns();
+        tr->write_ns += t1 - t0;
+        if (tr->writes++ == 0)
+            tr->first = t0;
+        tr->last = t1;
+        tr->done = tr->queued && tr->writes >= tr->targets;
+    }
+    atomic_fetch_add(&c->srv->delivered, 1);
+    return n;
+}
+
 static int on_writeable(tk_ws_conn *c)
 {
     struct lws *wsi = c->wsi;
     if (c->qlen > 0 && (!c->closing || c->close_flush)) {
         tk_ws_msg *m = c->q[c->qhead];
-        fanout_trace *tr = &c->srv->tr;
-        int traced = tr->f && tr->start && (m == tr->frames[0] || m == tr->frames[1]);
-        int64_t t0 = traced ? now_ns() : 0;
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (traced) {
-            int64_t t1 = now_ns();
-            tr->write_ns += t1 - t0;
-            if (tr->writes++ == 0)
-                tr->first = t0;
-            tr->last = t1;
-            tr->done = tr->writes >= tr->targets;
-        }
+        int n = write_frame(c, m);
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
         c->qbytes -= m->len;
-        atomic_fetch_add(&c->srv->delivered, 1);
         tk_ws_msg_unref(m);
         if (n < 0)
             return -1;
@@ -858,19 +878,21 @@ static void trace_begin(tk_ws_server *s, const cmd *k)
     tr->cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
-static void trace_queued(tk_ws_server *s, tk_ws_msg *native, tk_ws_msg *sio, int targets,
-                         int encodes)
+/* The followed event's frame for one protocol (0 native, 1 Socket.IO),
+ * just built: writes of it are counted from now on. */
+static void trace_frame(tk_ws_server *s, int i, tk_ws_msg *m)
+{
+    s->tr.frames[i] = m;
+    m->refs++;
+}
+
+static void trace_queued(tk_ws_server *s, int targets, int encodes)
 {
     fanout_trace *tr = &s->tr;
     tr->queued = now_ns();
     tr->targets = targets;
     tr->encodes = encodes;
-    tr->frames[0] = native;
-    tr->frames[1] = sio;
-    for (int i = 0; i < 2; i++)
-        if (tr->frames[i])
-            tr->frames[i]->refs++;
-    if (tr->targets == 0)
+    if (tr->writes >= tr->targets) /* none, or every one written at once */
         trace_end(s);
 }
 
@@ -883,7 +905,8 @@ static void trace_queued(tk_ws_server *s, tk_ws_msg *native, tk_ws_msg *sio, int
  * work); cpu = the thread's CPU time; the rest of `last` the thread was off
  * CPU (waiting in poll() or for a core). services = lws_service() calls
  * from the one that took the event from the inbox to the one that made the
- * last write (2: every write in the first poll() round after queuing). */
+ * last write (1: every frame written at once, on queuing; 2: some waited
+ * for the first poll() round after). */
 static void trace_end(tk_ws_server *s)
 {
     fanout_trace *tr = &s->tr;
@@ -910,8 +933,24 @@ static void trace_end(tk_ws_server *s)
 
 /* ---- events ----------------------------------------------------------------- */
 
+/* Sends m to c at once when nothing is queued before it (and lws holds no
+ * unsent rest of an earlier write): the frame leaves in this service round
+ * instead of the next poll() announcing c writable. Returns 1 when sent
+ * (or c failed and is closing), 0 when the caller must queue it. */
+static int send_now(tk_ws_conn *c, tk_ws_msg *m)
+{
+    if (c->qlen > 0 || lws_partial_buffered(c->wsi))
+        return 0;
+    if (write_frame(c, m) < 0) {
+        tk_ws_conn_close(c, TK_WS_CLOSE_GOING_AWAY, "write failed", 0);
+        c->close_fail = 1;
+    }
+    return 1; /* a rest lws could not send it keeps and sends itself */
+}
+
 /* The event's frame is built once per protocol (at most two frames, however
- * many members the room has) and shared by reference: each connection's
+ * many members the room has) and shared by reference: it is written at once
+ * to every connection with nothing queued, and each other connection's
  * queue holds a pointer and a count, never a copy. */
 static void deliver_event(tk_ws_server *s, const cmd *k)
 {
@@ -938,12 +977,14 @@ static void deliver_event(tk_ws_server *s, const cmd *k)
             if (*m == NULL)
                 continue;
             encodes++;
+            if (follow)
+                trace_frame(s, c->proto == TK_WS_NATIVE ? 0 : 1, *m);
         }
-        if (enqueue(c, *m) == 0)
+        if (send_now(c, *m) || enqueue(c, *m) == 0)
             targets++;
     }
     if (follow)
-        trace_queued(s, native, sio, targets, encodes);
+        trace_queued(s, targets, encodes);
     tk_ws_msg_unref(native);
     tk_ws_msg_unref(sio);
 }
@@ -1035,6 +1076,10 @@ static void handle_join(tk_ws_server *s, tk_ws_join *j)
             j->ok = 0;
             snprintf(j->code, sizeof j->code, rc == TK_ENOMEM ? "internal" : "validation_failed");
         }
+    } else {
+        /* refused a room it is in (a kick on its way): out now, not after
+         * the answer */
+        (void)tk_ws_conn_leave(c, j->room);
     }
     c->busy = 0;
     join_done(c, j);
@@ -1064,14 +1109,17 @@ static void handle(tk_ws_server *s, cmd *k)
     case TK_EVENT_KICK:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, user_match, k->arg, set_of);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_CLOSE_ROOM:
         s->control_seq++;
         tk_ws_rooms_remove_if(s->rooms, k->room, any_match, NULL, set_of);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_RECHECK:
         s->control_seq++; /* joins being checked now are checked again */
         recheck_room(s, k->room);
+        atomic_fetch_sub(&s->controls_pending, 1);
         break;
     case TK_EVENT_REVOKE:
     case TK_EVENT_USER:
@@ -1119,25 +1167,13 @@ static void inbox_push(tk_ws_server *s, cmd *k)
     lws_cancel_service(s->ctx);
 }
 
-int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
+/* One inbox command holding a copy of m. */
+static cmd *cmd_of(const tk_event *m)
 {
     size_t rl = strlen(m->room), al = strlen(m->arg);
-    pthread_mutex_lock(&s->mu);
-    int full = s->ninbox >= INBOX_MAX;
-    int warn = full && !s->inbox_warned;
-    if (full)
-        s->inbox_warned = 1;
-    pthread_mutex_unlock(&s->mu);
-    if (full) {
-        if (warn)
-            tk_log_error("realtime: the service thread is behind (%d messages waiting); "
-                         "dropping messages",
-                         INBOX_MAX);
-        return TK_ENOMEM;
-    }
     cmd *k = malloc(sizeof *k + rl + al + m->data_len + 3);
     if (k == NULL)
-        return TK_ENOMEM;
+        return NULL;
     k->next = NULL;
     k->kind = m->kind;
     k->posted_ns = now_ns();
@@ -1151,8 +1187,64 @@ int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
         memcpy(k->data, m->data, m->data_len);
     k->data[m->data_len] = '\0';
     k->data_len = m->data_len;
-    inbox_push(s, k);
+    return k;
+}
+
+int tk_ws_server_post_many(tk_ws_server *s, const tk_event *ms, int n)
+{
+    pthread_mutex_lock(&s->mu);
+    int full = s->ninbox + n > INBOX_MAX;
+    int warn = full && !s->inbox_warned;
+    if (full)
+        s->inbox_warned = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        if (warn)
+            tk_log_error("realtime: the service thread is behind (%d messages waiting); "
+                         "dropping messages",
+                         INBOX_MAX);
+        return TK_ENOMEM;
+    }
+    cmd *head = NULL, *tail = NULL;
+    int controls = 0;
+    for (int i = 0; i < n; i++) {
+        cmd *k = cmd_of(&ms[i]);
+        if (k == NULL) { /* all or nothing: an event without its kick is worse */
+            while (head) {
+                cmd *next = head->next;
+                free(head);
+                head = next;
+            }
+            return TK_ENOMEM;
+        }
+        controls += is_control(k->kind);
+        if (tail)
+            tail->next = k;
+        else
+            head = k;
+        tail = k;
+    }
+    if (head == NULL)
+        return TK_OK;
+    if (controls)
+        atomic_fetch_add(&s->controls_pending, controls); /* before a join can see them */
+    /* One push: the service thread takes them in one drain, handled back to
+     * back, no client message between them. */
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = head;
+    else
+        s->head = head;
+    s->tail = tail;
+    s->ninbox += n;
+    pthread_mutex_unlock(&s->mu);
+    lws_cancel_service(s->ctx);
     return TK_OK;
+}
+
+int tk_ws_server_post(tk_ws_server *s, const tk_event *m)
+{
+    return tk_ws_server_post_many(s, m, 1);
 }
 
 /* The policy's callback (on a policy thread): the answer goes to the inbox. */
@@ -1509,9 +1601,9 @@ void tk_ws_server_get_stats(tk_ws_server *s, tk_ws_server_stats *out)
     out->overflows = atomic_load(&s->overflows);
 }
 
-static int bus_post(void *arg, const tk_event *m)
+static int bus_post(void *arg, const tk_event *ms, int n)
 {
-    return tk_ws_server_post(arg, m);
+    return tk_ws_server_post_many(arg, ms, n);
 }
 
 static void bus_stats(void *arg, tk_bus_stats *out)

@@ -32,6 +32,11 @@ void tk_ws_server_stop(tk_ws_server *s);
  * Returns 0 or TK_ENOMEM (the message is dropped). */
 int tk_ws_server_post(tk_ws_server *s, const tk_event *m) TK_WUR;
 
+/* Queues the n messages ms as one: the service thread handles them back to
+ * back, with no client message in between (an event and the kick it
+ * implies). All or none: 0, or TK_ENOMEM with none queued. */
+int tk_ws_server_post_many(tk_ws_server *s, const tk_event *ms, int n) TK_WUR;
+
 typedef struct {
     long long connections, delivered, overflows;
 } tk_ws_server_stats;
