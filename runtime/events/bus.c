@@ -1,22 +1,54 @@
 /* The event bus (bus.h): one static struct under a mutex holding copies of
- * the attached sink and relay; they only copy and queue, so the lock is held
- * for microseconds and publishing never waits on the network under it. */
+ * the attached sink and relay, and the pending list of this instance's own
+ * messages on their way round the relay (events/pending.h). The sink and
+ * the relay only copy and queue, so the lock is held for microseconds and
+ * publishing never waits on the network under it. Every delivery to the
+ * sink happens under the lock, so each pending message is delivered by
+ * exactly one of: its echo, its deadline, a broken stream, a detach. */
 #include "events/bus.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "auth/users.h"
+#include "events/pending.h"
 #include "obs/log.h"
+
+#define TICK_IDLE_MS 1000 /* tk_bus_echo_tick's answer when nothing is pending */
 
 static struct {
     pthread_mutex_t mu;
-    tk_bus_sink sink;   /* sink.post NULL: none */
-    tk_bus_relay relay; /* relay.publish NULL: none */
-    long long published, remote;
+    tk_bus_sink sink;    /* sink.post NULL: none */
+    tk_bus_relay relay;  /* relay.publish NULL: none */
+    tk_pending *pending; /* own messages waiting to come back; NULL without a relay */
+    int late_warned;     /* a pending message was given up on since the last echo */
+    long long published, remote, echo_late;
 } bus = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Local delivery of one of this instance's own messages; under bus.mu. */
+static void post_own(void *arg, const tk_event *m)
+{
+    (void)arg;
+    if (bus.sink.post && bus.sink.post(bus.sink.arg, m) != TK_OK)
+        tk_log_warn("events: dropped a message of this instance (out of memory)");
+}
+
+/* Delivers everything pending here, now; under bus.mu. */
+static void flush_pending(void)
+{
+    if (bus.pending)
+        tk_pending_batch_deliver(tk_pending_take_all(bus.pending), post_own, NULL);
+}
 
 int tk_event_name_ok(const char *s, int allow_empty)
 {
@@ -53,16 +85,26 @@ int tk_bus_publish(const tk_event *m)
     if (!msg_ok(m) || (m->data == NULL && m->data_len > 0))
         return TK_EINVAL;
     int rc = TK_OK;
-    uint64_t ticket = 0;
+    uint64_t ticket = 0, seq = 0;
     pthread_mutex_lock(&bus.mu);
     bus.published++;
     if (m->kind == TK_EVENT_USER)
         tk_auth_users_invalidate(m->arg); /* here at once; remote instances on arrival */
-    if (bus.sink.post)
-        rc = bus.sink.post(bus.sink.arg, m);
+    /* Messages that end sessions act here at once (their effect does not
+     * depend on order); the others come to this instance's sockets through
+     * the relay, in the order every instance sees, when it can promise to
+     * hand them back (a nonzero seq). */
+    int ordered = bus.pending != NULL && bus.sink.post != NULL && m->kind != TK_EVENT_REVOKE &&
+                  m->kind != TK_EVENT_USER;
     tk_bus_relay relay = bus.relay;
     if (relay.publish)
-        ticket = relay.publish(relay.arg, m); /* counts its own drops */
+        ticket = relay.publish(relay.arg, m, ordered ? &seq : NULL); /* counts its own drops */
+    if (seq == 0 || tk_pending_add(bus.pending, seq, m, now_ms() + TK_BUS_ECHO_WAIT_MS) != TK_OK) {
+        if (ordered)
+            flush_pending(); /* what waits to come back is older: it goes first */
+        if (bus.sink.post)
+            rc = bus.sink.post(bus.sink.arg, m);
+    }
     pthread_mutex_unlock(&bus.mu);
     /* Outside the lock; the relay cannot go away meanwhile (bus.h). */
     if (ticket)
@@ -73,9 +115,62 @@ int tk_bus_publish(const tk_event *m)
 void tk_bus_attach(const tk_bus_sink *sink, const tk_bus_relay *relay)
 {
     pthread_mutex_lock(&bus.mu);
+    flush_pending(); /* to the sink they were meant for */
+    tk_pending_free(bus.pending);
+    bus.pending = NULL;
     bus.sink = sink ? *sink : (tk_bus_sink){0};
     bus.relay = relay ? *relay : (tk_bus_relay){0};
+    if (bus.relay.publish) {
+        bus.pending = tk_pending_new();
+        if (bus.pending == NULL)
+            tk_log_warn("events: out of memory; this instance's events reach its own sockets "
+                        "directly, not in the order of the other instances");
+    }
     pthread_mutex_unlock(&bus.mu);
+}
+
+void tk_bus_echo(void *arg, uint64_t seq)
+{
+    (void)arg;
+    pthread_mutex_lock(&bus.mu);
+    if (bus.pending) {
+        tk_pending_batch *b = tk_pending_seen(bus.pending, seq);
+        if (b)
+            bus.late_warned = 0;
+        tk_pending_batch_deliver(b, post_own, NULL);
+    }
+    pthread_mutex_unlock(&bus.mu);
+}
+
+void tk_bus_echo_lost(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&bus.mu);
+    flush_pending();
+    pthread_mutex_unlock(&bus.mu);
+}
+
+int tk_bus_echo_tick(void *arg)
+{
+    (void)arg;
+    int64_t now = now_ms();
+    int ms = TICK_IDLE_MS;
+    pthread_mutex_lock(&bus.mu);
+    if (bus.pending) {
+        size_t n = tk_pending_batch_deliver(tk_pending_expired(bus.pending, now), post_own, NULL);
+        bus.echo_late += (long long)n;
+        if (n > 0 && !bus.late_warned) {
+            bus.late_warned = 1;
+            tk_log_warn("events: %zu event(s) of this instance did not come back from Redis "
+                        "within %d ms; delivered to this instance's sockets directly",
+                        n, TK_BUS_ECHO_WAIT_MS);
+        }
+        int64_t next = tk_pending_next_deadline(bus.pending);
+        if (next >= 0 && next - now < ms)
+            ms = next - now < 1 ? 1 : (int)(next - now);
+    }
+    pthread_mutex_unlock(&bus.mu);
+    return ms;
 }
 
 void tk_bus_deliver_remote(void *arg, const tk_event *m)
@@ -116,6 +211,7 @@ void tk_bus_get_stats(tk_bus_stats *out)
     pthread_mutex_lock(&bus.mu);
     out->published = bus.published;
     out->remote = bus.remote;
+    out->echo_late = bus.echo_late;
     if (bus.sink.stats)
         bus.sink.stats(bus.sink.arg, out);
     if (bus.relay.stats)
