@@ -357,8 +357,12 @@ static int cmd_serve(void)
     }
     /* Realtime: the Redis bridge (only with REDIS_URL), then the WebSocket
      * server; the bus connects them to the scripts. */
-    if (cfg.redis_url != NULL && tk_redis_bridge_start(cfg.redis_url, tk_bus_deliver_remote, NULL,
-                                                       &bridge, err, sizeof err) != TK_OK) {
+    const tk_redis_bridge_hooks to_bus = {.message = tk_bus_deliver_remote,
+                                          .echo = tk_bus_echo,
+                                          .lost = tk_bus_echo_lost,
+                                          .tick = tk_bus_echo_tick};
+    if (cfg.redis_url != NULL &&
+        tk_redis_bridge_start(cfg.redis_url, &to_bus, &bridge, err, sizeof err) != TK_OK) {
         tk_log_error("cannot start: %s", err);
         goto out;
     }

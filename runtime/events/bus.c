@@ -1,22 +1,71 @@
 /* The event bus (bus.h): one static struct under a mutex holding copies of
- * the attached sink and relay; they only copy and queue, so the lock is held
- * for microseconds and publishing never waits on the network under it. */
+ * the attached sink and relay, and the pending list of this instance's own
+ * messages on their way round the relay (events/pending.h). The sink and
+ * the relay only copy and queue, so the lock is held for microseconds and
+ * publishing never waits on the network under it. Every delivery to the
+ * sink happens under the lock, so each pending message is delivered by
+ * exactly one of: its echo, its deadline, a broken stream, a detach. */
 #include "events/bus.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "auth/users.h"
+#include "events/pending.h"
 #include "obs/log.h"
+
+#define TICK_IDLE_MS 1000 /* tk_bus_echo_tick's answer when nothing is pending */
 
 static struct {
     pthread_mutex_t mu;
-    tk_bus_sink sink;   /* sink.post NULL: none */
-    tk_bus_relay relay; /* relay.publish NULL: none */
-    long long published, remote;
+    tk_bus_sink sink;               /* sink.post NULL: none */
+    tk_bus_relay relay;             /* relay.publish NULL: none */
+    tk_pending *pending;            /* own messages waiting to come back; NULL without a relay */
+    int late_warned;                /* a pending message was given up on since the last echo */
+    uint64_t hold_first, hold_last; /* the last group in the pending list (seqs), or 0 */
+    long long published, remote, echo_late;
 } bus = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Local delivery of a batch of this instance's own messages, as one post
+ * (a group published together stays together: the WebSocket server handles
+ * it back to back); under bus.mu. Returns how many there were. */
+static size_t post_own(tk_pending_batch *b)
+{
+    size_t n = tk_pending_batch_count(b);
+    if (n == 0)
+        return 0;
+    tk_event stack[TK_BUS_GROUP_MAX];
+    tk_event *ms = n <= TK_BUS_GROUP_MAX ? stack : malloc(n * sizeof *ms);
+    if (ms == NULL || !bus.sink.post) {
+        if (ms == NULL)
+            tk_log_warn("events: dropped %zu messages of this instance (out of memory)", n);
+        return tk_pending_batch_free(b);
+    }
+    tk_pending_batch_events(b, ms);
+    if (bus.sink.post(bus.sink.arg, ms, (int)n) != TK_OK)
+        tk_log_warn("events: dropped %zu message(s) of this instance (out of memory)", n);
+    if (ms != stack)
+        free(ms);
+    return tk_pending_batch_free(b);
+}
+
+/* Delivers everything pending here, now; under bus.mu. */
+static void flush_pending(void)
+{
+    if (bus.pending)
+        post_own(tk_pending_take_all(bus.pending));
+    bus.hold_first = bus.hold_last = 0;
+}
 
 int tk_event_name_ok(const char *s, int allow_empty)
 {
@@ -48,27 +97,59 @@ static int msg_ok(const tk_event *m)
     }
 }
 
-/* Posts ms[0..n) to the sink as one and to the relay one by one, under the
- * lock (so other publishers' messages come before or after them, not
- * between), then waits for the relay to write them. */
+/* Publishes ms[0..n) under the lock (so other publishers' messages come
+ * before or after them, not between), then waits for the relay to take
+ * them. Messages that end sessions act here at once (their effect does not
+ * depend on order); the others come to this instance's sockets through the
+ * relay, in the order every instance sees, when it can promise to hand them
+ * back (a nonzero seq). A group of several waits in the pending list until
+ * its last message is back, and is then posted to the sink as one. */
 static int publish_n(const tk_event *ms, int n)
 {
-    int rc = TK_OK, nt = 0;
+    int rc = TK_OK, nt = 0, ndirect = 0;
     uint64_t tickets[TK_BUS_GROUP_MAX];
+    tk_event direct[TK_BUS_GROUP_MAX];
+    uint64_t first_seq = 0, last_seq = 0;
     pthread_mutex_lock(&bus.mu);
     bus.published += n;
-    for (int i = 0; i < n; i++)
-        if (ms[i].kind == TK_EVENT_USER)
-            tk_auth_users_invalidate(ms[i].arg); /* here at once; remote instances on arrival */
-    if (bus.sink.post)
-        rc = bus.sink.post(bus.sink.arg, ms, n);
     tk_bus_relay relay = bus.relay;
-    if (relay.publish)
-        for (int i = 0; i < n; i++) {
-            uint64_t t = relay.publish(relay.arg, &ms[i]); /* counts its own drops */
+    for (int i = 0; i < n; i++) {
+        const tk_event *m = &ms[i];
+        uint64_t seq = 0;
+        if (m->kind == TK_EVENT_USER)
+            tk_auth_users_invalidate(m->arg); /* here at once; remote instances on arrival */
+        int ordered = bus.pending != NULL && bus.sink.post != NULL && m->kind != TK_EVENT_REVOKE &&
+                      m->kind != TK_EVENT_USER;
+        if (relay.publish) {
+            uint64_t t = relay.publish(relay.arg, m, ordered ? &seq : NULL); /* counts its drops */
             if (t)
                 tickets[nt++] = t;
         }
+        if (seq != 0 &&
+            tk_pending_add(bus.pending, seq, m, now_ms() + TK_BUS_ECHO_WAIT_MS) == TK_OK) {
+            if (first_seq == 0)
+                first_seq = seq;
+            last_seq = seq;
+            continue;
+        }
+        if (ordered) {
+            /* What waits to come back is older: it goes first, after what
+             * of this group went direct before it. */
+            if (ndirect > 0 && bus.pending && tk_pending_count(bus.pending) > 0 && bus.sink.post) {
+                rc = bus.sink.post(bus.sink.arg, direct, ndirect);
+                ndirect = 0;
+            }
+            flush_pending();
+            first_seq = last_seq = 0;
+        }
+        direct[ndirect++] = *m;
+    }
+    if (first_seq != 0 && first_seq != last_seq) {
+        bus.hold_first = first_seq; /* an echo inside the group waits for its end */
+        bus.hold_last = last_seq;
+    }
+    if (ndirect > 0 && bus.sink.post)
+        rc = bus.sink.post(bus.sink.arg, direct, ndirect);
     pthread_mutex_unlock(&bus.mu);
     /* Outside the lock; the relay cannot go away meanwhile (bus.h). */
     for (int i = 0; i < nt; i++)
@@ -144,9 +225,66 @@ int tk_bus_publish(const tk_event *m)
 void tk_bus_attach(const tk_bus_sink *sink, const tk_bus_relay *relay)
 {
     pthread_mutex_lock(&bus.mu);
+    flush_pending(); /* to the sink they were meant for */
+    tk_pending_free(bus.pending);
+    bus.pending = NULL;
     bus.sink = sink ? *sink : (tk_bus_sink){0};
     bus.relay = relay ? *relay : (tk_bus_relay){0};
+    if (bus.relay.publish) {
+        bus.pending = tk_pending_new();
+        if (bus.pending == NULL)
+            tk_log_warn("events: out of memory; this instance's events reach its own sockets "
+                        "directly, not in the order of the other instances");
+    }
     pthread_mutex_unlock(&bus.mu);
+}
+
+void tk_bus_echo(void *arg, uint64_t seq)
+{
+    (void)arg;
+    pthread_mutex_lock(&bus.mu);
+    /* A message of a group but its last: the group goes as one when its
+     * last message is back (that echo takes the earlier ones with it). */
+    if (bus.pending && !(seq >= bus.hold_first && seq < bus.hold_last)) {
+        tk_pending_batch *b = tk_pending_seen(bus.pending, seq);
+        if (b)
+            bus.late_warned = 0;
+        if (seq == bus.hold_last)
+            bus.hold_first = bus.hold_last = 0;
+        post_own(b);
+    }
+    pthread_mutex_unlock(&bus.mu);
+}
+
+void tk_bus_echo_lost(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&bus.mu);
+    flush_pending();
+    pthread_mutex_unlock(&bus.mu);
+}
+
+int tk_bus_echo_tick(void *arg)
+{
+    (void)arg;
+    int64_t now = now_ms();
+    int ms = TICK_IDLE_MS;
+    pthread_mutex_lock(&bus.mu);
+    if (bus.pending) {
+        size_t n = post_own(tk_pending_expired(bus.pending, now));
+        bus.echo_late += (long long)n;
+        if (n > 0 && !bus.late_warned) {
+            bus.late_warned = 1;
+            tk_log_warn("events: %zu event(s) of this instance did not come back from Redis "
+                        "within %d ms; delivered to this instance's sockets directly",
+                        n, TK_BUS_ECHO_WAIT_MS);
+        }
+        int64_t next = tk_pending_next_deadline(bus.pending);
+        if (next >= 0 && next - now < ms)
+            ms = next - now < 1 ? 1 : (int)(next - now);
+    }
+    pthread_mutex_unlock(&bus.mu);
+    return ms;
 }
 
 void tk_bus_deliver_remote(void *arg, const tk_event *m)
@@ -187,6 +325,7 @@ void tk_bus_get_stats(tk_bus_stats *out)
     pthread_mutex_lock(&bus.mu);
     out->published = bus.published;
     out->remote = bus.remote;
+    out->echo_late = bus.echo_late;
     if (bus.sink.stats)
         bus.sink.stats(bus.sink.arg, out);
     if (bus.relay.stats)

@@ -2,10 +2,13 @@
  *  - the publisher drains a locked FIFO with pipelined PUBLISHes;
  *  - the subscriber SUBSCRIBEs and reads with poll(2) (so stopping wakes it
  *    through a pipe), pings Redis when the line is quiet to notice a dead
- *    peer, and hands other instances' messages to the callback.
+ *    peer, hands other instances' messages to hooks.message and reports
+ *    its own as they come back (hooks.echo), and calls hooks.tick.
  * Wire format of a message (binary-safe, no JSON parsing needed):
- *   "tk1\n" instance "\n" kind "\n" room "\n" arg "\n" data
- * room and arg never contain a newline (the bus checks). */
+ *   "tk1\n" instance "/" seq "\n" kind "\n" room "\n" arg "\n" data
+ * room and arg never contain a newline (the bus checks); seq is decimal.
+ * (An instance without the "/seq" tag, or one that compares the whole field
+ * with its id, still tells its own messages from the others'.) */
 #include "redis/bridge.h"
 
 #include <errno.h>
@@ -34,6 +37,7 @@
 #define PING_DEADLINE_MS 5000 /* ... and reconnect if nothing comes back */
 #define STOP_FLUSH_MS 1000
 #define WRITE_WAIT_MS 100 /* a publisher waits this long, at most, for its message to be sent */
+#define SEQ_MAX_DIGITS 20 /* of a uint64_t */
 
 typedef struct item {
     struct item *next;
@@ -45,8 +49,7 @@ typedef struct item {
 struct tk_redis_bridge {
     tk_redis_url url;
     char instance[24];
-    tk_redis_bridge_fn fn;
-    void *arg;
+    tk_redis_bridge_hooks hooks;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -54,7 +57,7 @@ struct tk_redis_bridge {
     int qlen;
     int stopping;
     uint64_t next_seq;         /* sequence of the last queued message */
-    uint64_t written_seq;      /* sequence of the last message written to Redis */
+    uint64_t written_seq;      /* sequence of the last message Redis has taken */
     pthread_cond_t written_cv; /* written_seq moved, the publisher went down, or stopping */
     int waiters;               /* callers inside tk_redis_bridge_wait */
     int late;                  /* a wait timed out: no waiting until the queue drains */
@@ -63,7 +66,7 @@ struct tk_redis_bridge {
     int pub_started, sub_started;
     int wake[2]; /* a byte written on stop wakes the subscriber's poll */
 
-    atomic_int pub_up, sub_up;
+    atomic_int pub_up, sub_up; /* sub_up changes under mu: publish reads it there */
     atomic_llong published, dropped, received;
 };
 
@@ -91,29 +94,22 @@ static void free_items(item *it)
 
 /* ---- publishing -------------------------------------------------------------- */
 
-uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m)
+uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m, uint64_t *seq)
 {
+    if (seq)
+        *seq = 0;
     if (!atomic_load(&b->pub_up)) {
         atomic_fetch_add(&b->dropped, 1);
         return 0;
     }
     size_t il = strlen(b->instance), rl = strlen(m->room), al = strlen(m->arg);
-    size_t len = sizeof WIRE_VERSION - 1 + 1 + il + 1 + 1 + 1 + rl + 1 + al + 1 + m->data_len;
-    item *it = malloc(sizeof *it + len + 1);
+    size_t max = sizeof WIRE_VERSION - 1 + 1 + il + 1 + SEQ_MAX_DIGITS + 1 + 1 + 1 + rl + 1 + al +
+                 1 + m->data_len;
+    item *it = malloc(sizeof *it + max + 1);
     if (it == NULL) {
         atomic_fetch_add(&b->dropped, 1);
         return 0;
     }
-    int n = snprintf(it->data, len + 1, "%s\n%s\n%c\n%s\n%s\n", WIRE_VERSION, b->instance,
-                     (char)m->kind, m->room, m->arg);
-    if (n < 0 || (size_t)n + m->data_len != len) {
-        free(it);
-        atomic_fetch_add(&b->dropped, 1);
-        return 0;
-    }
-    if (m->data_len)
-        memcpy(it->data + n, m->data, m->data_len);
-    it->len = len;
     it->next = NULL;
     pthread_mutex_lock(&b->mu);
     if (b->qlen >= QUEUE_MAX || b->stopping) {
@@ -122,7 +118,19 @@ uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m)
         atomic_fetch_add(&b->dropped, 1);
         return 0;
     }
+    /* Numbered and written under the lock: the queue is in sequence order. */
     it->seq = ++b->next_seq;
+    int n = snprintf(it->data, max + 1, "%s\n%s/%llu\n%c\n%s\n%s\n", WIRE_VERSION, b->instance,
+                     (unsigned long long)it->seq, (char)m->kind, m->room, m->arg);
+    if (n < 0 || (size_t)n + m->data_len > max) {
+        pthread_mutex_unlock(&b->mu);
+        free(it);
+        atomic_fetch_add(&b->dropped, 1);
+        return 0;
+    }
+    if (m->data_len)
+        memcpy(it->data + n, m->data, m->data_len);
+    it->len = (size_t)n + m->data_len;
     if (b->tail)
         b->tail->next = it;
     else
@@ -130,6 +138,10 @@ uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m)
     b->tail = it;
     b->qlen++;
     pthread_cond_signal(&b->cv);
+    /* Subscribed now, so Redis will send it back to this instance too (or
+     * the subscriber reports the loss: hooks.lost). */
+    if (seq && atomic_load(&b->sub_up))
+        *seq = it->seq;
     uint64_t ticket = 0;
     if (!b->late) {
         ticket = it->seq;
@@ -164,7 +176,7 @@ void tk_redis_bridge_wait(tk_redis_bridge *b, uint64_t ticket)
 }
 
 /* Wakes publishers waiting for their message (it will not be sent by this
- * connection, or it has been). Takes mu. */
+ * connection, or Redis has taken it). Takes mu. */
 static void wake_waiters(tk_redis_bridge *b, uint64_t written)
 {
     pthread_mutex_lock(&b->mu);
@@ -176,25 +188,25 @@ static void wake_waiters(tk_redis_bridge *b, uint64_t written)
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Sends a batch as one pipeline; once it is written, the publishers that
+/* Sends a batch as one pipeline; as Redis confirms it, the publishers that
  * wait for it go on. Returns 0, or -1 when the connection failed (the
  * unconfirmed messages are counted as dropped). */
 static int send_batch(tk_redis_bridge *b, redisContext *c, item *batch, int n)
 {
     static const char channel[] = TK_REDIS_CHANNEL;
-    uint64_t last = 0;
-    for (item *it = batch; it; it = it->next) {
+    for (item *it = batch; it; it = it->next)
         if (redisAppendCommand(c, "PUBLISH %b %b", channel, sizeof channel - 1, it->data,
                                it->len) != REDIS_OK)
             goto fail;
-        last = it->seq;
-    }
     int done = 0;
     while (!done)
         if (redisBufferWrite(c, &done) != REDIS_OK)
             goto fail;
-    wake_waiters(b, last);
-    for (int i = 0; i < n; i++) {
+    /* Redis runs commands one at a time: once it answered a PUBLISH, the
+     * message is in every subscriber's stream before anything published
+     * later by anyone. The waiting publishers go on from there. */
+    item *it = batch;
+    for (int i = 0; i < n; i++, it = it->next) {
         void *r = NULL;
         if (redisGetReply(c, &r) != REDIS_OK) {
             atomic_fetch_add(&b->dropped, n - i);
@@ -202,11 +214,24 @@ static int send_batch(tk_redis_bridge *b, redisContext *c, item *batch, int n)
         }
         atomic_fetch_add(&b->published, 1);
         freeReplyObject(r);
+        if (it->next == NULL || i % 16 == 15)
+            wake_waiters(b, it->seq);
     }
     return 0;
 fail:
     atomic_fetch_add(&b->dropped, n);
     return -1;
+}
+
+/* Tells the bus that queued messages were dropped (they will not come
+ * back); called with mu held, which the hook must not run under. */
+static void report_lost(tk_redis_bridge *b)
+{
+    if (b->hooks.lost == NULL)
+        return;
+    pthread_mutex_unlock(&b->mu);
+    b->hooks.lost(b->hooks.arg);
+    pthread_mutex_lock(&b->mu);
 }
 
 static void *pub_main(void *arg)
@@ -242,12 +267,15 @@ static void *pub_main(void *arg)
                 next_try = now_ms() + backoff;
                 backoff = next_backoff(backoff);
                 /* what was queued before the failure is stale: drop it */
+                int had = b->qlen > 0;
                 atomic_fetch_add(&b->dropped, b->qlen);
                 free_items(b->head);
                 b->head = b->tail = NULL;
                 b->qlen = 0;
                 b->late = 0;
                 pthread_cond_broadcast(&b->written_cv);
+                if (had)
+                    report_lost(b);
             }
             continue;
         }
@@ -294,16 +322,21 @@ static void *pub_main(void *arg)
             c = NULL;
             atomic_store(&b->pub_up, 0);
             wake_waiters(b, 0);
+            if (b->hooks.lost) /* the failed batch will not come back */
+                b->hooks.lost(b->hooks.arg);
             next_try = now_ms(); /* at once; backoff applies if that fails */
         }
         pthread_mutex_lock(&b->mu);
     }
+    int had = b->qlen > 0;
     atomic_fetch_add(&b->dropped, b->qlen);
     free_items(b->head);
     b->head = b->tail = NULL;
     b->qlen = 0;
     atomic_store(&b->pub_up, 0);
     pthread_cond_broadcast(&b->written_cv);
+    if (had)
+        report_lost(b);
     pthread_mutex_unlock(&b->mu);
     if (c)
         redisFree(c);
@@ -312,7 +345,8 @@ static void *pub_main(void *arg)
 
 /* ---- subscribing ----------------------------------------------------------- */
 
-/* Splits one wire message and hands it on unless this instance sent it. */
+/* Splits one wire message: one of this instance's own is reported by its
+ * sequence (hooks.echo), another instance's handed on (hooks.message). */
 static void on_message(tk_redis_bridge *b, const char *p, size_t len)
 {
     const char *field[5];
@@ -328,8 +362,20 @@ static void on_message(tk_redis_bridge *b, const char *p, size_t len)
     }
     if (flen[0] != sizeof WIRE_VERSION - 1 || memcmp(field[0], WIRE_VERSION, flen[0]) != 0)
         return;
-    if (flen[1] == strlen(b->instance) && memcmp(field[1], b->instance, flen[1]) == 0)
-        return; /* ours: already delivered locally */
+    size_t il = strlen(b->instance);
+    if (flen[1] >= il && memcmp(field[1], b->instance, il) == 0 &&
+        (flen[1] == il || field[1][il] == '/')) {
+        /* ours: "instance/seq" */
+        uint64_t seq = 0;
+        for (size_t i = il + 1; i < flen[1] && seq < UINT64_MAX / 10; i++) {
+            if (field[1][i] < '0' || field[1][i] > '9')
+                return;
+            seq = seq * 10 + (uint64_t)(field[1][i] - '0');
+        }
+        if (seq && b->hooks.echo)
+            b->hooks.echo(b->hooks.arg, seq);
+        return;
+    }
     if (flen[2] != 1 || flen[3] > TK_EVENT_NAME_MAX || flen[4] > TK_EVENT_NAME_MAX)
         return;
     char room[TK_EVENT_NAME_MAX + 1], arg[TK_EVENT_NAME_MAX + 1];
@@ -343,7 +389,7 @@ static void on_message(tk_redis_bridge *b, const char *p, size_t len)
                   .data = p,
                   .data_len = (size_t)(end - p)};
     atomic_fetch_add(&b->received, 1);
-    b->fn(b->arg, &m);
+    b->hooks.message(b->hooks.arg, &m);
 }
 
 static void on_reply(tk_redis_bridge *b, redisReply *r)
@@ -372,6 +418,17 @@ static int nap(tk_redis_bridge *b, int ms)
     return stopping(b);
 }
 
+/* The subscription went up or down. Under mu, since publish reads it there
+ * to promise an echo; going down, whatever was promised will not come. */
+static void set_sub_up(tk_redis_bridge *b, int up)
+{
+    pthread_mutex_lock(&b->mu);
+    atomic_store(&b->sub_up, up);
+    pthread_mutex_unlock(&b->mu);
+    if (!up && b->hooks.lost)
+        b->hooks.lost(b->hooks.arg);
+}
+
 static int subscribe(tk_redis_bridge *b, redisContext **out, char *err, size_t errlen)
 {
     redisContext *c = NULL;
@@ -396,7 +453,7 @@ static void *sub_main(void *arg)
     tk_redis_bridge *b = arg;
     redisContext *c = NULL;
     int backoff = BACKOFF_MIN_MS, warned = 0;
-    int64_t last_rx = 0, ping_sent = 0;
+    int64_t last_rx = 0, ping_sent = 0, tick_due = 0;
     char err[256] = "connection lost";
     while (!stopping(b)) {
         if (c == NULL) {
@@ -412,7 +469,7 @@ static void *sub_main(void *arg)
                 continue;
             }
             tk_log_info("redis: subscribed to %s", TK_REDIS_CHANNEL);
-            atomic_store(&b->sub_up, 1);
+            set_sub_up(b, 1);
             backoff = BACKOFF_MIN_MS;
             warned = 0;
             last_rx = now_ms();
@@ -420,12 +477,15 @@ static void *sub_main(void *arg)
         }
         struct pollfd pf[2] = {{.fd = c->fd, .events = POLLIN},
                                {.fd = b->wake[0], .events = POLLIN}};
-        int n = poll(pf, 2, 1000);
+        int64_t wait = tick_due - now_ms();
+        int n = poll(pf, 2, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait);
         if (n < 0 && errno != EINTR)
             goto lost;
         if (pf[1].revents)
             break;
         int64_t now = now_ms();
+        if (now >= tick_due) /* own messages that waited too long for their echo */
+            tick_due = now + (b->hooks.tick ? b->hooks.tick(b->hooks.arg) : 1000);
         if (n > 0 && pf[0].revents) {
             if (redisBufferRead(c) != REDIS_OK)
                 goto lost;
@@ -459,13 +519,13 @@ static void *sub_main(void *arg)
     lost:
         tk_log_warn("redis: subscriber lost its connection (%s); reconnecting",
                     c->errstr[0] ? c->errstr : err);
-        atomic_store(&b->sub_up, 0);
+        set_sub_up(b, 0);
         redisFree(c);
         c = NULL;
         if (nap(b, BACKOFF_MIN_MS))
             break;
     }
-    atomic_store(&b->sub_up, 0);
+    set_sub_up(b, 0);
     if (c)
         redisFree(c);
     return NULL;
@@ -473,8 +533,8 @@ static void *sub_main(void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
-int tk_redis_bridge_start(const char *url, tk_redis_bridge_fn fn, void *arg, tk_redis_bridge **out,
-                          char *err, size_t errlen)
+int tk_redis_bridge_start(const char *url, const tk_redis_bridge_hooks *hooks,
+                          tk_redis_bridge **out, char *err, size_t errlen)
 {
     tk_redis_bridge *b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -483,8 +543,7 @@ int tk_redis_bridge_start(const char *url, tk_redis_bridge_fn fn, void *arg, tk_
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     pthread_cond_init(&b->written_cv, NULL);
-    b->fn = fn;
-    b->arg = arg;
+    b->hooks = *hooks;
     int rc = tk_redis_url_parse(url, &b->url, err, errlen);
     if (rc != TK_OK)
         goto fail;
@@ -567,9 +626,9 @@ void tk_redis_bridge_get_stats(tk_redis_bridge *b, tk_redis_bridge_stats *out)
     out->received = atomic_load(&b->received);
 }
 
-static uint64_t relay_publish(void *arg, const tk_event *m)
+static uint64_t relay_publish(void *arg, const tk_event *m, uint64_t *seq)
 {
-    return tk_redis_bridge_publish(arg, m);
+    return tk_redis_bridge_publish(arg, m, seq);
 }
 
 static void relay_wait(void *arg, uint64_t ticket)

@@ -1,15 +1,17 @@
 /* The Redis pub/sub bridge for realtime fan-out across instances. Every
  * instance publishes what its scripts emit on one channel and subscribes to
- * it; a message carries the publishing instance's random id, and messages
- * an instance published itself are skipped (it delivered them locally).
- * Publishing queues the message; one publisher thread sends the queue, in
- * order, on one connection. The publishing thread then waits (at most
- * 100 ms, and not at all while Redis is known to be slow or down) until its
- * message is written to Redis, so an event is on its way to every instance
- * before the request that caused it answers: a later change made through
- * another instance cannot overtake it. While Redis is down messages are
- * dropped and counted, and both connections are remade in the background
- * with backoff. */
+ * it; a message carries the publishing instance's random id and a sequence
+ * number ("id/seq"). Messages of other instances go to hooks.message; an
+ * instance's own come back too and are reported by sequence (hooks.echo),
+ * so that the event bus delivers them from the same ordered stream as the
+ * others' (events/bus.h). Publishing queues the message; one publisher
+ * thread sends the queue, in order, on one connection. The publishing
+ * thread then waits (at most 100 ms, and not at all while Redis is known to
+ * be slow or down) until Redis has taken its message, so an event is in
+ * every instance's stream before the request that caused it answers: a
+ * later change made through another instance cannot overtake it. While
+ * Redis is down messages are dropped and counted, and both connections are
+ * remade in the background with backoff. */
 #ifndef TK_REDIS_BRIDGE_H
 #define TK_REDIS_BRIDGE_H
 
@@ -22,16 +24,30 @@
 
 typedef struct tk_redis_bridge tk_redis_bridge;
 
-/* Called on the subscriber thread for each message from another instance;
- * m and its fields are borrowed for the call. */
-typedef void (*tk_redis_bridge_fn)(void *arg, const tk_event *m);
+/* What the bridge reports, with arg; called from its threads with none of
+ * its locks held. message is required, the others may be NULL.
+ *  - message: a message from another instance (subscriber thread); m and
+ *    its fields are borrowed for the call.
+ *  - echo: this instance's message with that sequence came back
+ *    (subscriber thread).
+ *  - lost: a message published so far may never come back (the
+ *    subscription ended, or a publish failed).
+ *  - tick: called on the subscriber thread while it is subscribed, again
+ *    after the milliseconds it returns (at most a second later). */
+typedef struct {
+    void *arg;
+    void (*message)(void *arg, const tk_event *m);
+    void (*echo)(void *arg, uint64_t seq);
+    void (*lost)(void *arg);
+    int (*tick)(void *arg);
+} tk_redis_bridge_hooks;
 
 /* Parses url, tries to connect once (a failure is logged, not fatal: the
- * bridge keeps retrying) and starts the threads. Returns 0, TK_ECONFIG (a
- * malformed url; reason in err) or TK_ENOMEM. Free with
+ * bridge keeps retrying) and starts the threads. hooks is copied. Returns
+ * 0, TK_ECONFIG (a malformed url; reason in err) or TK_ENOMEM. Free with
  * tk_redis_bridge_stop. */
-int tk_redis_bridge_start(const char *url, tk_redis_bridge_fn fn, void *arg, tk_redis_bridge **out,
-                          char *err, size_t errlen) TK_WUR;
+int tk_redis_bridge_start(const char *url, const tk_redis_bridge_hooks *hooks,
+                          tk_redis_bridge **out, char *err, size_t errlen) TK_WUR;
 
 /* Stops both threads (the queue is flushed if Redis is up, for at most a
  * second) and frees the bridge. NULL is a no-op. */
@@ -41,12 +57,15 @@ void tk_redis_bridge_stop(tk_redis_bridge *b);
  * network. Dropped (and counted) while the publisher is disconnected or
  * the queue is full. Returns a ticket for tk_redis_bridge_wait, or 0 when
  * there is nothing to wait for. A nonzero ticket MUST be passed to
- * tk_redis_bridge_wait (tk_redis_bridge_stop waits for it). */
-uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m) TK_WUR;
+ * tk_redis_bridge_wait (tk_redis_bridge_stop waits for it). With seq
+ * non-NULL, *seq is the message's sequence when it was queued while
+ * subscribed (it will be reported through hooks.echo, or hooks.lost
+ * called), else 0. */
+uint64_t tk_redis_bridge_publish(tk_redis_bridge *b, const tk_event *m, uint64_t *seq) TK_WUR;
 
-/* Waits until the message of `ticket` has been written to Redis, the
- * publisher goes down, the bridge stops, or 100 ms pass (then later
- * publishers do not wait until the queue has drained). */
+/* Waits until Redis has taken the message of `ticket` (answered its
+ * PUBLISH), the publisher goes down, the bridge stops, or 100 ms pass
+ * (then later publishers do not wait until the queue has drained). */
 void tk_redis_bridge_wait(tk_redis_bridge *b, uint64_t ticket);
 
 /* 1 when both the publisher and the subscriber are connected, else 0. */

@@ -59,7 +59,7 @@ static void record(void *arg, const tk_event *m)
 /* Publishes like the bus does: queue, then wait for the write. */
 static void send_msg(tk_redis_bridge *b, const tk_event *m)
 {
-    uint64_t ticket = tk_redis_bridge_publish(b, m);
+    uint64_t ticket = tk_redis_bridge_publish(b, m, NULL);
     if (ticket)
         tk_redis_bridge_wait(b, ticket);
 }
@@ -119,8 +119,14 @@ TEST(two_instances_share_messages)
     tk_redis_bridge *b[2] = {NULL, NULL};
     char room[64], arg[64];
     char err[256];
-    ASSERT_EQ_INT(tk_redis_bridge_start(url, record, &ra, &b[0], err, sizeof err), TK_OK);
-    ASSERT_EQ_INT(tk_redis_bridge_start(url, record, &rb, &b[1], err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(tk_redis_bridge_start(url,
+                                        &(tk_redis_bridge_hooks){.message = record, .arg = &ra},
+                                        &b[0], err, sizeof err),
+                  TK_OK);
+    ASSERT_EQ_INT(tk_redis_bridge_start(url,
+                                        &(tk_redis_bridge_hooks){.message = record, .arg = &rb},
+                                        &b[1], err, sizeof err),
+                  TK_OK);
     ASSERT(wait_for(both_up, b, 5));
 
     static const char data[] = "{\"task\":{\"title\":\"two\\nlines\"}}\nraw newline";
@@ -183,7 +189,9 @@ TEST(no_redis_never_blocks)
     tk_redis_bridge *b = NULL;
     char err[256];
     double t0 = now_s();
-    ASSERT_EQ_INT(tk_redis_bridge_start("redis://127.0.0.1:1", record, &r, &b, err, sizeof err),
+    ASSERT_EQ_INT(tk_redis_bridge_start("redis://127.0.0.1:1",
+                                        &(tk_redis_bridge_hooks){.message = record, .arg = &r}, &b,
+                                        err, sizeof err),
                   TK_OK);
     ASSERT_LT_INT((now_s() - t0) * 1000, 3000);
     ASSERT_EQ_INT(tk_redis_bridge_connected(b), 0);
@@ -247,7 +255,9 @@ TEST(a_hung_redis_never_blocks_publishers)
     recorder r = {.mu = PTHREAD_MUTEX_INITIALIZER, .order_ok = 1};
     tk_redis_bridge *b = NULL;
     char err[256];
-    ASSERT_EQ_INT(tk_redis_bridge_start(url, record, &r, &b, err, sizeof err), TK_OK);
+    ASSERT_EQ_INT(tk_redis_bridge_start(url, &(tk_redis_bridge_hooks){.message = record, .arg = &r},
+                                        &b, err, sizeof err),
+                  TK_OK);
     usleep(100000); /* the publisher "connects" */
     double worst = 0, t_end = now_s() + 2.5;
     int sent = 0;
@@ -283,7 +293,10 @@ TEST(bad_url_is_a_config_error)
 {
     tk_redis_bridge *b = NULL;
     char err[256] = "";
-    ASSERT_EQ_INT(tk_redis_bridge_start("nope://x", record, NULL, &b, err, sizeof err), TK_ECONFIG);
+    ASSERT_EQ_INT(tk_redis_bridge_start("nope://x",
+                                        &(tk_redis_bridge_hooks){.message = record, .arg = NULL},
+                                        &b, err, sizeof err),
+                  TK_ECONFIG);
     ASSERT_NULL(b);
     ASSERT(strncmp(err, "REDIS_URL", 9) == 0);
     return 0;
