@@ -83,27 +83,38 @@ enum {
     COL_PAYLOAD
 };
 
-/* What both lanes claim; the lanes differ only in the kind filter. The
- * claim is its own (autocommitted) statement: it counts the attempt and
- * leases the row for $1 ms, so `attempts` below is this attempt's number. */
+/* What both lanes claim: the due job that comes first (run_at, id) among
+ * the lane's kinds. The claim is its own (autocommitted) statement: it
+ * counts the attempt and leases the row for $1 ms, so `attempts` below is
+ * this attempt's number. */
 #define CLAIM_HEAD                                                                                 \
     "UPDATE jobs SET attempts = attempts + 1, "                                                    \
-    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) "                       \
-    "WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= now() AND "
+    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) WHERE id = "
 #define CLAIM_TAIL                                                                                 \
-    " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "                                        \
-    "RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                      \
+    " RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                     \
     "payload->>'subject' AS subject, payload->>'template' AS template, "                           \
     "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "                              \
     "payload->>'event' AS event, payload->>'body' AS body, "                                       \
     "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "       \
     "payload->>'toName' AS to_name, payload->>'text' AS text, payload::text AS payload "
+/* The first due job of one kind, locked: the head of that kind in
+ * jobs_pending_kind_idx (kind, run_at, id) WHERE status = 'pending'. */
+#define FIRST_DUE(kind)                                                                            \
+    "SELECT id, run_at FROM jobs WHERE status = 'pending' AND kind = " kind                        \
+    " AND run_at <= now() "                                                                        \
+    "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
 
-/* The other lane's $2 is a text[] of the kinds its VM handles (never
- * 'email': lib.jobs.handle refuses it). Both are served by
- * jobs_pending_kind_idx (kind, run_at) WHERE status = 'pending'. */
-static const char TAKE_MAIL_SQL[] = CLAIM_HEAD "kind = 'email'" CLAIM_TAIL;
-static const char TAKE_OTHER_SQL[] = CLAIM_HEAD "kind = ANY($2::text[])" CLAIM_TAIL;
+/* The mail lane: kind 'email'. The other lane: $2, a text[] of the kinds
+ * its VM handles (never 'email': lib.jobs.handle refuses it), each kind's
+ * first due job, then the earliest of those. One index probe per kind,
+ * however many due jobs of other kinds (or of its own) wait: `kind =
+ * ANY($2)` in one scan would read every due job of its kinds to sort them.
+ * Each kind's head is locked while the statement runs, the one taken kept. */
+static const char TAKE_MAIL_SQL[] =
+    CLAIM_HEAD "(SELECT f.id FROM (" FIRST_DUE("'email'") ") f)" CLAIM_TAIL;
+static const char TAKE_OTHER_SQL[] =
+    CLAIM_HEAD "(SELECT c.id FROM unnest($2::text[]) AS k(kind) CROSS JOIN LATERAL "
+               "(" FIRST_DUE("k.kind") ") c ORDER BY c.run_at, c.id LIMIT 1)" CLAIM_TAIL;
 
 /* The settle statements: $1 the job, $2 the attempt the claim counted. A
  * row whose lease ran out and was claimed again has another count and is
@@ -532,8 +543,9 @@ static int run_one(lane *ln)
  * BACKLOG_EVERY_S, per kind in one statement: the due count and the oldest
  * due job over every kind, and taskapi_jobs_unhandled for the kinds this
  * instance handles neither in the mail lane nor in its VM ($1, the claim's
- * text[]). The conditions are on jobs_pending_idx, so the reading stays
- * cheap however many finished jobs the table keeps. */
+ * text[]). It reads jobs_pending_kind_idx alone (kind and run_at are in
+ * it; the status is its condition): cheap however many finished jobs the
+ * table keeps. */
 #define BACKLOG_EVERY_S 5
 #define MAX_UNHANDLED_KINDS 100 /* series of taskapi_jobs_unhandled; more are summed only */
 static const char BACKLOG_SQL[] =
