@@ -13,10 +13,16 @@
  * script or plugin registered for it (lib.jobs.handle) in the other lane's
  * VM of the current script generation, with the primitives tk.http (an
  * outbound POST with the private-address guard, jobs/http.c) and
- * tk.auth.hmac_sha256. Webhook delivery is such a handler (plugins/webhooks). */
+ * tk.auth.hmac_sha256. Webhook delivery is such a handler (plugins/webhooks).
+ * The other lane claims only the kinds that VM has a handler for
+ * (lib.jobs.kinds, read again with every generation): a job of a kind this
+ * instance does not handle (a plugin enabled elsewhere, a rolling deploy)
+ * stays pending, attempts untouched, for an instance that does, and shows
+ * in the gauge taskapi_jobs_unhandled{kind} and one warning per kind. */
 #include "jobs/runner.h"
 
 #include <curl/curl.h>
+#include <lauxlib.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +44,10 @@ typedef struct {
     int started;
     time_t backlog_read_at; /* CLOCK_MONOTONIC seconds; 0: never */
     void *vm;               /* job_vm * of the other lane (Lua kinds); NULL for mail */
+    /* The unhandled kinds warned about (other lane): once per kind and
+     * generation of the VM (warned_gen), not at every reading. */
+    char **warned;
+    int nwarned, warned_gen;
 } lane;
 
 enum { LANE_MAIL, LANE_OTHER, LANE_COUNT };
@@ -73,24 +83,38 @@ enum {
     COL_PAYLOAD
 };
 
-/* What both lanes claim; the lanes differ only in the kind filter. The
- * claim is its own (autocommitted) statement: it counts the attempt and
- * leases the row for $1 ms, so `attempts` below is this attempt's number. */
+/* What both lanes claim: the due job that comes first (run_at, id) among
+ * the lane's kinds. The claim is its own (autocommitted) statement: it
+ * counts the attempt and leases the row for $1 ms, so `attempts` below is
+ * this attempt's number. */
 #define CLAIM_HEAD                                                                                 \
     "UPDATE jobs SET attempts = attempts + 1, "                                                    \
-    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) "                       \
-    "WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= now() AND "
+    "run_at = clock_timestamp() + make_interval(secs => $1::float8 / 1000) WHERE id = "
 #define CLAIM_TAIL                                                                                 \
-    " ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "                                        \
-    "RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                      \
+    " RETURNING id, kind, attempts, max_attempts, payload->>'to' AS mail_to, "                     \
     "payload->>'subject' AS subject, payload->>'template' AS template, "                           \
     "payload->>'html' AS html, payload->>'webhookId' AS webhook_id, "                              \
     "payload->>'event' AS event, payload->>'body' AS body, "                                       \
     "payload->>'disableAfter' AS disable_after, payload->>'allowPrivate' AS allow_private, "       \
     "payload->>'toName' AS to_name, payload->>'text' AS text, payload::text AS payload "
+/* The first due job of one kind, locked: the head of that kind in
+ * jobs_pending_kind_idx (kind, run_at, id) WHERE status = 'pending'. */
+#define FIRST_DUE(kind)                                                                            \
+    "SELECT id, run_at FROM jobs WHERE status = 'pending' AND kind = " kind                        \
+    " AND run_at <= now() "                                                                        \
+    "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
 
-static const char TAKE_MAIL_SQL[] = CLAIM_HEAD "kind = 'email'" CLAIM_TAIL;
-static const char TAKE_OTHER_SQL[] = CLAIM_HEAD "kind <> 'email'" CLAIM_TAIL;
+/* The mail lane: kind 'email'. The other lane: $2, a text[] of the kinds
+ * its VM handles (never 'email': lib.jobs.handle refuses it), each kind's
+ * first due job, then the earliest of those. One index probe per kind,
+ * however many due jobs of other kinds (or of its own) wait: `kind =
+ * ANY($2)` in one scan would read every due job of its kinds to sort them.
+ * Each kind's head is locked while the statement runs, the one taken kept. */
+static const char TAKE_MAIL_SQL[] =
+    CLAIM_HEAD "(SELECT f.id FROM (" FIRST_DUE("'email'") ") f)" CLAIM_TAIL;
+static const char TAKE_OTHER_SQL[] =
+    CLAIM_HEAD "(SELECT c.id FROM unnest($2::text[]) AS k(kind) CROSS JOIN LATERAL "
+               "(" FIRST_DUE("k.kind") ") c ORDER BY c.run_at, c.id LIMIT 1)" CLAIM_TAIL;
 
 /* The settle statements: $1 the job, $2 the attempt the claim counted. A
  * row whose lease ran out and was claimed again has another count and is
@@ -194,11 +218,91 @@ static outcome run_email(const tk_config *cfg, PGresult *r, char *why, size_t wh
 typedef struct {
     tk_lua_vm *vm;
     int gen;
-    int failed_gen; /* the generation whose VM failed to load (logged once) */
+    int failed_gen;   /* the generation whose VM failed to load (logged once) */
+    time_t failed_at; /* CLOCK_MONOTONIC seconds of that failure: retried after LOAD_RETRY_S */
+    /* The kinds vm has handlers for, a text[] literal for the claim's $2
+     * ("{}": none, or no VM of the current generation); nkinds of them. */
+    char *kinds;
+    int nkinds;
 } job_vm;
 
-/* Makes sure jv holds a VM of the current generation. Returns 0, or a
- * TK_E* code with the reason in err. */
+#define LOAD_RETRY_S 5
+
+static time_t monotonic_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec;
+}
+
+/* Run in a pcall: leaves lib.jobs.kinds() as a text[] literal ({"a","b.c"})
+ * and its length. */
+static int call_kinds(lua_State *L)
+{
+    lua_settop(L, 0);
+    lua_getglobal(L, "require");    /* +1 */
+    lua_pushliteral(L, "lib.jobs"); /* +1 */
+    lua_call(L, 1, 1);              /* -2 +1 module */
+    lua_getfield(L, -1, "kinds");   /* +1 kinds */
+    lua_call(L, 0, 1);              /* -1 +1 list */
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b); /* uses the stack above the list */
+    luaL_addchar(&b, '{');
+    lua_Integer n = luaL_len(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        size_t len = 0;
+        const char *k = lua_tolstring(L, -1, &len);
+        if (k == NULL || len == 0)
+            return luaL_error(L, "lib.jobs.kinds(): entry %d is not a kind", (int)i);
+        char q[2 * 64 + 3], *w = q; /* kinds are at most 64 characters (jobs_kind_check) */
+        if (len > 64)
+            return luaL_error(L, "lib.jobs.kinds(): entry %d is too long", (int)i);
+        *w++ = '"';
+        for (size_t c = 0; c < len; c++) {
+            if (k[c] == '"' || k[c] == '\\')
+                *w++ = '\\';
+            *w++ = k[c];
+        }
+        *w++ = '"';
+        lua_pop(L, 1);
+        if (i > 1)
+            luaL_addchar(&b, ',');
+        luaL_addlstring(&b, q, (size_t)(w - q));
+    }
+    luaL_addchar(&b, '}');
+    luaL_pushresult(&b);
+    lua_pushinteger(L, n);
+    return 2;
+}
+
+/* Reads the kinds vm handles into jv (none when it cannot: logged). */
+static void job_vm_read_kinds(job_vm *jv, int gen)
+{
+    free(jv->kinds);
+    jv->kinds = NULL;
+    jv->nkinds = 0;
+    if (jv->vm == NULL)
+        return;
+    lua_State *L = tk_lua_vm_state(jv->vm);
+    tk_lua_vm_begin_request(jv->vm);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, call_kinds);
+    if (lua_pcall(L, 0, 2, 0) != LUA_OK) {
+        const char *e = lua_tostring(L, -1);
+        tk_log_error("jobs: cannot read the job kinds of generation %d: %s; no job but mail runs",
+                     gen, e ? e : "a Lua error");
+    } else if ((jv->kinds = strdup(lua_tostring(L, -2))) != NULL) {
+        jv->nkinds = (int)lua_tointeger(L, -1);
+        tk_log_info("jobs: generation %d handles %d job kind(s): %s", gen, jv->nkinds, jv->kinds);
+    }
+    lua_settop(L, 0);
+}
+
+/* Makes sure jv holds a VM of the current generation and its kinds.
+ * Returns 0, or a TK_E* code with the reason in err; then the lane claims
+ * nothing until it loads (tried again every LOAD_RETRY_S). */
 static int job_vm_current(tk_jobs *j, job_vm *jv, char *err, size_t errlen)
 {
     int gen = 0;
@@ -209,16 +313,30 @@ static int job_vm_current(tk_jobs *j, job_vm *jv, char *err, size_t errlen)
     }
     int rc = TK_OK;
     if (jv->vm == NULL || jv->gen != gen) {
+        if (jv->failed_gen == gen && monotonic_s() - jv->failed_at < LOAD_RETRY_S) {
+            tk_errf(err, errlen, "the scripts of generation %d did not load", gen);
+            tk_snapshot_free(snap);
+            return TK_ELUA;
+        }
         tk_lua_vm *vm = NULL;
         rc = tk_lua_vm_new_from(j->cfg, j->pool, TK_JOBS_LUA_WORKER, snap, &vm, err, errlen);
         if (rc == TK_OK) {
             tk_lua_vm_free(jv->vm);
             jv->vm = vm;
             jv->gen = gen;
-        } else if (jv->failed_gen != gen) {
+            jv->failed_gen = 0;
+            job_vm_read_kinds(jv, gen);
+        } else {
+            if (jv->failed_gen != gen)
+                tk_log_error("jobs: the scripts of generation %d did not load for the job "
+                             "runner: %s; no job but mail runs until they do",
+                             gen, err);
             jv->failed_gen = gen;
-            tk_log_error("jobs: the scripts of generation %d did not load for the job runner: %s",
-                         gen, err);
+            jv->failed_at = monotonic_s();
+            /* the old generation's VM is not used: its handlers are not the current ones */
+            free(jv->kinds);
+            jv->kinds = NULL;
+            jv->nkinds = 0;
         }
     }
     tk_snapshot_free(snap);
@@ -244,14 +362,13 @@ static int call_run(lua_State *L)
     return 2;
 }
 
-/* Runs a claimed job of a Lua kind. *unknown is set when no handler takes
- * the kind (an error: logged, counted, retried). */
-static outcome run_lua(tk_jobs *j, job_vm *jv, PGresult *job, int *unknown, char *why,
-                       size_t whylen)
+/* Runs a claimed job of a Lua kind in jv, the VM whose kinds claimed it
+ * (even if a reload made another generation current since). *unknown is set
+ * when no handler takes the kind after all (lib.jobs changed under it: an
+ * error, logged and retried). */
+static outcome run_lua(job_vm *jv, PGresult *job, int *unknown, char *why, size_t whylen)
 {
     *unknown = 0;
-    if (job_vm_current(j, jv, why, whylen) != TK_OK)
-        return OUTCOME_RETRY;
     lua_State *L = tk_lua_vm_state(jv->vm);
     tk_lua_vm_begin_request(jv->vm); /* a fresh instruction budget per job */
     lua_settop(L, 0);
@@ -282,10 +399,12 @@ static outcome run_lua(tk_jobs *j, job_vm *jv, PGresult *job, int *unknown, char
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* Claims one job with take_sql: 1 with *job set (the caller PQclears it), 0
- * if none was due, <0 on a database failure. The pool connection is held
- * for that one statement. */
-static int claim(const tk_config *cfg, tk_db_pool *pool, const char *take_sql, PGresult **job)
+/* Claims one job with take_sql (its $2: kinds, a text[] literal, or NULL
+ * for the mail lane's): 1 with *job set (the caller PQclears it), 0 if none
+ * was due, <0 on a database failure. The pool connection is held for that
+ * one statement. */
+static int claim(const tk_config *cfg, tk_db_pool *pool, const char *take_sql, const char *kinds,
+                 PGresult **job)
 {
     char err[512], lease[24];
     tk_db_conn *c = NULL;
@@ -293,8 +412,8 @@ static int claim(const tk_config *cfg, tk_db_pool *pool, const char *take_sql, P
     if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
         return TK_EUNAVAIL;
     snprintf(lease, sizeof lease, "%d", cfg->job_lease_ms);
-    const char *params[1] = {lease};
-    PGresult *r = tk_db_conn_exec(c, take_sql, 1, params, NULL);
+    const char *params[2] = {lease, kinds};
+    PGresult *r = tk_db_conn_exec(c, take_sql, kinds ? 2 : 1, params, NULL);
     tk_db_pool_release(pool, c);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
         tk_log_warn("jobs: cannot take a job: %s", r ? PQresultErrorMessage(r) : "connection lost");
@@ -371,7 +490,13 @@ static int run_one(lane *ln)
     tk_jobs *j = ln->jobs;
     const tk_config *cfg = j->cfg;
     PGresult *job = NULL;
-    int rc = claim(cfg, j->pool, ln->take_sql, &job);
+    job_vm *jv = ln->vm;
+    if (jv != NULL) {
+        char err[512];
+        if (job_vm_current(j, jv, err, sizeof err) != TK_OK || jv->nkinds == 0)
+            return 0; /* no kind to claim: every due job waits for another instance */
+    }
+    int rc = claim(cfg, j->pool, ln->take_sql, jv ? jv->kinds : NULL, &job);
     if (rc <= 0)
         return rc;
     const char *id = PQgetvalue(job, 0, COL_ID);
@@ -388,8 +513,8 @@ static int run_one(lane *ln)
         oc = OUTCOME_GIVE_UP;
     } else if (strcmp(kind, "email") == 0) {
         oc = run_email(cfg, job, why, sizeof why);
-    } else if (ln->vm != NULL) {
-        oc = run_lua(j, ln->vm, job, &unknown, why, sizeof why);
+    } else if (jv != NULL) {
+        oc = run_lua(jv, job, &unknown, why, sizeof why);
     } else {
         tk_errf(why, sizeof why, "job kind '%s' reached the mail lane", kind);
         oc = OUTCOME_RETRY;
@@ -408,33 +533,100 @@ static int run_one(lane *ln)
                                                          [OUTCOME_GIVE_UP] = TK_METRICS_JOB_FAILED,
                                                          [OUTCOME_CANCEL] =
                                                              TK_METRICS_JOB_CANCELLED};
-        if (unknown)
-            tk_metrics_job(TK_METRICS_JOB_UNKNOWN_KIND);
         tk_metrics_job(oc == OUTCOME_RETRY && last_attempt ? TK_METRICS_JOB_FAILED : counted[oc]);
     }
     PQclear(job);
     return rc != TK_OK ? rc : 1;
 }
 
-/* The backlog gauges (metrics.h), read by one lane every BACKLOG_EVERY_S:
- * both conditions are on jobs_pending_idx, so the count stays cheap however
- * many finished jobs the table keeps. */
+/* The backlog gauges (metrics.h), read by the other lane every
+ * BACKLOG_EVERY_S, per kind in one statement: the due count and the oldest
+ * due job over every kind, and taskapi_jobs_unhandled for the kinds this
+ * instance handles neither in the mail lane nor in its VM ($1, the claim's
+ * text[]). It reads jobs_pending_kind_idx alone (kind and run_at are in
+ * it; the status is its condition): cheap however many finished jobs the
+ * table keeps. */
 #define BACKLOG_EVERY_S 5
+#define MAX_UNHANDLED_KINDS 100 /* series of taskapi_jobs_unhandled; more are summed only */
 static const char BACKLOG_SQL[] =
-    "SELECT count(*), coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 "
-    "FROM jobs WHERE status = 'pending' AND run_at <= now()";
+    "SELECT kind, count(*), coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8, "
+    "kind = 'email' OR kind = ANY($1::text[]) "
+    "FROM jobs WHERE status = 'pending' AND run_at <= now() GROUP BY kind ORDER BY kind";
 
-static void read_backlog(tk_db_pool *pool)
+static int listed(char *const *list, int n, const char *s)
 {
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static void free_list(char **list, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* One warning per unhandled kind and generation. */
+static void warn_unhandled(lane *ln, const char *kind, long long due, int gen)
+{
+    if (ln->warned_gen != gen) {
+        free_list(ln->warned, ln->nwarned);
+        ln->warned = NULL;
+        ln->nwarned = 0;
+        ln->warned_gen = gen;
+    }
+    if (listed(ln->warned, ln->nwarned, kind))
+        return;
+    tk_log_warn("jobs: %lld due job(s) of kind '%s' wait: no handler here takes that kind "
+                "(jobs.handle); they run on an instance that has one (taskapi_jobs_unhandled)",
+                due, kind);
+    if (ln->nwarned == MAX_UNHANDLED_KINDS)
+        return;
+    if (ln->warned == NULL &&
+        (ln->warned = calloc(MAX_UNHANDLED_KINDS, sizeof *ln->warned)) == NULL)
+        return;
+    if ((ln->warned[ln->nwarned] = strdup(kind)) != NULL)
+        ln->nwarned++;
+}
+
+static void read_backlog(lane *ln)
+{
+    tk_jobs *j = ln->jobs;
+    const job_vm *jv = ln->vm;
     char err[256];
     tk_db_conn *c = NULL;
-    if (tk_db_pool_acquire(pool, 1000, &c, err, sizeof err) != TK_OK)
+    if (tk_db_pool_acquire(j->pool, 1000, &c, err, sizeof err) != TK_OK)
         return;
-    PGresult *r = tk_db_conn_exec(c, BACKLOG_SQL, 0, NULL, NULL);
-    if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        tk_metrics_job_backlog(atoll(PQgetvalue(r, 0, 0)), atof(PQgetvalue(r, 0, 1)));
+    const char *params[1] = {jv->kinds ? jv->kinds : "{}"};
+    PGresult *r = tk_db_conn_exec(c, BACKLOG_SQL, 1, params, NULL);
+    tk_db_pool_release(j->pool, c);
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return;
+    }
+    int rows = PQntuples(r), n = 0;
+    long long due = 0;
+    double oldest = 0;
+    const char *kinds[MAX_UNHANDLED_KINDS];
+    long long counts[MAX_UNHANDLED_KINDS];
+    for (int i = 0; i < rows; i++) {
+        long long k_due = atoll(PQgetvalue(r, i, 1));
+        double k_oldest = atof(PQgetvalue(r, i, 2));
+        due += k_due;
+        if (k_oldest > oldest)
+            oldest = k_oldest;
+        if (strcmp(PQgetvalue(r, i, 3), "t") == 0 || n == MAX_UNHANDLED_KINDS)
+            continue;
+        kinds[n] = PQgetvalue(r, i, 0);
+        counts[n] = k_due;
+        warn_unhandled(ln, kinds[n], k_due, jv->kinds ? jv->gen : -1);
+        n++;
+    }
+    tk_metrics_job_backlog(due, oldest);
+    tk_metrics_job_unhandled(kinds, counts, n);
     PQclear(r);
-    tk_db_pool_release(pool, c);
 }
 
 static void *lane_main(void *arg)
@@ -460,7 +652,7 @@ static void *lane_main(void *arg)
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             if (ln->backlog_read_at == 0 || now.tv_sec - ln->backlog_read_at >= BACKLOG_EVERY_S) {
-                read_backlog(j->pool);
+                read_backlog(ln);
                 ln->backlog_read_at = now.tv_sec;
             }
         }
@@ -554,9 +746,12 @@ void tk_jobs_stop(tk_jobs *j)
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     job_vm *jv = j->lanes[LANE_OTHER].vm;
-    if (jv != NULL)
+    if (jv != NULL) {
         tk_lua_vm_free(jv->vm);
+        free(jv->kinds);
+    }
     free(jv);
+    free_list(j->lanes[LANE_OTHER].warned, j->lanes[LANE_OTHER].nwarned);
     free(j);
     curl_global_cleanup();
 }

@@ -26,7 +26,9 @@ typedef struct tk_jobs tk_jobs;
 /* Starts the runner's two lanes (mail, everything else): two threads, each
  * taking a pool connection only to claim a job and to settle it. The other
  * lane runs Lua kinds in a VM of the generation current() gives, rebuilt
- * when it changes. Borrows cfg, pool and current_ud until tk_jobs_stop. */
+ * when it changes, and claims only the kinds that VM handles (jobs of other
+ * kinds are left to other instances, counted in taskapi_jobs_unhandled).
+ * Borrows cfg, pool and current_ud until tk_jobs_stop. */
 int tk_jobs_start(const tk_config *cfg, tk_db_pool *pool, tk_jobs_generation_fn current,
                   void *current_ud, tk_jobs **out) TK_WUR;
 

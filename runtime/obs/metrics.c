@@ -52,6 +52,40 @@ void tk_metrics_job_backlog(long long due, double oldest_due_seconds)
     pthread_mutex_unlock(&mu);
 }
 
+/* The last reading of tk_metrics_job_unhandled, under mu. */
+typedef struct {
+    char *kind;
+    long long due;
+} unhandled_kind;
+static unhandled_kind *unhandled;
+static int nunhandled;
+
+static void free_unhandled(unhandled_kind *u, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(u[i].kind);
+    free(u);
+}
+
+void tk_metrics_job_unhandled(const char *const *kinds, const long long *counts, int n)
+{
+    unhandled_kind *u = NULL;
+    int nu = 0;
+    if (n > 0 && (u = calloc((size_t)n, sizeof *u)) != NULL) {
+        for (int i = 0; i < n; i++) {
+            if ((u[nu].kind = strdup(kinds[i])) != NULL)
+                u[nu++].due = counts[i];
+        }
+    }
+    pthread_mutex_lock(&mu);
+    unhandled_kind *old = unhandled;
+    int nold = nunhandled;
+    unhandled = u;
+    nunhandled = nu;
+    pthread_mutex_unlock(&mu);
+    free_unhandled(old, nold);
+}
+
 static series *all;
 static int nall, capall;
 
@@ -259,9 +293,6 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "taskapi_jobs_total{outcome=\"retry\"} %lld\n"
         "taskapi_jobs_total{outcome=\"failed\"} %lld\n"
         "taskapi_jobs_total{outcome=\"cancelled\"} %lld\n"
-        "# HELP taskapi_jobs_unknown_kind_total Job attempts of a kind no Lua handler takes "
-        "(jobs.handle); each is also a retry or failed above.\n"
-        "# TYPE taskapi_jobs_unknown_kind_total counter\ntaskapi_jobs_unknown_kind_total %lld\n"
         "# HELP taskapi_jobs_due Pending jobs whose time has come (the backlog; the same "
         "table for every instance).\n"
         "# TYPE taskapi_jobs_due gauge\ntaskapi_jobs_due %lld\n"
@@ -269,8 +300,18 @@ char *tk_metrics_render(const tk_metrics_sources *src, size_t *len)
         "none).\n"
         "# TYPE taskapi_jobs_oldest_due_seconds gauge\ntaskapi_jobs_oldest_due_seconds %.3f\n",
         jc[TK_METRICS_JOB_DONE], jc[TK_METRICS_JOB_RETRY], jc[TK_METRICS_JOB_FAILED],
-        jc[TK_METRICS_JOB_CANCELLED], jc[TK_METRICS_JOB_UNKNOWN_KIND],
-        __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
+        jc[TK_METRICS_JOB_CANCELLED], __atomic_load_n(&job_due, __ATOMIC_RELAXED), oldest);
+    tk_text_put(&o, "# HELP taskapi_jobs_unhandled Due pending jobs of a kind no handler of this "
+                    "instance takes (jobs.handle), by kind: they wait for an instance that has "
+                    "one.\n"
+                    "# TYPE taskapi_jobs_unhandled gauge\n");
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nunhandled; i++) {
+        tk_text_put(&o, "taskapi_jobs_unhandled{kind=\"");
+        tk_text_escaped(&o, unhandled[i].kind, 1);
+        tk_text_put(&o, "\"} %lld\n", unhandled[i].due);
+    }
+    pthread_mutex_unlock(&mu);
     tk_smetrics_render_into(&o); /* tk.metrics: the scripts' and plugins' own */
     return tk_text_take(&o, len);
 }
@@ -285,6 +326,9 @@ void tk_metrics_cleanup(void)
     free(all);
     all = NULL;
     nall = capall = 0;
+    free_unhandled(unhandled, nunhandled);
+    unhandled = NULL;
+    nunhandled = 0;
     pthread_mutex_unlock(&mu);
     tk_smetrics_cleanup();
 }

@@ -36,7 +36,6 @@ typedef enum {
     TK_METRICS_JOB_RETRY,
     TK_METRICS_JOB_FAILED,
     TK_METRICS_JOB_CANCELLED,
-    TK_METRICS_JOB_UNKNOWN_KIND, /* besides its outcome: no Lua handler took the kind */
     TK_METRICS_JOB_N
 } tk_metrics_job_outcome;
 
@@ -46,6 +45,13 @@ void tk_metrics_job(tk_metrics_job_outcome what);
  * jobs already due, and the age in seconds of the oldest of them (0 when
  * none). Shared by every instance: all of them report the same table. */
 void tk_metrics_job_backlog(long long due, double oldest_due_seconds);
+
+/* Due pending jobs of kinds this instance's job runner has no handler for
+ * (it does not claim them; they wait for an instance that has one), as the
+ * runner last read them: `n` kinds with their counts, copied. The previous
+ * reading is replaced whole (a kind handled again, or run by another
+ * instance, drops out). */
+void tk_metrics_job_unhandled(const char *const *kinds, const long long *counts, int n);
 
 typedef struct {
     int pool_size, pool_in_use, pool_idle, pool_waiting;

@@ -13,6 +13,13 @@
 --     local res = http.post(url, { body = ..., headers = {...} })
 --     if not res.ok then return jobs.retry(res.error) end  -- or error(...)
 --   end)                                                  -- nothing: done
+--
+-- The runner claims only jobs of the kinds its VM has a handler for
+-- (jobs.kinds, read again at every reload): a job of a kind this instance
+-- does not handle (its plugin is enabled on another instance only, or not
+-- yet deployed here) stays pending, its attempts untouched, until an
+-- instance that handles it runs it; meanwhile it is counted in
+-- taskapi_jobs_unhandled{kind} and logged once per kind.
 local json = require "lib.json"
 local db = require "lib.db"
 local log = require "tk.log"
@@ -73,7 +80,8 @@ function M.handle(kind, fn)
   handlers[kind] = fn
 end
 
---- The kinds with a handler in this VM (sorted), for status and tests.
+--- The kinds with a handler in this VM (sorted): the job runner claims
+--- jobs of these kinds only (runtime/jobs/runner.c).
 function M.kinds()
   local out = {}
   for k in pairs(handlers) do
@@ -114,7 +122,9 @@ local function traceback(e)
 end
 
 --- Called by the C runner (jobs/runner.c) for one claimed job: returns the
---- outcome ("done", "retry", "give_up", "cancel", "unknown") and a reason.
+--- outcome ("done", "retry", "give_up", "cancel") and a reason; "unknown"
+--- only if the handler went away after the runner read jobs.kinds() (the
+--- runner logs it and retries).
 --- A handler that raises is a retry whose reason is its error (file:line).
 function M.run(kind, payload_json, id, attempt, max_attempts)
   local fn = handlers[kind]

@@ -72,14 +72,22 @@ describe("ops kit (docker/prometheus, docker/grafana)", function()
   end)
 
   it("every series the alerts and the dashboard query exists on /metrics", function()
-    -- a request and a finished job make the per-route and job series appear
+    -- a request and a finished job make the per-route and job series appear;
+    -- a due job of a kind nobody handles, taskapi_jobs_unhandled (read every 5 s)
     h.expect_status(h.call("GET", "/health/live"), 200)
+    local id = h.psql("INSERT INTO jobs (kind, payload) VALUES ('ops_kit.nobody', '{}') "
+      .. "RETURNING id")
+    local text = E.wait_for(20, function()
+      local t = scrape()
+      return t:find('\ntaskapi_jobs_unhandled{kind="ops_kit.nobody"} ', 1, true) and t or nil
+    end)
+    h.psql("DELETE FROM jobs WHERE id = " .. id)
+    assert.is_string(text, "taskapi_jobs_unhandled never showed the kind")
     local wanted = names_in(read(ALERTS), {})
     for _, q in ipairs(dashboard_exprs()) do
       names_in(q.expr, wanted)
     end
     names_in(read(ALERT_TESTS), wanted)
-    local text = scrape()
     local missing, n = {}, 0
     for name in pairs(wanted) do
       n = n + 1
