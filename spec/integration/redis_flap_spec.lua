@@ -10,29 +10,13 @@
 -- kills hard and starts again on the same port. Pending without
 -- redis-server on PATH.
 local cjson = require "cjson"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
 local rel = require "spec.integration.support.rel_server"
 local ws = require "spec.integration.support.rawws"
 
 local quote = rel.quote
 
---- POST to server s with an optional bearer token; returns status, body.
-local function post(s, path, body, token)
-  local payload = cjson.encode(body)
-  local chunks = {}
-  local headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#payload) }
-  if token then
-    headers.authorization = "Bearer " .. token
-  end
-  local _, status = http.request({
-    url = s.url .. path, method = "POST", headers = headers,
-    source = ltn12.source.string(payload), sink = ltn12.sink.table(chunks),
-  })
-  local ok, decoded = pcall(cjson.decode, table.concat(chunks))
-  return status, ok and decoded or nil
-end
+local post = rel.post
 
 -- A redis-server of the spec's own: start() on a fixed port, kill() hard.
 local function private_redis()

@@ -5,8 +5,6 @@
 -- from one address, token expiry and password changes. The spec owns its
 -- server (support/rel_server.lua) so that the limits can be set small.
 local cjson = require "cjson"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
 local h = require "spec.integration.helper"
 local rel = require "spec.integration.support.rel_server"
@@ -20,21 +18,7 @@ local LIMITS = {
 
 local counter = 0
 
---- POST to server s with an optional bearer token; returns status, body.
-local function post(s, path, body, token)
-  local payload = cjson.encode(body)
-  local chunks = {}
-  local headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#payload) }
-  if token then
-    headers.authorization = "Bearer " .. token
-  end
-  local _, status = http.request({
-    url = s.url .. path, method = "POST", headers = headers,
-    source = ltn12.source.string(payload), sink = ltn12.sink.table(chunks),
-  })
-  local ok, decoded = pcall(cjson.decode, table.concat(chunks))
-  return status, ok and decoded or nil
-end
+local post = rel.post
 
 --- A new user on server s: {email, password, id, token}.
 local function session(s)

@@ -88,6 +88,23 @@ local function binary()
 end
 M.binary = binary
 
+--- POST of a JSON body to server s (anything with .url) with an optional
+--- bearer token; returns the status and the decoded body (nil if not JSON).
+function M.post(s, path, body, token)
+  local payload = cjson.encode(body)
+  local chunks = {}
+  local headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#payload) }
+  if token then
+    headers.authorization = "Bearer " .. token
+  end
+  local _, status = http.request({
+    url = s.url .. path, method = "POST", headers = headers,
+    source = ltn12.source.string(payload), sink = ltn12.sink.table(chunks),
+  })
+  local ok, decoded = pcall(cjson.decode, table.concat(chunks))
+  return status, ok and decoded or nil
+end
+
 local Server = {}
 Server.__index = Server
 
