@@ -3,6 +3,7 @@
  * The time claims (exp, iat, nbf) and the shape of sub (a UUID) are checked
  * here; revocation (denylist), the user and roles are left to callers. */
 #include "auth/auth.h"
+#include "b64url.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -248,46 +249,6 @@ static const key *key_find(const char *kid)
  * "kid" exactly once. What libjwt later makes of it is cross-checked against
  * this. */
 
-static int b64url_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes unpadded base64url; returns the length or -1. out holds n*3/4. */
-static long b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-    unsigned long acc = 0;
-    int bits = 0;
-    long len = 0;
-
-    if (n % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6 | (unsigned long)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[len++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if ((acc & ((1ul << bits) - 1)) != 0)
-        return -1; /* non-canonical trailing bits */
-    return len;
-}
-
 /* Reads the decoded header: a flat JSON object (every member a scalar, no
  * key twice) with "alg" and "kid" strings. libjansson refuses what is not
  * RFC 8259 JSON (trailing bytes, invalid UTF-8, lone surrogates, "\u0000");
@@ -339,7 +300,7 @@ static int head_kid(const char *token, char kid[KID_MAX + 1])
             if (ndots == 2)
                 return -1;
             dot[ndots++] = token + i;
-        } else if (b64url_val((unsigned char)token[i]) < 0) {
+        } else if (tk_b64url_value((unsigned char)token[i]) < 0) {
             return -1;
         }
     }
@@ -348,7 +309,7 @@ static int head_kid(const char *token, char kid[KID_MAX + 1])
         return -1;
     if ((size_t)(dot[0] - token) > HEAD_MAX)
         return -1;
-    jlen = b64url_decode(token, (size_t)(dot[0] - token), json);
+    jlen = tk_b64url_decode(token, (size_t)(dot[0] - token), json, 1);
     if (jlen <= 0)
         return -1;
     if (head_parse((const char *)json, (size_t)jlen, alg, sizeof(alg), kid, KID_MAX + 1) != 0)

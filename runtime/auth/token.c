@@ -2,6 +2,7 @@
  * (OpenSSL EVP) and constant-time comparison. Storage of tokens (hashed) is
  * the database layer's business. */
 #include "auth/auth.h"
+#include "b64url.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -10,7 +11,6 @@
 
 #define TOKEN_BYTES 32
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char hexdig[] = "0123456789abcdef";
 
 int tk_auth_random_bytes(void *buf, size_t n)
@@ -32,31 +32,6 @@ int tk_auth_random_bytes(void *buf, size_t n)
     return 0;
 }
 
-/* Encodes n bytes as unpadded base64url into out (room for 4*ceil(n/3)+1). */
-static void b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t i = 0;
-
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        *out++ = b64url[v >> 18 & 63];
-        *out++ = b64url[v >> 12 & 63];
-        *out++ = b64url[v >> 6 & 63];
-        *out++ = b64url[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        *out++ = b64url[v >> 18 & 63];
-        *out++ = b64url[v >> 12 & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        *out++ = b64url[v >> 18 & 63];
-        *out++ = b64url[v >> 12 & 63];
-        *out++ = b64url[v >> 6 & 63];
-    }
-    *out = '\0';
-}
-
 int tk_auth_random_token(char *out, size_t outlen)
 {
     unsigned char raw[TOKEN_BYTES];
@@ -67,7 +42,7 @@ int tk_auth_random_token(char *out, size_t outlen)
     rc = tk_auth_random_bytes(raw, sizeof(raw));
     if (rc != 0)
         goto fail;
-    b64url_encode(raw, sizeof(raw), out);
+    out[tk_b64url_encode(raw, sizeof(raw), out)] = '\0';
 fail:
     explicit_bzero(raw, sizeof(raw));
     return rc;

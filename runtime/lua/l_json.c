@@ -23,6 +23,7 @@
  * would first build a json_t tree: one allocation per value). Measured in
  * bench/README.md "JSON". */
 #include "lua/l_json.h"
+#include "b64url.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -460,43 +461,15 @@ static int l_shape(lua_State *L)
 
 /* ---- base64url (the cursors of lib.cursor) ----------------------------------- */
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* json.b64url_encode(s) -> s in base64url without padding */
 static int l_b64url_encode(lua_State *L)
 {
     size_t n;
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
     luaL_Buffer b;
-    char *out = luaL_buffinitsize(L, &b, (n + 2) / 3 * 4);
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i > 0) {
-        unsigned v = (unsigned)s[i] << 16 | (n - i > 1 ? (unsigned)s[i + 1] << 8 : 0);
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[v >> 12 & 63];
-        if (n - i > 1)
-            out[o++] = B64URL[v >> 6 & 63];
-    }
-    luaL_pushresultsize(&b, o);
+    char *out = luaL_buffinitsize(L, &b, TK_B64URL_ENCODED_LEN(n));
+    luaL_pushresultsize(&b, tk_b64url_encode(s, n, out));
     return 1;
-}
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
 /* json.b64url_decode(s) -> bytes | nil for a length that cannot be base64
@@ -505,30 +478,15 @@ static int b64url_value(unsigned char c)
 static int l_b64url_decode(lua_State *L)
 {
     size_t n;
-    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-    if (n % 4 == 1) {
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 2);
+    long len = tk_b64url_decode(s, n, out, 0);
+    if (len < 0) {
         lua_pushnil(L);
         return 1;
     }
-    luaL_Buffer b;
-    char *out = luaL_buffinitsize(L, &b, n / 4 * 3 + 2);
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(s[i]);
-        if (v < 0) {
-            lua_pushnil(L);
-            return 1;
-        }
-        acc = (acc << 6 | (unsigned)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)(acc >> bits & 255);
-        }
-    }
-    luaL_pushresultsize(&b, o);
+    luaL_pushresultsize(&b, (size_t)len);
     return 1;
 }
 
